@@ -1,0 +1,102 @@
+/**
+ * The pipe document: the one JSON value the commands hand along a pipeline. Its schema is
+ * schema/document.schema.json; these types mirror it. Each command owns one section.
+ */
+
+export const DOCUMENT_VERSION = 1;
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  urls?: string[];
+  annotations?: Record<string, string>;
+  platform?: Platform;
+}
+
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+/** image-spec config.md, the parts the toolkit reads. */
+export interface ImageConfig {
+  created?: string;
+  architecture?: string;
+  os?: string;
+  variant?: string;
+  config?: {
+    User?: string;
+    ExposedPorts?: Record<string, object>;
+    Env?: string[];
+    Entrypoint?: string[] | null;
+    Cmd?: string[] | null;
+    Volumes?: Record<string, object>;
+    WorkingDir?: string;
+    Labels?: Record<string, string>;
+    StopSignal?: string;
+  };
+  rootfs: { type: 'layers'; diff_ids: string[] };
+  history?: unknown[];
+}
+
+export interface LayerDescriptor extends Descriptor {
+  diffID: string;
+}
+
+export interface ImageSection {
+  source?: string;
+  reference: string;
+  digest: string;
+  store: string;
+  layout: 'oci' | 'dir';
+  manifest: Descriptor;
+  configDigest?: string;
+  config: ImageConfig;
+  layers: LayerDescriptor[];
+  platform: Platform;
+}
+
+export interface SkippedEntry {
+  path: string;
+  reason: string;
+}
+
+export interface RootfsSection {
+  mode: 'flat' | 'layers';
+  path?: string;
+  layers?: string[];
+  config?: ImageConfig;
+  skipped?: SkippedEntry[];
+  [extra: string]: unknown;
+}
+
+export interface MountSection {
+  target: string;
+  lower: string[];
+  upper?: string;
+  work?: string;
+  driver: 'overlay' | 'fuse-overlayfs';
+  options?: string;
+  [extra: string]: unknown;
+}
+
+export interface BundleSection {
+  path: string;
+  [extra: string]: unknown;
+}
+
+export interface PipeDocument {
+  documentVersion: typeof DOCUMENT_VERSION;
+  image?: ImageSection;
+  rootfs?: RootfsSection;
+  mount?: MountSection;
+  bundle?: BundleSection;
+  [section: string]: unknown;
+}
+
+/** A new document, or the piped one, with `section` set; every other section passes through. */
+export function withSection<K extends string, V>(doc: PipeDocument | undefined, key: K, value: V): PipeDocument {
+  return { ...(doc ?? { documentVersion: DOCUMENT_VERSION }), [key]: value } as PipeDocument;
+}

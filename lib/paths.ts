@@ -1,0 +1,21 @@
+/**
+ * Where the toolkit keeps things by default. Per-user (XDG), so the same commands work for
+ * root and for a rootless user without touching a root-only path.
+ */
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export function dataHome(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.XDG_DATA_HOME && env.XDG_DATA_HOME.startsWith('/')) return env.XDG_DATA_HOME;
+  return join(env.HOME || homedir(), '.local', 'share');
+}
+
+/** The shared OCI image layout: $CONTAINER_PARTS_STORE, else $XDG_DATA_HOME/container-parts/store. */
+export function defaultStorePath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CONTAINER_PARTS_STORE) return resolve(env.CONTAINER_PARTS_STORE);
+  return join(dataHome(env), 'container-parts', 'store');
+}
+
+export function resolveStorePath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return flag ? resolve(flag) : defaultStorePath(env);
+}

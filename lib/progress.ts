@@ -1,0 +1,112 @@
+/**
+ * Per-item progress on stderr: a live display on a terminal, one line per event for CI logs
+ * (--progress=plain), nothing in a pipe. img-fetch reports blobs, img-unpack layers.
+ */
+export type ProgressMode = 'auto' | 'plain' | 'none';
+
+export interface ItemProgress {
+  add(bytes: number): void;
+  done(note?: string): void;
+}
+
+export interface Progress {
+  item(label: string, total?: number): ItemProgress;
+  finish(): void;
+}
+
+export function createProgress(mode: ProgressMode, stderr: NodeJS.WritableStream & { isTTY?: boolean }, quiet: boolean): Progress {
+  if (quiet || mode === 'none' || (mode === 'auto' && !stderr.isTTY)) return SILENT;
+  return mode === 'plain' ? new PlainProgress(stderr) : new TerminalProgress(stderr);
+}
+
+const SILENT: Progress = { item: () => ({ add() {}, done() {} }), finish() {} };
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+function rate(bytes: number, startedAt: number): string {
+  const seconds = Math.max((Date.now() - startedAt) / 1000, 0.001);
+  return `${formatBytes(bytes / seconds)}/s`;
+}
+
+class PlainProgress implements Progress {
+  constructor(private readonly out: NodeJS.WritableStream) {}
+  item(label: string, total?: number): ItemProgress {
+    const startedAt = Date.now();
+    let bytes = 0;
+    this.out.write(`${label}: start${total !== undefined ? ` (${formatBytes(total)})` : ''}\n`);
+    return {
+      add: (n) => {
+        bytes += n;
+      },
+      done: (note) => {
+        this.out.write(`${label}: ${note ?? `done, ${formatBytes(bytes)} in ${((Date.now() - startedAt) / 1000).toFixed(2)} s (${rate(bytes, startedAt)})`}\n`);
+      },
+    };
+  }
+  finish(): void {}
+}
+
+interface Row {
+  label: string;
+  total?: number;
+  bytes: number;
+  startedAt: number;
+  note?: string;
+}
+
+/** Redraws one line per item in place, at most ten times a second. */
+class TerminalProgress implements Progress {
+  private readonly rows: Row[] = [];
+  private drawn = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly out: NodeJS.WritableStream) {}
+
+  item(label: string, total?: number): ItemProgress {
+    const row: Row = { label, total, bytes: 0, startedAt: Date.now() };
+    this.rows.push(row);
+    this.schedule();
+    return {
+      add: (n) => {
+        row.bytes += n;
+        this.schedule();
+      },
+      done: (note) => {
+        row.note = note ?? `done ${formatBytes(row.bytes)} (${rate(row.bytes, row.startedAt)})`;
+        this.schedule();
+      },
+    };
+  }
+
+  finish(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.draw();
+  }
+
+  private schedule(): void {
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.draw();
+    }, 100);
+  }
+
+  private draw(): void {
+    let text = this.drawn > 0 ? `\x1b[${this.drawn}A` : '';
+    for (const row of this.rows) {
+      const status = row.note ?? `${formatBytes(row.bytes)}${row.total ? ` / ${formatBytes(row.total)}` : ''} ${rate(row.bytes, row.startedAt)}`;
+      text += `\x1b[2K${row.label}  ${status}\n`;
+    }
+    this.drawn = this.rows.length;
+    this.out.write(text);
+  }
+}

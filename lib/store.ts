@@ -1,0 +1,326 @@
+/**
+ * The content-addressed store: an OCI image layout (oci-layout, index.json, blobs/sha256/…)
+ * shared by every image, each named in index.json by its full reference, so skopeo
+ * (`oci:STORE:REF`) and umoci (`--image STORE:REF`) read it. Like umoci's oci/cas: blobs are
+ * written whole and verified, or not at all; a missing blob is a NotFoundError.
+ */
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { once } from 'node:events';
+import { digestHex, digestOf } from './digest.js';
+import { DigestMismatchError, NotFoundError, UnsupportedError } from './errors.js';
+import type { Descriptor } from './document.js';
+
+export const MEDIA_TYPES = {
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociConfig: 'application/vnd.oci.image.config.v1+json',
+  ociLayer: 'application/vnd.oci.image.layer.v1.tar',
+  ociLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  ociLayerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  dockerConfig: 'application/vnd.docker.container.image.v1+json',
+  dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  dockerSchema1: 'application/vnd.docker.distribution.manifest.v1+json',
+  dockerSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
+} as const;
+
+export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
+
+export interface ImageIndex {
+  schemaVersion: 2;
+  mediaType?: string;
+  manifests: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+export interface ImageManifest {
+  schemaVersion: 2;
+  mediaType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+/** Where a blob is being written: hashed as it grows, committed under its digest only when whole. */
+export class BlobWriter {
+  private hash: Hash = createHash('sha256');
+  private file: WriteStream | undefined;
+  written = 0;
+
+  constructor(readonly expected: { digest: string; size?: number }, readonly tempPath: string, private readonly finalPath: string) {}
+
+  async write(chunk: Buffer): Promise<void> {
+    this.file ??= createWriteStream(this.tempPath, { flags: this.written === 0 ? 'w' : 'a' });
+    this.hash.update(chunk);
+    this.written += chunk.length;
+    if (this.expected.size !== undefined && this.written > this.expected.size) {
+      throw new DigestMismatchError(`blob ${this.expected.digest}: more than the expected ${this.expected.size} bytes`);
+    }
+    if (!this.file.write(chunk)) await once(this.file, 'drain');
+  }
+
+  /** Start over (the server ignored a Range request). */
+  async restart(): Promise<void> {
+    await this.closeFile();
+    this.hash = createHash('sha256');
+    this.written = 0;
+  }
+
+  /** Verifies size and digest, then moves the blob into place; on a mismatch nothing is left. */
+  async commit(): Promise<void> {
+    await this.closeFile();
+    const actual = `sha256:${this.hash.digest('hex')}`;
+    if (this.expected.size !== undefined && this.written !== this.expected.size) {
+      await this.abort();
+      throw new DigestMismatchError(`blob ${this.expected.digest}: got ${this.written} bytes, expected ${this.expected.size}`);
+    }
+    if (actual !== this.expected.digest) {
+      await this.abort();
+      throw new DigestMismatchError(`blob ${this.expected.digest}: content has digest ${actual}`);
+    }
+    if (this.written === 0) await writeFile(this.tempPath, '');
+    await rename(this.tempPath, this.finalPath);
+  }
+
+  async abort(): Promise<void> {
+    await this.closeFile();
+    await rm(this.tempPath, { force: true });
+  }
+
+  private async closeFile(): Promise<void> {
+    if (!this.file) return;
+    const file = this.file;
+    this.file = undefined;
+    file.end();
+    await once(file, 'close');
+  }
+}
+
+export class OciLayout {
+  private constructor(readonly root: string) {}
+
+  /** Opens the layout at `root`, creating it when asked to (and refusing a directory that is something else). */
+  static async open(root: string, options: { create?: boolean } = {}): Promise<OciLayout> {
+    const layoutFile = join(root, 'oci-layout');
+    try {
+      const layout = JSON.parse(await readFile(layoutFile, 'utf8'));
+      if (layout.imageLayoutVersion !== '1.0.0') throw new UnsupportedError(`${root}: unsupported imageLayoutVersion ${JSON.stringify(layout.imageLayoutVersion)}`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        if (err instanceof SyntaxError) throw new UnsupportedError(`${layoutFile}: not valid JSON`);
+        throw err;
+      }
+      if (!options.create) throw new NotFoundError(`${root}: not an OCI image layout (no oci-layout file)`);
+      await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
+      await writeFile(layoutFile, `${JSON.stringify({ imageLayoutVersion: '1.0.0' })}\n`);
+      await writeFileAtomic(join(root, 'index.json'), `${JSON.stringify({ schemaVersion: 2, manifests: [] })}\n`, { onlyIfMissing: true });
+    }
+    return new OciLayout(root);
+  }
+
+  blobPath(digest: string): string {
+    return join(this.root, 'blobs', 'sha256', digestHex(digest));
+  }
+
+  async hasBlob(digest: string, size?: number): Promise<boolean> {
+    try {
+      const info = await stat(this.blobPath(digest));
+      return size === undefined || info.size === size;
+    } catch {
+      return false;
+    }
+  }
+
+  async readBlob(digest: string): Promise<Buffer> {
+    try {
+      return await readFile(this.blobPath(digest));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`blob ${digest} is not in the store ${this.root}`);
+      throw err;
+    }
+  }
+
+  /** Reads a blob and checks it against its digest: the store may have been edited behind our back. */
+  async readVerifiedBlob(descriptor: { digest: string; size?: number }): Promise<Buffer> {
+    const data = await this.readBlob(descriptor.digest);
+    const actual = digestOf(data);
+    if (actual !== descriptor.digest || (descriptor.size !== undefined && data.length !== descriptor.size)) {
+      throw new DigestMismatchError(`blob ${descriptor.digest} in ${this.root} is corrupt (content has digest ${actual})`);
+    }
+    return data;
+  }
+
+  async readJson<T>(descriptor: { digest: string; size?: number }): Promise<T> {
+    return JSON.parse((await this.readVerifiedBlob(descriptor)).toString('utf8')) as T;
+  }
+
+  openBlob(digest: string): NodeJS.ReadableStream {
+    return createReadStream(this.blobPath(digest), { highWaterMark: 1 << 20 });
+  }
+
+  /** A writer for a blob; its temp file lives in the layout so the final rename stays on one filesystem. */
+  async blobWriter(expected: { digest: string; size?: number }): Promise<BlobWriter> {
+    const finalPath = this.blobPath(expected.digest);
+    const partial = join(this.root, '.partial');
+    await mkdir(partial, { recursive: true });
+    return new BlobWriter(expected, join(partial, `${digestHex(expected.digest)}.${randomBytes(4).toString('hex')}`), finalPath);
+  }
+
+  /** Stores a blob from a stream; verified before it is visible. */
+  async putBlob(source: AsyncIterable<Buffer>, expected: { digest: string; size?: number }): Promise<void> {
+    if (await this.hasBlob(expected.digest, expected.size)) return;
+    const writer = await this.blobWriter(expected);
+    try {
+      for await (const chunk of source) await writer.write(chunk);
+      await writer.commit();
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+  }
+
+  /** Stores bytes whose digest we compute (manifests and configs we write ourselves). */
+  async putBytes(data: Buffer, mediaType: string): Promise<Descriptor> {
+    const digest = digestOf(data);
+    if (!(await this.hasBlob(digest, data.length))) {
+      const writer = await this.blobWriter({ digest, size: data.length });
+      await writer.write(data);
+      await writer.commit();
+    }
+    return { mediaType, digest, size: data.length };
+  }
+
+  async readIndex(): Promise<ImageIndex> {
+    try {
+      return JSON.parse(await readFile(join(this.root, 'index.json'), 'utf8')) as ImageIndex;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`${this.root}: no index.json`);
+      if (err instanceof SyntaxError) throw new UnsupportedError(`${join(this.root, 'index.json')}: not valid JSON`);
+      throw err;
+    }
+  }
+
+  /** The descriptor index.json names `name`, or NotFoundError listing what is there. */
+  async resolve(name: string | undefined): Promise<Descriptor> {
+    const index = await this.readIndex();
+    if (name === undefined) {
+      if (index.manifests.length === 1) return index.manifests[0] as Descriptor;
+      throw new NotFoundError(`${this.root}: ${index.manifests.length} images in the layout; name one (${describeNames(index)})`);
+    }
+    const found = index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] === name);
+    if (found.length === 0) throw new NotFoundError(`${this.root}: no image named "${name}" (${describeNames(index)})`);
+    return found[found.length - 1] as Descriptor;
+  }
+
+  /** Names `descriptor` as `name` in index.json, replacing what had that name (like skopeo's oci: destination). */
+  async tag(name: string, descriptor: Descriptor): Promise<void> {
+    await withLock(join(this.root, 'index.json.lock'), async () => {
+      const index = await this.readIndex();
+      const entry: Descriptor = {
+        mediaType: descriptor.mediaType,
+        digest: descriptor.digest,
+        size: descriptor.size,
+        annotations: { ...(descriptor.annotations ?? {}), [REF_NAME_ANNOTATION]: name },
+      };
+      if (descriptor.platform) entry.platform = descriptor.platform;
+      index.manifests = index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] !== name).concat(entry);
+      await writeFileAtomic(join(this.root, 'index.json'), `${JSON.stringify(index)}\n`);
+    });
+  }
+
+  /** Directories the toolkit keeps beside the layout (unpacked layers, containers); OCI readers ignore them. */
+  areaPath(...parts: string[]): string {
+    return join(this.root, ...parts);
+  }
+}
+
+function describeNames(index: ImageIndex): string {
+  const names = index.manifests.map((m) => m.annotations?.[REF_NAME_ANNOTATION]).filter((n): n is string => !!n);
+  return names.length ? `it has: ${names.join(', ')}` : 'it names no images';
+}
+
+/** Write to a temp file and rename, so readers never see half a file. */
+export async function writeFileAtomic(path: string, data: string | Buffer, options: { onlyIfMissing?: boolean } = {}): Promise<void> {
+  const temp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
+  await writeFile(temp, data);
+  if (options.onlyIfMissing) {
+    try {
+      await stat(path);
+      await rm(temp, { force: true });
+      return;
+    } catch {
+      // not there: fall through and create it
+    }
+  }
+  await rename(temp, path);
+}
+
+/** A lock file for read-modify-write of index.json by concurrent commands; a dead holder's lock is taken over. */
+async function withLock<T>(lockPath: string, fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const handle = await open(lockPath, 'wx');
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number(await readFile(lockPath, 'utf8').catch(() => ''));
+      if (!holder || !processAlive(holder) || attempt > 200) await rm(lockPath, { force: true });
+      else await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lockPath, { force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * skopeo's `dir:` layout (seed 000): one image, blobs named by their hex digest, the manifest
+ * as manifest.json and a version file. Written the way skopeo writes it so skopeo reads it back.
+ */
+export class DirLayout {
+  private constructor(readonly root: string) {}
+
+  static async create(root: string): Promise<DirLayout> {
+    await mkdir(root, { recursive: true });
+    await writeFile(join(root, 'version'), 'Directory Transport Version: 1.1\n');
+    return new DirLayout(root);
+  }
+
+  blobPath(digest: string): string {
+    return join(this.root, digestHex(digest));
+  }
+
+  async hasBlob(digest: string, size?: number): Promise<boolean> {
+    try {
+      const info = await stat(this.blobPath(digest));
+      return size === undefined || info.size === size;
+    } catch {
+      return false;
+    }
+  }
+
+  async blobWriter(expected: { digest: string; size?: number }): Promise<BlobWriter> {
+    return new BlobWriter(expected, join(this.root, `.${digestHex(expected.digest)}.${randomBytes(4).toString('hex')}.partial`), this.blobPath(expected.digest));
+  }
+
+  async writeManifest(body: Buffer): Promise<void> {
+    await writeFileAtomic(join(this.root, 'manifest.json'), body);
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * A real registry (Debian's docker-registry) for a test, started with scripts/registry.sh on
+ * 127.0.0.1 and a free port, and stopped by `stop()` — call it from `after()`.
+ */
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { mustExec } from './exec.js';
+import { SCRIPTS, tempDir } from './paths.js';
+
+export interface TestRegistry {
+  port: number;
+  host: string;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export async function startRegistry(options: { htpasswd?: string; token?: { realm: string; issuer: string; certFile: string }; port?: number } = {}): Promise<TestRegistry> {
+  const dir = await tempDir('cp-registry-');
+  const port = options.port ?? (await freePort());
+  const args = ['start', dir.path, String(port)];
+  if (options.htpasswd) args.push('--htpasswd', options.htpasswd);
+  if (options.token) args.push('--token', `${options.token.realm},${options.token.issuer},${options.token.certFile}`);
+  await mustExec(join(SCRIPTS, 'registry.sh'), args);
+  return {
+    port,
+    host: `127.0.0.1:${port}`,
+    dir: dir.path,
+    async stop() {
+      await mustExec(join(SCRIPTS, 'registry.sh'), ['stop', dir.path]);
+      await dir.cleanup();
+    },
+  };
+}
+
+/** Builds the lab busybox image and pushes it to each destination (skopeo copy syntax). */
+export async function pushBusybox(workDir: string, destinations: string[], env: NodeJS.ProcessEnv = {}): Promise<void> {
+  await mustExec(join(SCRIPTS, 'build-busybox-image.sh'), [workDir, ...destinations], { env });
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+/** img-fetch: pull an image into the content-addressed store (like `skopeo copy`, `crane pull`). */
+import { defineCommand, isMainModule, main, withProgress, withStore, withTlsVerify } from '../lib/cli.js';
+import { parseCredsFlag } from '../lib/auth.js';
+import { withSection } from '../lib/document.js';
+import { UsageError } from '../lib/errors.js';
+import { explainFetch } from '../lib/explain.js';
+import { fetchImage } from '../lib/fetch.js';
+import { parsePlatform } from '../lib/manifest.js';
+import { resolveStorePath } from '../lib/paths.js';
+import { createProgress } from '../lib/progress.js';
+import { parseSource } from '../lib/reference.js';
+
+export const imgFetch = defineCommand({
+  name: 'img-fetch',
+  purpose: 'Pull an image (manifest, config, layers) from a registry, an OCI layout or a docker save archive into a local content-addressed store, verifying every blob.',
+  usage: '$0 [options] SOURCE\n\nSOURCE: docker://HOST/REPO[:TAG|@DIGEST], oci:LAYOUTDIR[:NAME], docker-archive:FILE.tar[:TAG], or a bare reference like busybox',
+  examples: [
+    ['$0 docker://127.0.0.1:5000/lab/busybox:latest --tls-verify=false', 'pull from the lab registry into the default store'],
+    ['$0 oci:/tmp/layout:latest --store ./store', 'copy an image from an OCI layout written by skopeo or umoci'],
+    ['$0 docker://127.0.0.1:5000/lab/busybox:latest --tls-verify=false --dir ./busybox', "write skopeo's dir: layout, as in the tutorial"],
+  ],
+  options: (y) =>
+    withProgress(withTlsVerify(withStore(y)))
+      .option('dir', { type: 'string', requiresArg: true, describe: "Write skopeo's dir: layout to DIR instead of the store" })
+      .option('name', { type: 'string', requiresArg: true, describe: 'The name the image gets in the store (default: its full reference)' })
+      .option('creds', { type: 'string', requiresArg: true, describe: 'USERNAME:PASSWORD for the registry (default: auth.json / docker config, as skopeo)' })
+      .option('platform', { type: 'string', requiresArg: true, describe: 'OS/ARCH[/VARIANT] to choose from a multi-platform image (default: the host)' })
+      .option('jobs', { type: 'number', default: 6, describe: 'Blobs downloaded at once' })
+      .option('retries', { type: 'number', default: 4, describe: 'Retries of a failed request (with backoff; 429 honours Retry-After)' }),
+  async run(args, ctx) {
+    const positional = args._.map(String);
+    if (positional.length !== 1) throw new UsageError(positional.length === 0 ? 'missing SOURCE (e.g. docker://127.0.0.1:5000/lab/busybox:latest)' : `one SOURCE only, got ${positional.length}`);
+    const source = parseSource(positional[0] as string);
+    const store = resolveStorePath(args.store, ctx.io.env);
+    if (args.explain) return ctx.explain(explainFetch(source, { store, dir: args.dir, tlsVerify: args['tls-verify'] }));
+    const doc = await ctx.document();
+    const progress = createProgress(args.progress, ctx.io.stderr, args.quiet);
+    try {
+      const image = await fetchImage(source, {
+        store,
+        dir: args.dir,
+        name: args.name,
+        tlsVerify: args['tls-verify'],
+        credentials: args.creds ? parseCredsFlag(args.creds) : undefined,
+        platform: args.platform ? parsePlatform(args.platform) : undefined,
+        concurrency: args.jobs,
+        retries: args.retries,
+        env: ctx.io.env,
+        progress,
+        debug: (m) => ctx.log.debug(m),
+      });
+      ctx.emit(withSection(doc, 'image', image));
+    } finally {
+      progress.finish();
+    }
+  },
+});
+
+if (isMainModule(import.meta.url)) main(imgFetch);
