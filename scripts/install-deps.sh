@@ -16,7 +16,7 @@ packages=(
   util-linux iproute2   # unshare/mount/nsenter, ip
   debootstrap           # the debian lab image
   apache2-utils         # htpasswd for the auth registry
-  openssl curl jq tmux hyperfine python3 ca-certificates
+  openssl curl jq tmux hyperfine python3 ca-certificates time
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,18 @@
+/**
+ * `make bench`: every benchmark, each command beside the tool people use instead.
+ * `node dist/bench/run.js NAME…` runs only the named ones.
+ */
+interface Benchmark {
+  name: string;
+  run(): Promise<void>;
+}
+
+const benchmarks: Benchmark[] = [
+  // Each benchmark module adds itself here, one line each.
+];
+
+const wanted = process.argv.slice(2);
+for (const benchmark of benchmarks) {
+  if (wanted.length && !wanted.includes(benchmark.name)) continue;
+  await benchmark.run();
+}
