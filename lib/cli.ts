@@ -130,11 +130,21 @@ export function buildParser<A>(spec: CommandSpec<A>, argv: string[]): Argv<A & C
     .completion('completion', 'Print a bash completion script for this command')
     .wrap(Math.min(100, process.stdout.columns || 100))
     .fail((message, err) => {
-      throw err ?? new UsageError(message);
+      throw err ?? new UsageError(withoutCamelCaseTwins(message));
     });
   const withOptions = spec.options(withCommonOptions(base));
   for (const [command, description] of spec.examples) withOptions.example(command, description);
   return withOptions as Argv<A & CommonArgs>;
+}
+
+/** yargs names an unknown `--foo-bar` twice (foo-bar, fooBar); say it once. */
+function withoutCamelCaseTwins(message: string): string {
+  const match = /^Unknown arguments?: (.*)$/.exec(message);
+  if (!match) return message;
+  const names = (match[1] as string).split(', ');
+  const dashed = new Set(names.filter((n) => n.includes('-')).map((n) => n.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())));
+  const kept = names.filter((n) => !dashed.has(n));
+  return `Unknown argument${kept.length > 1 ? 's' : ''}: ${kept.join(', ')}`;
 }
 
 /** Runs a command to completion and returns its exit status; never throws. */
