@@ -73,6 +73,8 @@ export interface CommandSpec<A> {
   usage: string;
   examples: Array<[command: string, description: string]>;
   options(y: Argv<CommonArgs>): Argv<A>;
+  /** Short flags the command's own options take over from the common ones (podman's -v is --volume). */
+  claimsShortFlags?: readonly string[];
   run(args: A & CommonArgs, ctx: RunContext): Promise<number | void>;
 }
 
@@ -83,12 +85,13 @@ export function defineCommand<A>(spec: CommandSpec<A>): CommandSpec<A> {
 export const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 
 /** The flags every command has. */
-export function withCommonOptions(y: Argv): Argv<CommonArgs> {
+export function withCommonOptions(y: Argv, claimedShortFlags: readonly string[] = []): Argv<CommonArgs> {
+  const short = (flag: string) => (claimedShortFlags.includes(flag) ? {} : { alias: flag });
   return (y as unknown as Argv<Pick<CommonArgs, '_' | '--'>>)
     .option('debug', { type: 'boolean', default: false, describe: 'Show stack traces and internal detail on failure' })
     .option('input', { type: 'string', describe: 'Read the pipe document from FILE instead of stdin', requiresArg: true })
-    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Print nothing but errors on stderr' })
-    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Print more detail on stderr' })
+    .option('quiet', { ...short('q'), type: 'boolean', default: false, describe: 'Print nothing but errors on stderr' })
+    .option('verbose', { ...short('v'), type: 'boolean', default: false, describe: 'Print more detail on stderr' })
     .option('explain', { type: 'boolean', default: false, describe: 'Print the equivalent steps as commands a reader could type, and do nothing' });
 }
 
@@ -132,7 +135,7 @@ export function buildParser<A>(spec: CommandSpec<A>, argv: string[]): Argv<A & C
     .fail((message, err) => {
       throw err ?? new UsageError(withoutCamelCaseTwins(message));
     });
-  const withOptions = spec.options(withCommonOptions(base));
+  const withOptions = spec.options(withCommonOptions(base, spec.claimsShortFlags));
   for (const [command, description] of spec.examples) withOptions.example(command, description);
   return withOptions as Argv<A & CommonArgs>;
 }

@@ -1,0 +1,164 @@
+/**
+ * USER[:GROUP] → uid, gid and supplementary groups, from the container's own /etc/passwd and
+ * /etc/group (image-spec conversion.md, "Config.User"). The files are read as the container
+ * would see them: a symlink in the rootfs resolves inside the rootfs, never to the host's
+ * files (the same scoping as Go's filepath-securejoin, which runc and umoci use).
+ */
+import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { NotFoundError, UnsafeLayerError, UsageError } from './errors.js';
+
+export interface ResolvedUser {
+  uid: number;
+  gid: number;
+  /** Supplementary groups from /etc/group; only for a user given by name without a group. */
+  additionalGids: number[];
+}
+
+export interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+export interface GroupEntry {
+  name: string;
+  gid: number;
+  members: string[];
+}
+
+/** The most symlinks followed while resolving one path, as Linux's MAXSYMLINKS. */
+const MAX_SYMLINKS = 40;
+
+/**
+ * Resolves `path` (as seen inside the container) to a host path under `root`, following
+ * symlinks as if `root` were `/`: `..` stops at the root, absolute targets restart from it.
+ * Returns undefined when the path does not exist.
+ */
+export function resolveInRoot(root: string, path: string): string | undefined {
+  let pending = path.split('/').filter((c) => c !== '' && c !== '.');
+  const resolved: string[] = [];
+  let links = 0;
+  while (pending.length > 0) {
+    const component = pending.shift() as string;
+    if (component === '..') {
+      resolved.pop();
+      continue;
+    }
+    const hostPath = join(root, ...resolved, component);
+    let stat;
+    try {
+      stat = lstatSync(hostPath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+      throw err;
+    }
+    if (!stat.isSymbolicLink()) {
+      resolved.push(component);
+      continue;
+    }
+    if (++links > MAX_SYMLINKS) throw new UnsafeLayerError(`${posix.join('/', path)}: too many levels of symbolic links in the rootfs`);
+    const target = readlinkSync(hostPath);
+    if (target.startsWith('/')) resolved.length = 0;
+    pending = [...target.split('/').filter((c) => c !== '' && c !== '.'), ...pending];
+  }
+  return join(root, ...resolved);
+}
+
+/** Reads a file of the container's, or returns undefined when it has none. */
+function readContainerFile(root: string, path: string): string | undefined {
+  const hostPath = resolveInRoot(root, path);
+  if (hostPath === undefined) return undefined;
+  try {
+    return readFileSync(hostPath, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** Parses /etc/passwd: name:password:uid:gid:gecos:home:shell; lines that do not parse are skipped, as glibc does. */
+export function parsePasswd(text: string): PasswdEntry[] {
+  const entries: PasswdEntry[] = [];
+  for (const line of text.split('\n')) {
+    const fields = line.split(':');
+    if (fields.length < 4 || line.startsWith('#')) continue;
+    const uid = parseId(fields[2] as string);
+    const gid = parseId(fields[3] as string);
+    if (uid === undefined || gid === undefined) continue;
+    entries.push({ name: fields[0] as string, uid, gid, home: fields[5] ?? '' });
+  }
+  return entries;
+}
+
+/** Parses /etc/group: name:password:gid:member,member. */
+export function parseGroup(text: string): GroupEntry[] {
+  const entries: GroupEntry[] = [];
+  for (const line of text.split('\n')) {
+    const fields = line.split(':');
+    if (fields.length < 3 || line.startsWith('#')) continue;
+    const gid = parseId(fields[2] as string);
+    if (gid === undefined) continue;
+    entries.push({ name: fields[0] as string, gid, members: (fields[3] ?? '').split(',').map((m) => m.trim()).filter((m) => m !== '') });
+  }
+  return entries;
+}
+
+function parseId(text: string): number | undefined {
+  if (!/^\d+$/.test(text)) return undefined;
+  const id = Number(text);
+  return id <= 0xffffffff ? id : undefined;
+}
+
+/**
+ * Resolves USER[:GROUP] (names or numeric ids) against the rootfs. Numeric ids are taken
+ * verbatim; a numeric user found in /etc/passwd gets its primary group when no group is
+ * given (as docker and podman do). A name that is not in the files is an error.
+ */
+export function resolveUser(root: string, spec: string): ResolvedUser {
+  const colon = spec.indexOf(':');
+  const userPart = colon === -1 ? spec : spec.slice(0, colon);
+  const groupPart = colon === -1 ? undefined : spec.slice(colon + 1);
+  if (userPart === '' || groupPart === '') throw new UsageError(`user ${JSON.stringify(spec)}: expected USER[:GROUP]`);
+
+  const userId = parseId(userPart);
+  let passwd: PasswdEntry[] | undefined;
+  const passwdEntries = (): PasswdEntry[] => (passwd ??= parsePasswd(readContainerFile(root, '/etc/passwd') ?? ''));
+  let groups: GroupEntry[] | undefined;
+  const groupEntries = (): GroupEntry[] => (groups ??= parseGroup(readContainerFile(root, '/etc/group') ?? ''));
+
+  let uid: number;
+  let gid = 0;
+  let name: string | undefined;
+  if (userId !== undefined) {
+    uid = userId;
+    const entry = groupPart === undefined ? passwdEntries().find((e) => e.uid === userId) : undefined;
+    if (entry) gid = entry.gid;
+  } else {
+    const entry = passwdEntries().find((e) => e.name === userPart);
+    if (!entry) throw new NotFoundError(`user ${JSON.stringify(userPart)}: no such user in the rootfs's /etc/passwd`, { hint: 'give a numeric uid, or add the user to the image' });
+    uid = entry.uid;
+    gid = entry.gid;
+    name = entry.name;
+  }
+
+  if (groupPart !== undefined) {
+    const groupId = parseId(groupPart);
+    if (groupId !== undefined) gid = groupId;
+    else {
+      const group = groupEntries().find((g) => g.name === groupPart);
+      if (!group) throw new NotFoundError(`group ${JSON.stringify(groupPart)}: no such group in the rootfs's /etc/group`, { hint: 'give a numeric gid, or add the group to the image' });
+      gid = group.gid;
+    }
+  }
+
+  // conversion.md: supplementary groups only for a user named without a group.
+  const additionalGids: number[] = [];
+  if (name !== undefined && groupPart === undefined) {
+    for (const group of groupEntries()) {
+      if (group.members.includes(name) && group.gid !== gid && !additionalGids.includes(group.gid)) additionalGids.push(group.gid);
+    }
+  }
+  return { uid, gid, additionalGids };
+}
