@@ -74,11 +74,17 @@ export interface RootfsSection {
 
 export interface MountSection {
   target: string;
+  /** Top first, as in lowerdir=. */
   lower: string[];
   upper?: string;
   work?: string;
   driver: 'overlay' | 'fuse-overlayfs';
   options?: string;
+  readOnly?: boolean;
+  /** host (default): mounted at target; container: ns-enter mounts it inside the container's namespaces. */
+  mountedIn?: 'host' | 'container';
+  /** The per-container dir under the store that holds upper, work and merged. */
+  container?: { id: string; dir: string };
   [extra: string]: unknown;
 }
 

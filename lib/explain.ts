@@ -25,3 +25,35 @@ export function explainFetch(source: ImageSource, options: { store: string; dir?
   if (!options.dir) steps.push({ comment: 'the store is an OCI image layout: its index.json names each image by its reference', command: `jq . ${shellQuote(`${options.store}/index.json`)}` });
   return steps;
 }
+
+export interface ExplainMountInput {
+  action: 'mount' | 'diff' | 'unmount';
+  request?: { lower: string[]; upper?: string; work?: string; target?: string; readOnly: boolean; driver: string; name?: string };
+  mount?: { target: string; lower: string[]; upper?: string };
+  target?: string;
+}
+
+/** ovl-mount as the tutorial's commands (seeds 000, 001): mkdir, mount -t overlay / fuse-overlayfs, find, umount. */
+export function explainMount(input: ExplainMountInput): ExplainStep[] {
+  const target = input.target ?? input.mount?.target ?? 'MERGED';
+  if (input.action === 'unmount') return [{ comment: 'unmount the merged tree (busy while a process has a file or its cwd in it: fuser -vm shows which)', command: `umount ${shellQuote(target)}` }];
+  if (input.action === 'diff') {
+    const upper = input.mount?.upper ?? 'UPPER';
+    return [
+      { comment: 'every change is in the upper dir: new and copied-up files, whiteouts (0/0 character devices) for deletions', command: `find ${shellQuote(upper)} -mindepth 1 -printf '%y %P\\n'` },
+      { comment: 'directories whose lower contents are hidden carry the opaque xattr', command: `getfattr -R -h -d -m '^trusted\\.overlay\\.opaque$' ${shellQuote(upper)}` },
+    ];
+  }
+  const request = input.request;
+  const lower = request?.lower.length ? request.lower.join(':') : 'LAYER_TOP:...:LAYER_BOTTOM';
+  const upper = request?.upper ?? 'STORE/containers/ID/upper';
+  const work = request?.work ?? 'STORE/containers/ID/work';
+  const merged = request?.target ?? 'STORE/containers/ID/merged';
+  const options = request?.readOnly ? `ro,lowerdir=${lower}` : `lowerdir=${lower},upperdir=${upper},workdir=${work}`;
+  const steps: ExplainStep[] = [
+    { comment: 'the container\'s dirs: upper holds its changes, work is overlay\'s scratch space (same filesystem as upper)', command: `mkdir -p ${request?.readOnly ? '' : `${shellQuote(upper)} ${shellQuote(work)} `}${shellQuote(merged)}` },
+  ];
+  if (request?.driver !== 'fuse') steps.push({ comment: 'merge the layers (lowerdir is top first); over a page of options: cd to a dir of short symlinks and name them instead', command: `mount -t overlay overlay -o ${shellQuote(options)} ${shellQuote(merged)}` });
+  if (request?.driver !== 'kernel') steps.push({ comment: request?.driver === 'fuse' ? 'the same merge in user space' : 'or, without the kernel\'s overlay: the same merge in user space', command: `fuse-overlayfs -o ${shellQuote(options)} ${shellQuote(merged)}` });
+  return steps;
+}

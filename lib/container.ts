@@ -1,0 +1,104 @@
+/**
+ * A container's own directories beside the image store (OciLayout.areaPath('containers', id)):
+ * upper (its changes), work (overlay's scratch space) and merged (its root when mounted), so a
+ * container's state outlives one run until the user removes it (podman's containers/ID).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { MountSection } from './document.js';
+import { UsageError } from './errors.js';
+import { describeMountedOverlay, diffOverlay, mountOverlay, unmountOverlay, type Change, type DriverChoice } from './overlay.js';
+import { OciLayout } from './store.js';
+
+export interface ContainerDirs {
+  id: string;
+  dir: string;
+  upper: string;
+  work: string;
+  merged: string;
+}
+
+/** A new id: 12 hex digits, like the short ids podman prints. */
+export function newContainerId(): string {
+  return randomBytes(6).toString('hex');
+}
+
+export function containerDirs(store: OciLayout, id: string): ContainerDirs {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id)) throw new UsageError(`container name ${JSON.stringify(id)}: use letters, digits, _ . - (up to 128)`);
+  const dir = store.areaPath('containers', id);
+  return { id, dir, upper: join(dir, 'upper'), work: join(dir, 'work'), merged: join(dir, 'merged') };
+}
+
+export async function createContainerDirs(dirs: ContainerDirs, options: { readOnly: boolean }): Promise<void> {
+  await mkdir(dirs.merged, { recursive: true });
+  if (!options.readOnly) {
+    await mkdir(dirs.upper, { recursive: true });
+    await mkdir(dirs.work, { recursive: true });
+  }
+}
+
+/** Removes a container's state (podman rm); the caller has unmounted it. */
+export async function removeContainerDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
+
+export interface ContainerRootRequest {
+  /** Lower dirs, top first; or */
+  lower: string[];
+  upper?: string;
+  work?: string;
+  target?: string;
+  readOnly: boolean;
+  driver: DriverChoice;
+  /** The container's name (default: a new id); its dirs are made under the store. */
+  name?: string;
+  storePath: string;
+}
+
+/**
+ * ovl-mount's one job: the overlay a container runs on. Whatever the user did not name
+ * (upper, work, target) comes from the container's dirs under the store, made if missing;
+ * the same name (or the same --upper) mounted again shows the earlier changes.
+ */
+export async function mountContainerRoot(request: ContainerRootRequest): Promise<MountSection> {
+  if (request.readOnly && (request.upper !== undefined || request.work !== undefined)) throw new UsageError('--read-only takes no --upper or --work');
+  const needsDirs = request.target === undefined || (!request.readOnly && request.upper === undefined);
+  const store = await OciLayout.open(request.storePath, { create: true });
+  const dirs = needsDirs ? containerDirs(store, request.name ?? newContainerId()) : undefined;
+  if (dirs) await createContainerDirs(dirs, { readOnly: request.readOnly || request.upper !== undefined });
+  const section = await mountOverlay({
+    lower: request.lower,
+    upper: request.readOnly ? undefined : (request.upper ?? dirs?.upper),
+    work: request.readOnly ? undefined : (request.work ?? dirs?.work),
+    target: request.target ?? (dirs as ContainerDirs).merged,
+    driver: request.driver,
+    stateRoot: overlayStateRoot(store),
+  });
+  if (request.readOnly) section.readOnly = true;
+  if (dirs) section.container = { id: dirs.id, dir: dirs.dir };
+  return section;
+}
+
+/** Where ovl-mount keeps per-mount scratch (short-name links) while a mount exists. */
+export function overlayStateRoot(store: OciLayout): string {
+  return store.areaPath('overlay');
+}
+
+/** Unmounts a container's overlay; with `remove`, also deletes its dirs (podman run --rm). */
+export async function unmountContainerRoot(mount: Pick<MountSection, 'target' | 'container' | 'mountedIn'>, options: { storePath: string; remove: boolean }): Promise<void> {
+  const store = await OciLayout.open(options.storePath, { create: true });
+  if (mount.mountedIn !== 'container') await unmountOverlay(mount.target, overlayStateRoot(store));
+  if (options.remove && mount.container) await removeContainerDir(mount.container.dir);
+}
+
+/** What the container changed: from the piped `mount` section, or read back from the mount table at TARGET. */
+export async function diffContainerRoot(mount: MountSection | undefined, target: string | undefined, storePath: string): Promise<Change[]> {
+  let section = mount;
+  if (!section) {
+    if (target === undefined) throw new UsageError('--diff needs MERGED, or the ovl-mount document on stdin');
+    section = await describeMountedOverlay(target, overlayStateRoot(await OciLayout.open(storePath, { create: true })));
+  }
+  if (section.upper === undefined) throw new UsageError(`${section.target}: a read-only merge has no changes to show`);
+  return diffOverlay(section.upper, section.lower);
+}
