@@ -89,7 +89,14 @@ export interface MountSection {
 }
 
 export interface BundleSection {
+  /** The bundle directory (runc run -b PATH). */
   path: string;
+  /** PATH/config.json, validated before it was written. */
+  config: string;
+  /** The root filesystem on the host that root.path names. */
+  root: string;
+  /** The config maps the caller to root in a user namespace (runc spec --rootless). */
+  rootless: boolean;
   [extra: string]: unknown;
 }
 

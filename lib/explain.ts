@@ -4,7 +4,9 @@
  */
 import type { ExplainStep } from './cli.js';
 import { formatReference, manifestReference, registryEndpointHost, type ImageSource } from './reference.js';
+import type { RuntimeConfig } from './runtime-spec.js';
 import { shellQuote } from './shell.js';
+import { runcDefaultConfig } from './spec.js';
 
 export function explainFetch(source: ImageSource, options: { store: string; dir?: string; tlsVerify: boolean }): ExplainStep[] {
   const destination = options.dir ? `dir:${options.dir}` : `oci:${options.store}:NAME`;
@@ -56,4 +58,43 @@ export function explainMount(input: ExplainMountInput): ExplainStep[] {
   if (request?.driver !== 'fuse') steps.push({ comment: 'merge the layers (lowerdir is top first); over a page of options: cd to a dir of short symlinks and name them instead', command: `mount -t overlay overlay -o ${shellQuote(options)} ${shellQuote(merged)}` });
   if (request?.driver !== 'kernel') steps.push({ comment: request?.driver === 'fuse' ? 'the same merge in user space' : 'or, without the kernel\'s overlay: the same merge in user space', command: `fuse-overlayfs -o ${shellQuote(options)} ${shellQuote(merged)}` });
   return steps;
+}
+
+/**
+ * oci-spec: `runc spec`, then the edits that turn its config into ours, as one jq filter
+ * (the tutorial's "edit config.json"), then how to run the bundle.
+ */
+export function explainSpec(config: RuntimeConfig, options: { bundle?: string; rootless: boolean }): ExplainStep[] {
+  const dir = options.bundle ?? '.';
+  const steps: ExplainStep[] = [
+    { comment: `runc's default config${options.rootless ? ' for an unprivileged user (a user namespace maps you to root)' : ''}`, command: `${options.bundle ? `mkdir -p ${shellQuote(dir)} && ` : ''}runc spec${options.rootless ? ' --rootless' : ''}${options.bundle ? ` -b ${shellQuote(dir)}` : ''}` },
+  ];
+  const edits = configEdits(runcDefaultConfig({ rootless: options.rootless }), config);
+  if (edits.length > 0) {
+    const file = options.bundle ? `${dir}/config.json` : 'config.json';
+    steps.push({
+      comment: 'edit it: the command, environment, user and root from the image and the flags',
+      command: `jq ${shellQuote(edits.join(' | '))} ${shellQuote(file)} > ${shellQuote(`${file}.new`)} && mv ${shellQuote(`${file}.new`)} ${shellQuote(file)}`,
+    });
+  }
+  steps.push({ comment: 'run the bundle (the root filesystem must be where root.path says)', command: `runc run -b ${shellQuote(dir)} NAME` });
+  return steps;
+}
+
+/** The jq assignments (and deletions) that turn `from` into `to`, field by field at the levels people edit. */
+function configEdits(from: RuntimeConfig, to: RuntimeConfig): string[] {
+  const edits: string[] = [];
+  const compare = (path: string[], a: unknown, b: unknown, depth: number): void => {
+    if (JSON.stringify(a) === JSON.stringify(b)) return;
+    const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+    if (depth > 0 && isObject(a) && isObject(b)) {
+      const keys = new Set([...Object.keys(a as object), ...Object.keys(b as object)]);
+      for (const key of keys) compare([...path, key], (a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], depth - 1);
+      return;
+    }
+    const jqPath = path.map((p) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`)).join('');
+    edits.push(b === undefined ? `del(${jqPath})` : `${jqPath} = ${JSON.stringify(b)}`);
+  };
+  compare([], from, to, 2);
+  return edits;
 }

@@ -6,12 +6,13 @@
  * loaded only when something is validated (ns-enter's start-up time is benchmarked).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { posix } from 'node:path';
-import type { ImageConfig } from './document.js';
-import { InputError, NotFoundError, UsageError } from './errors.js';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join, posix, resolve } from 'node:path';
+import type { ImageConfig, PipeDocument } from './document.js';
+import { InputError, NotFoundError, UnsupportedError, UsageError } from './errors.js';
 import { resolveUser } from './passwd.js';
 import { compileSchema, describeSchemaError, jsonPathOf } from './pipe.js';
-import { ALL_CAPABILITIES, type RunFlags } from './runflags.js';
+import { ALL_CAPABILITIES, hasRunFlags, type RunFlags } from './runflags.js';
 import type { IdMapping, NamespaceType, RuntimeConfig, RuntimeMount, RuntimeProcess } from './runtime-spec.js';
 
 /** The runtime-spec version runc 1.1 writes. */
@@ -334,4 +335,80 @@ export function readRuntimeConfig(file: string): RuntimeConfig {
   }
   validateRuntimeConfig(value, file);
   return value;
+}
+
+/** Where the container's root comes from in a piped document: ovl-mount's merged dir, else img-unpack's flat rootfs. */
+export function rootFromDocument(doc: PipeDocument): { rootfs: string; readOnly: boolean; image?: ImageConfig } {
+  const image = doc.rootfs?.config ?? doc.image?.config;
+  if (doc.mount) {
+    if (doc.mount.mountedIn === 'container') {
+      throw new UnsupportedError(`mount.target ${doc.mount.target}: the overlay is mounted only inside ns-enter's namespaces, so another runtime cannot use it`, { hint: 'run ovl-mount as root, or run the container with ns-enter' });
+    }
+    return { rootfs: doc.mount.target, readOnly: doc.mount.readOnly === true, image };
+  }
+  if (doc.rootfs) {
+    if (doc.rootfs.mode !== 'flat' || !doc.rootfs.path) {
+      throw new UsageError('rootfs: one directory per layer is not a root filesystem', { hint: 'pipe it through ovl-mount first, or use img-unpack without --layers' });
+    }
+    return { rootfs: doc.rootfs.path, readOnly: false, image };
+  }
+  throw new UsageError('the piped document has no rootfs or mount section', { hint: 'pipe img-unpack or ovl-mount into oci-spec' });
+}
+
+export interface SpecRequest {
+  /** The piped document, if any. */
+  document?: PipeDocument;
+  /** --bundle DIR, absolute. */
+  bundle?: string;
+  flags: RunFlags;
+  rootless: boolean;
+  /** CMD ARGS (after --). */
+  args: string[];
+  /** Where a bare `oci-spec` looks for ./rootfs (runc spec's relative root.path). */
+  cwd: string;
+}
+
+export interface SpecResult {
+  config: RuntimeConfig;
+  /** The root filesystem on the host. */
+  rootfs: string;
+  /** No document, flags or command: exactly `runc spec`'s config. */
+  bare: boolean;
+}
+
+/**
+ * oci-spec's one decision: runc's default config when given nothing, else the config built
+ * from the piped image and rootfs (or ./rootfs) and the flags. root.path stays relative
+ * ("rootfs") when the root is the bundle's own rootfs dir, as runc writes it.
+ */
+export function configForRequest(request: SpecRequest): SpecResult {
+  const bundleDir = request.bundle ?? request.cwd;
+  const ownRootfs = join(bundleDir, 'rootfs');
+  if (!request.document && !hasRunFlags(request.flags) && request.args.length === 0) {
+    return { config: runcDefaultConfig({ rootless: request.rootless }), rootfs: ownRootfs, bare: true };
+  }
+  const source = request.document ? rootFromDocument(request.document) : { rootfs: ownRootfs, readOnly: false, image: undefined };
+  const flags = source.readOnly ? { ...request.flags, readOnly: true } : request.flags;
+  const config = buildConfig({ image: source.image, rootfs: source.rootfs, flags, rootless: request.rootless, args: request.args });
+  if (resolve(source.rootfs) === resolve(ownRootfs) && config.root) config.root.path = 'rootfs';
+  return { config, rootfs: source.rootfs, bare: false };
+}
+
+/**
+ * Validates the config, then writes DIR/config.json atomically (a temporary file renamed
+ * over it), so a failed run leaves no half-written config behind. Returns the file's path.
+ */
+export async function writeBundleConfig(bundle: string, config: RuntimeConfig): Promise<string> {
+  validateRuntimeConfig(config, `${bundle}/config.json (generated)`);
+  await mkdir(bundle, { recursive: true });
+  const file = join(bundle, 'config.json');
+  const temporary = join(bundle, `.config.json.${process.pid}.tmp`);
+  try {
+    await writeFile(temporary, formatConfig(config), { mode: 0o644 });
+    await rename(temporary, file);
+  } catch (err) {
+    await rm(temporary, { force: true });
+    throw err;
+  }
+  return file;
 }
