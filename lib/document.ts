@@ -48,7 +48,10 @@ export interface LayerDescriptor extends Descriptor {
 export interface ImageSection {
   source?: string;
   reference: string;
+  /** The image manifest's digest in the store (or the dir: layout). */
   digest: string;
+  /** What the source resolved the reference to: an index, or a Docker manifest stored converted to OCI. */
+  sourceDigest?: string;
   store: string;
   layout: 'oci' | 'dir';
   manifest: Descriptor;

@@ -10,12 +10,12 @@ import { createHash } from 'node:crypto';
 import { indexTar, memberName, type TarMember } from './archive.js';
 import { lookupCredentials, type Credentials } from './auth.js';
 import { digestOf } from './digest.js';
-import { NotFoundError, UnsupportedError } from './errors.js';
-import { formatPlatform, hostPlatform, MANIFEST_ACCEPT, parseManifest, selectPlatform } from './manifest.js';
+import { describeError, NotFoundError, UnsupportedError } from './errors.js';
+import { formatPlatform, hostPlatform, isDockerManifest, MANIFEST_ACCEPT, parseManifest, selectPlatform, toOciManifest } from './manifest.js';
 import { formatReference, formatSource, manifestReference, parseReference, type ImageSource } from './reference.js';
 import { Registry, type FetchedManifest } from './registry.js';
 import { DirLayout, MEDIA_TYPES, OciLayout, REF_NAME_ANNOTATION, type BlobWriter, type ImageManifest } from './store.js';
-import type { Progress } from './progress.js';
+import { SILENT_ITEM, type ItemProgress, type Progress } from './progress.js';
 import type { Descriptor, ImageConfig, ImageSection, LayerDescriptor, Platform } from './document.js';
 
 export interface FetchOptions {
@@ -41,21 +41,29 @@ interface ContentSource {
   /** The manifest the source names (by tag, digest or name); an index or an image manifest. */
   topManifest(): Promise<FetchedManifest>;
   manifest(descriptor: Descriptor): Promise<FetchedManifest>;
-  copyBlob(descriptor: Descriptor, writer: BlobWriter, onBytes: (n: number) => void): Promise<void>;
+  copyBlob(descriptor: Descriptor, writer: BlobWriter, progress: ItemProgress, signal: AbortSignal): Promise<void>;
   /** The name the image gets in the store unless --name says otherwise. */
   defaultName(top: FetchedManifest): string;
   close(): void;
 }
 
-/** Where the content goes. */
+/** Where the content goes: blobs already there are skipped; the rest is written all or nothing. */
 interface Destination {
   readonly path: string;
   readonly layout: 'oci' | 'dir';
+  /** A blob that is in place already (readable at blobPath). */
+  hasBlob(digest: string, size?: number): Promise<boolean>;
+  blobPath(digest: string): string;
+  begin(): Promise<DestinationWrite>;
+}
+
+interface DestinationWrite {
   hasBlob(digest: string, size?: number): Promise<boolean>;
   blobPath(digest: string): string;
   blobWriter(expected: { digest: string; size?: number }): Promise<BlobWriter>;
-  /** Stores the manifest and (store only) names it in index.json. */
-  commitManifest(manifest: FetchedManifest, name: string, platform: Platform): Promise<void>;
+  /** Lands the blobs, then the manifest (converted if the destination needs it), then (store only) its name in index.json. */
+  commit(manifest: FetchedManifest, parsed: ImageManifest, name: string, platform: Platform): Promise<Descriptor>;
+  abort(): Promise<void>;
 }
 
 export async function fetchImage(source: ImageSource, options: FetchOptions): Promise<ImageSection> {
@@ -82,52 +90,68 @@ async function copyImage(content: ContentSource, destination: Destination, sourc
   }
   if (parsed.kind !== 'image') throw new UnsupportedError(`${content.description}: expected an image manifest`);
   const manifest = parsed.manifest;
+  chosen = { ...chosen, mediaType: parsed.mediaType };
 
-  await copyBlobs(content, destination, [manifest.config], options, 'config');
-  const config = await readConfig(destination, manifest.config);
-  const diffIDs = config.rootfs?.diff_ids ?? [];
-  if (diffIDs.length !== manifest.layers.length) {
-    throw new UnsupportedError(`${content.description}: the manifest has ${manifest.layers.length} layers but the config lists ${diffIDs.length} diff_ids`);
+  const write = await destination.begin();
+  try {
+    await copyBlobs(content, write, [manifest.config], options, 'config');
+    const config = await readConfig(write, manifest.config);
+    const diffIDs = config.rootfs?.diff_ids ?? [];
+    if (diffIDs.length !== manifest.layers.length) {
+      throw new UnsupportedError(`${content.description}: the manifest has ${manifest.layers.length} layers but the config lists ${diffIDs.length} diff_ids`);
+    }
+    await copyBlobs(content, write, manifest.layers, options, 'layer');
+
+    const platform: Platform = { os: config.os ?? wanted.os, architecture: config.architecture ?? wanted.architecture };
+    if (config.variant) platform.variant = config.variant;
+    const name = options.name ?? content.defaultName(top);
+    const stored = await write.commit(chosen, manifest, name, platform);
+    const storedManifest = stored.digest === chosen.digest ? manifest : (JSON.parse(await readFile(destination.blobPath(stored.digest), 'utf8')) as ImageManifest);
+    const layers: LayerDescriptor[] = storedManifest.layers.map((layer, i) => ({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size, diffID: diffIDs[i] as string }));
+    return {
+      source: formatSource(source),
+      reference: name,
+      digest: stored.digest,
+      sourceDigest: top.digest,
+      store: destination.path,
+      layout: destination.layout,
+      manifest: stored,
+      configDigest: manifest.config.digest,
+      config,
+      layers,
+      platform,
+    };
+  } catch (err) {
+    await write.abort();
+    throw err;
   }
-  await copyBlobs(content, destination, manifest.layers, options, 'layer');
-
-  const platform: Platform = { os: config.os ?? wanted.os, architecture: config.architecture ?? wanted.architecture };
-  if (config.variant) platform.variant = config.variant;
-  const name = options.name ?? content.defaultName(top);
-  await destination.commitManifest(chosen, name, platform);
-  const layers: LayerDescriptor[] = manifest.layers.map((layer, i) => ({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size, diffID: diffIDs[i] as string }));
-  return {
-    source: formatSource(source),
-    reference: name,
-    digest: chosen.digest,
-    store: destination.path,
-    layout: destination.layout,
-    manifest: { mediaType: parsed.mediaType, digest: chosen.digest, size: chosen.body.length },
-    configDigest: manifest.config.digest,
-    config,
-    layers,
-    platform,
-  };
 }
 
-async function readConfig(destination: Destination, descriptor: Descriptor): Promise<ImageConfig> {
+async function readConfig(write: DestinationWrite, descriptor: Descriptor): Promise<ImageConfig> {
   try {
-    return JSON.parse(await readFile(destination.blobPath(descriptor.digest), 'utf8')) as ImageConfig;
+    return JSON.parse(await readFile(write.blobPath(descriptor.digest), 'utf8')) as ImageConfig;
   } catch {
     throw new UnsupportedError(`config ${descriptor.digest}: not valid JSON`);
   }
 }
 
-/** Copies blobs that are not there yet, at most `concurrency` at a time; one failure stops the rest. */
-async function copyBlobs(content: ContentSource, destination: Destination, blobs: Descriptor[], options: FetchOptions, kind: string): Promise<void> {
+/**
+ * Copies blobs that are not there yet, at most `concurrency` at a time. The first failure
+ * aborts the downloads still running, so a failed pull ends at once.
+ */
+async function copyBlobs(content: ContentSource, write: DestinationWrite, blobs: Descriptor[], options: FetchOptions, kind: string): Promise<void> {
   const queue = blobs.filter((b, i) => blobs.findIndex((o) => o.digest === b.digest) === i);
+  const controller = new AbortController();
   let failure: unknown;
   const worker = async () => {
     for (let blob = queue.shift(); blob && failure === undefined; blob = queue.shift()) {
       try {
-        await copyBlob(content, destination, blob, options, kind);
+        await copyBlob(content, write, blob, options, kind, controller.signal);
       } catch (err) {
-        failure ??= err;
+        if (failure === undefined) {
+          failure = err;
+          controller.abort();
+        }
       }
     }
   };
@@ -135,21 +159,21 @@ async function copyBlobs(content: ContentSource, destination: Destination, blobs
   if (failure !== undefined) throw failure;
 }
 
-async function copyBlob(content: ContentSource, destination: Destination, blob: Descriptor, options: FetchOptions, kind: string): Promise<void> {
+async function copyBlob(content: ContentSource, write: DestinationWrite, blob: Descriptor, options: FetchOptions, kind: string, signal: AbortSignal): Promise<void> {
   const label = `${kind} ${blob.digest.slice(7, 19)}`;
-  if (await destination.hasBlob(blob.digest, blob.size)) {
-    options.progress?.item(label, blob.size).done('already in the store');
+  if (await write.hasBlob(blob.digest, blob.size)) {
+    options.progress?.skipped(label, 'already in the store');
     return;
   }
-  const item = options.progress?.item(label, blob.size);
-  const writer = await destination.blobWriter({ digest: blob.digest, size: blob.size });
+  const item = options.progress?.item(label, blob.size) ?? SILENT_ITEM;
+  const writer = await write.blobWriter({ digest: blob.digest, size: blob.size });
   try {
-    await content.copyBlob(blob, writer, (n) => item?.add(n));
+    await content.copyBlob(blob, writer, item, signal);
     await writer.commit();
-    item?.done();
+    item.done();
   } catch (err) {
     await writer.abort();
-    item?.done('failed');
+    item.done(signal.aborted ? 'stopped' : `failed: ${describeError(err)}`);
     throw err;
   }
 }
@@ -161,10 +185,23 @@ async function storeDestination(path: string): Promise<Destination> {
     layout: 'oci',
     hasBlob: (digest, size) => layout.hasBlob(digest, size),
     blobPath: (digest) => layout.blobPath(digest),
-    blobWriter: (expected) => layout.blobWriter(expected),
-    async commitManifest(manifest, name, platform) {
-      const descriptor = await layout.putBytes(manifest.body, manifest.mediaType);
-      await layout.tag(name, { ...descriptor, platform });
+    async begin() {
+      const txn = await layout.begin();
+      return {
+        hasBlob: (digest, size) => txn.hasBlob(digest, size),
+        blobPath: (digest) => txn.blobPath(digest),
+        blobWriter: (expected) => txn.blobWriter(expected),
+        async commit(manifest, parsed, name, platform) {
+          // The store is an OCI layout: a Docker manifest is kept as its OCI equivalent, as skopeo's oci: does.
+          const docker = isDockerManifest(manifest.mediaType);
+          const body = docker ? Buffer.from(JSON.stringify(toOciManifest(parsed, name))) : manifest.body;
+          const descriptor = await txn.putBytes(body, docker ? MEDIA_TYPES.ociManifest : manifest.mediaType);
+          await txn.commit();
+          await layout.tag(name, { ...descriptor, platform });
+          return descriptor;
+        },
+        abort: () => txn.abort(),
+      };
     },
   };
 }
@@ -176,8 +213,19 @@ async function dirDestination(path: string): Promise<Destination> {
     layout: 'dir',
     hasBlob: (digest, size) => layout.hasBlob(digest, size),
     blobPath: (digest) => layout.blobPath(digest),
-    blobWriter: (expected) => layout.blobWriter(expected),
-    commitManifest: (manifest) => layout.writeManifest(manifest.body),
+    async begin() {
+      const txn = await layout.begin();
+      return {
+        hasBlob: (digest, size) => txn.hasBlob(digest, size),
+        blobPath: (digest) => txn.blobPath(digest),
+        blobWriter: (expected) => txn.blobWriter(expected),
+        async commit(manifest, parsed) {
+          await layout.commit(txn, manifest.body, [parsed.config.digest, ...parsed.layers.map((l) => l.digest)]);
+          return { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.body.length };
+        },
+        abort: () => layout.abort(txn),
+      };
+    },
   };
 }
 
@@ -211,7 +259,7 @@ function registrySource(reference: ReturnType<typeof parseReference>, options: F
       return registry.manifest(reference.repository, manifestReference(reference), MANIFEST_ACCEPT);
     },
     manifest: (descriptor) => registry.manifest(reference.repository, descriptor.digest, MANIFEST_ACCEPT),
-    copyBlob: (descriptor, writer, onBytes) => registry.blob(reference.repository, descriptor.digest, writer, onBytes),
+    copyBlob: (descriptor, writer, progress, signal) => registry.blob(reference.repository, descriptor.digest, writer, progress, signal),
     defaultName: () => formatReference(reference),
     close: () => registry.close(),
   };
@@ -232,12 +280,9 @@ async function layoutSource(path: string, name: string | undefined): Promise<Con
       return read(topDescriptor);
     },
     manifest: read,
-    async copyBlob(descriptor, writer, onBytes) {
+    async copyBlob(descriptor, writer, progress, signal) {
       if (!(await layout.hasBlob(descriptor.digest))) throw new NotFoundError(`${description}: blob ${descriptor.digest} is missing from the layout`);
-      for await (const chunk of layout.openBlob(descriptor.digest) as AsyncIterable<Buffer>) {
-        await writer.write(chunk);
-        onBytes(chunk.length);
-      }
+      await copyStream(layout.openBlob(descriptor.digest) as AsyncIterable<Buffer>, writer, progress, signal);
     },
     defaultName: () => name ?? topDescriptor?.annotations?.[REF_NAME_ANNOTATION] ?? `oci:${path}`,
     close: () => undefined,
@@ -299,17 +344,14 @@ async function archiveSource(path: string, name: string | undefined): Promise<Co
     description,
     topManifest: async () => top,
     manifest: async () => top,
-    async copyBlob(descriptor, writer, onBytes) {
+    async copyBlob(descriptor, writer, progress, signal) {
       if (descriptor.digest === configDescriptor.digest) {
         await writer.write(configBytes);
         return;
       }
       const { offset, size } = member(layerPaths.get(descriptor.digest) as string);
       if (size === 0) return;
-      for await (const chunk of createReadStream(path, { start: offset, end: offset + size - 1, highWaterMark: 1 << 20 })) {
-        await writer.write(chunk as Buffer);
-        onBytes((chunk as Buffer).length);
-      }
+      await copyStream(createReadStream(path, { start: offset, end: offset + size - 1, highWaterMark: 1 << 20 }), writer, progress, signal);
     },
     defaultName: () => {
       const tag = name ?? entry.RepoTags?.[0];
@@ -317,6 +359,14 @@ async function archiveSource(path: string, name: string | undefined): Promise<Co
     },
     close: () => undefined,
   };
+}
+
+async function copyStream(source: AsyncIterable<Buffer>, writer: BlobWriter, progress: ItemProgress, signal: AbortSignal): Promise<void> {
+  for await (const chunk of source) {
+    if (signal.aborted) throw signal.reason;
+    await writer.write(chunk);
+    progress.add(chunk.length);
+  }
 }
 
 function safeFormat(tag: string): string {

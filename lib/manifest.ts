@@ -73,3 +73,33 @@ export function selectPlatform(index: ImageIndex, wanted: Platform, what: string
   }
   return chosen;
 }
+
+/** Docker schema2 media types and their OCI equivalents (the blobs' bytes are the same). */
+const DOCKER_TO_OCI: Record<string, string> = {
+  [MEDIA_TYPES.dockerManifest]: MEDIA_TYPES.ociManifest,
+  [MEDIA_TYPES.dockerConfig]: MEDIA_TYPES.ociConfig,
+  [MEDIA_TYPES.dockerLayerGzip]: MEDIA_TYPES.ociLayerGzip,
+  'application/vnd.docker.image.rootfs.diff.tar': MEDIA_TYPES.ociLayer,
+  'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip': 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+};
+
+/**
+ * A Docker schema2 manifest as an OCI one, as `skopeo copy docker://… oci:…` writes it: the
+ * store is an OCI layout, and umoci reads only OCI manifests. Layers and config keep their
+ * bytes and digests; only media types change (so the manifest's digest changes).
+ */
+export function toOciManifest(manifest: ImageManifest, what: string): ImageManifest {
+  const convert = (descriptor: Descriptor): Descriptor => {
+    if (descriptor.mediaType.startsWith('application/vnd.oci.')) return descriptor;
+    const oci = DOCKER_TO_OCI[descriptor.mediaType];
+    if (!oci) throw new UnsupportedError(`${what}: cannot store blob ${descriptor.digest} of media type "${descriptor.mediaType}" in an OCI layout`);
+    return { ...descriptor, mediaType: oci };
+  };
+  const converted: ImageManifest = { schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest, config: convert(manifest.config), layers: manifest.layers.map(convert) };
+  if (manifest.annotations) converted.annotations = manifest.annotations;
+  return converted;
+}
+
+export function isDockerManifest(mediaType: string): boolean {
+  return mediaType === MEDIA_TYPES.dockerManifest;
+}

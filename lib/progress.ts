@@ -6,11 +6,15 @@ export type ProgressMode = 'auto' | 'plain' | 'none';
 
 export interface ItemProgress {
   add(bytes: number): void;
+  /** Something happened on the way (a retry, a resumed download). */
+  note(message: string): void;
   done(note?: string): void;
 }
 
 export interface Progress {
   item(label: string, total?: number): ItemProgress;
+  /** An item there was nothing to do for (a blob already in the store). */
+  skipped(label: string, note: string): void;
   finish(): void;
 }
 
@@ -19,7 +23,8 @@ export function createProgress(mode: ProgressMode, stderr: NodeJS.WritableStream
   return mode === 'plain' ? new PlainProgress(stderr) : new TerminalProgress(stderr);
 }
 
-const SILENT: Progress = { item: () => ({ add() {}, done() {} }), finish() {} };
+export const SILENT_ITEM: ItemProgress = { add() {}, note() {}, done() {} };
+const SILENT: Progress = { item: () => SILENT_ITEM, skipped() {}, finish() {} };
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -47,10 +52,16 @@ class PlainProgress implements Progress {
       add: (n) => {
         bytes += n;
       },
+      note: (message) => {
+        this.out.write(`${label}: ${message}\n`);
+      },
       done: (note) => {
         this.out.write(`${label}: ${note ?? `done, ${formatBytes(bytes)} in ${((Date.now() - startedAt) / 1000).toFixed(2)} s (${rate(bytes, startedAt)})`}\n`);
       },
     };
+  }
+  skipped(label: string, note: string): void {
+    this.out.write(`${label}: ${note}\n`);
   }
   finish(): void {}
 }
@@ -60,7 +71,10 @@ interface Row {
   total?: number;
   bytes: number;
   startedAt: number;
+  /** The final status. */
   note?: string;
+  /** The last event (retry, resume), shown until the item is done. */
+  event?: string;
 }
 
 /** Redraws one line per item in place, at most ten times a second. */
@@ -80,11 +94,20 @@ class TerminalProgress implements Progress {
         row.bytes += n;
         this.schedule();
       },
+      note: (message) => {
+        row.event = message;
+        this.schedule();
+      },
       done: (note) => {
         row.note = note ?? `done ${formatBytes(row.bytes)} (${rate(row.bytes, row.startedAt)})`;
         this.schedule();
       },
     };
+  }
+
+  skipped(label: string, note: string): void {
+    this.rows.push({ label, bytes: 0, startedAt: Date.now(), note });
+    this.schedule();
   }
 
   finish(): void {
@@ -103,7 +126,7 @@ class TerminalProgress implements Progress {
   private draw(): void {
     let text = this.drawn > 0 ? `\x1b[${this.drawn}A` : '';
     for (const row of this.rows) {
-      const status = row.note ?? `${formatBytes(row.bytes)}${row.total ? ` / ${formatBytes(row.total)}` : ''} ${rate(row.bytes, row.startedAt)}`;
+      const status = row.note ?? `${formatBytes(row.bytes)}${row.total ? ` / ${formatBytes(row.total)}` : ''} ${rate(row.bytes, row.startedAt)}${row.event ? ` (${row.event})` : ''}`;
       text += `\x1b[2K${row.label}  ${status}\n`;
     }
     this.drawn = this.rows.length;

@@ -8,7 +8,8 @@ import http from 'node:http';
 import https from 'node:https';
 import fetch, { type RequestInit, type Response } from 'node-fetch';
 import { digestOf } from './digest.js';
-import { AuthError, ContainerPartsError, DigestMismatchError, NotFoundError, RegistryError } from './errors.js';
+import { AuthError, ContainerPartsError, DigestMismatchError, NotFoundError, RegistryError, UnsupportedError } from './errors.js';
+import type { ItemProgress } from './progress.js';
 import { registryEndpointHost } from './reference.js';
 import type { Credentials } from './auth.js';
 import type { BlobWriter } from './store.js';
@@ -31,15 +32,21 @@ export interface FetchedManifest {
 
 interface Token {
   value: string;
-  expiresAt: number;
+  /** When to stop using it: a little before the lifetime the issuer stated. */
+  renewAt: number;
 }
 
 const USER_AGENT = 'container-parts';
 const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+/** Manifests are small; a bigger one is refused rather than read into memory (containerd's limit). */
+const MAX_MANIFEST_BYTES = 4 << 20;
 
 export class Registry {
-  private scheme: 'https' | 'http' | undefined;
-  private readonly tokens = new Map<string, Token>();
+  private scheme: Promise<'https' | 'http'> | undefined;
+  /** Bearer tokens by repository, reused until they are due for renewal. */
+  private readonly tokens = new Map<string, Promise<Token>>();
+  /** The registry's Bearer challenge (realm, service), kept to renew tokens without a 401 first. */
+  private bearer: Challenge | undefined;
   private basic: string | undefined;
   private credentialsLookup: Promise<Credentials | undefined> | undefined;
   private readonly httpsAgent: https.Agent;
@@ -55,80 +62,91 @@ export class Registry {
 
   /** GET a manifest by tag or digest; a digest reference is checked against the content. */
   async manifest(repository: string, reference: string, accept: readonly string[]): Promise<FetchedManifest> {
-    const res = await this.request(repository, `/v2/${repository}/manifests/${reference}`, { headers: { Accept: accept.join(', ') } }, `manifest ${repository}:${reference}`);
+    const what = `manifest ${repository}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`;
+    const res = await this.request(repository, `/v2/${repository}/manifests/${reference}`, { headers: { Accept: accept.join(', ') } }, what);
+    const length = Number(res.headers.get('content-length') ?? 0);
+    if (length > MAX_MANIFEST_BYTES) throw new UnsupportedError(`${this.registry}: ${what} is ${length} bytes, more than a manifest can be (${MAX_MANIFEST_BYTES})`);
     const body = Buffer.from(await res.arrayBuffer());
     const digest = digestOf(body);
     if (reference.startsWith('sha256:') && digest !== reference) {
-      throw new DigestMismatchError(`manifest ${this.registry}/${repository}@${reference}: content has digest ${digest}`);
+      throw new DigestMismatchError(`${this.registry}: ${what}: content has digest ${digest}`);
     }
     const mediaType = (res.headers.get('content-type') ?? '').split(';')[0]?.trim() || guessMediaType(body);
     return { mediaType, digest, body };
   }
 
-  /** Downloads a blob into `writer`, resuming from where a broken download stopped. */
-  async blob(repository: string, digest: string, writer: BlobWriter, onBytes?: (n: number) => void): Promise<void> {
+  /**
+   * Downloads a blob into `writer`. When the connection breaks in the middle of the body, the
+   * next request asks for the rest with a Range header (the spec's registries honour it) and
+   * appends, instead of starting over; a server that ignores Range gets a fresh start.
+   */
+  async blob(repository: string, digest: string, writer: BlobWriter, progress?: ItemProgress, signal?: AbortSignal): Promise<void> {
     const retries = this.options.retries ?? 4;
-    for (let attempt = 0; ; attempt++) {
+    const what = `blob ${digest}`;
+    for (let breaks = 0; ; ) {
       const resumeFrom = writer.written;
       const headers: Record<string, string> = resumeFrom > 0 ? { Range: `bytes=${resumeFrom}-` } : {};
+      const res = await this.request(repository, `/v2/${repository}/blobs/${digest}`, { headers, signal }, what);
+      if (resumeFrom > 0 && res.status !== 206) {
+        progress?.note(`the registry ignored the Range request; starting over`);
+        progress?.add(-writer.written);
+        await writer.restart();
+      } else if (resumeFrom > 0) {
+        progress?.note(`resuming at byte ${resumeFrom}`);
+      }
       try {
-        const res = await this.request(repository, `/v2/${repository}/blobs/${digest}`, { headers }, `blob ${digest}`);
-        if (resumeFrom > 0 && res.status !== 206) {
-          this.options.debug?.(`blob ${digest}: the server ignored the Range request; starting over`);
-          onBytes?.(-writer.written);
-          await writer.restart();
-        } else if (resumeFrom > 0) {
-          this.options.debug?.(`blob ${digest}: resuming at byte ${resumeFrom}`);
-        }
         for await (const chunk of res.body as AsyncIterable<Buffer>) {
           await writer.write(chunk);
-          onBytes?.(chunk.length);
+          progress?.add(chunk.length);
         }
         if (writer.expected.size !== undefined && writer.written < writer.expected.size) {
-          throw new RegistryError(`blob ${digest}: connection closed after ${writer.written} of ${writer.expected.size} bytes`);
+          throw new TransferBroken(`connection closed after ${writer.written} of ${writer.expected.size} bytes`);
         }
         return;
       } catch (err) {
-        if (!isTransient(err) || attempt >= retries) throw wrapNetworkError(err, `${this.registry}: blob ${digest}`);
-        this.options.debug?.(`blob ${digest}: ${describe(err)}; retrying`);
-        await sleep(this.backoff(attempt));
+        if (signal?.aborted) throw err;
+        if (!isBrokenTransfer(err) || breaks >= retries) throw wrapNetworkError(err, `${this.registry}: ${what}`);
+        progress?.note(`connection broke after ${writer.written} bytes (${describe(err)}); retrying`);
+        this.options.debug?.(`${what}: ${describe(err)}; retrying`);
+        await sleep(this.backoff(breaks++));
       }
     }
   }
 
   /**
-   * One API request with auth and retries. 401 is answered once with the scheme the registry
-   * names; 404, 401 after auth, and other 4xx are errors at once; 429 and 5xx are retried.
+   * One API request with auth and retries. A 401 is answered once per request with the scheme
+   * the registry names (also when it refuses a token we thought valid: expired, revoked, clock
+   * skew); 404, a second 401, 403 and other 4xx are errors at once; 429 and 5xx are retried
+   * with backoff, or after as long as Retry-After says.
    */
   private async request(repository: string, path: string, init: RequestInit, what: string): Promise<Response> {
     const retries = this.options.retries ?? 4;
-    let authTried = false;
+    let authenticated = false;
     for (let attempt = 0; ; ) {
       let res: Response;
       try {
         const url = `${await this.baseUrl()}${path}`;
-        const headers = { 'User-Agent': USER_AGENT, ...(init.headers as Record<string, string>), ...this.authorization(repository) };
+        const headers = { 'User-Agent': USER_AGENT, ...(init.headers as Record<string, string>), ...(await this.authorization(repository)) };
         this.options.debug?.(`GET ${url}`);
         res = await fetch(url, { ...init, headers, agent: this.agentFor });
       } catch (err) {
-        if (!isTransient(err) || attempt >= retries) throw wrapNetworkError(err, `${this.registry}: ${what}`);
+        if (init.signal?.aborted || !isNetworkFailure(err) || attempt >= retries) throw wrapNetworkError(err, `${this.registry}: ${what}`);
+        this.options.debug?.(`${what}: ${describe(err)}; retrying`);
         await sleep(this.backoff(attempt++));
         continue;
       }
       if (res.ok) return res;
       await res.arrayBuffer().catch(() => undefined);
-      if (res.status === 401 && !authTried) {
-        authTried = true;
+      if (res.status === 401 && !authenticated) {
+        authenticated = true;
+        this.tokens.delete(repository);
         await this.authenticate(repository, res.headers.get('www-authenticate'));
         continue;
       }
-      if (res.status === 401 && this.tokenExpired(repository)) {
-        this.tokens.delete(repository);
-        authTried = false;
-        continue;
-      }
       if (RETRYABLE_STATUS.has(res.status) && attempt < retries) {
-        await sleep(retryAfterMs(res.headers.get('retry-after')) ?? this.backoff(attempt));
+        const wait = retryAfterMs(res.headers.get('retry-after')) ?? this.backoff(attempt);
+        this.options.debug?.(`${what}: HTTP ${res.status}; retrying in ${wait} ms`);
+        await sleep(wait);
         attempt++;
         continue;
       }
@@ -137,13 +155,13 @@ export class Registry {
   }
 
   private statusError(status: number, what: string): ContainerPartsError {
-    const where = `${this.registry}`;
+    const where = this.registry;
     switch (status) {
       case 404:
-        return new NotFoundError(`${what} not found in ${where}`);
+        return new NotFoundError(`${where}: ${what} not found`);
       case 401:
         return new AuthError(`${where}: authentication required for ${what}`, status, {
-          hint: this.basic || this.hasToken() ? 'the credentials were refused' : 'give --creds USER:PASS or log in with podman/skopeo login',
+          hint: this.basic || this.bearer ? 'the credentials were refused' : 'give --creds USER:PASS or log in with podman/skopeo login',
         });
       case 403:
         return new AuthError(`${where}: access to ${what} denied`, status);
@@ -154,20 +172,20 @@ export class Registry {
     }
   }
 
-  private authorization(repository: string): Record<string, string> {
-    const token = this.tokens.get(repository);
-    if (token && token.expiresAt > Date.now()) return { Authorization: `Bearer ${token.value}` };
+  /** The Authorization header: a Bearer token for the repository (renewed when due), or Basic. */
+  private async authorization(repository: string): Promise<Record<string, string>> {
+    if (this.bearer) {
+      const cached = this.tokens.get(repository);
+      let token = cached && (await cached.catch(() => undefined));
+      if (!token || token.renewAt <= Date.now()) {
+        // Concurrent requests share one renewal: whoever finds the old token first replaces it.
+        if (this.tokens.get(repository) === cached) this.tokens.set(repository, this.fetchToken(repository, this.bearer));
+        token = await (this.tokens.get(repository) as Promise<Token>);
+      }
+      return { Authorization: `Bearer ${token.value}` };
+    }
     if (this.basic) return { Authorization: `Basic ${this.basic}` };
     return {};
-  }
-
-  private hasToken(): boolean {
-    return this.tokens.size > 0;
-  }
-
-  private tokenExpired(repository: string): boolean {
-    const token = this.tokens.get(repository);
-    return token !== undefined && token.expiresAt <= Date.now() + 1000;
   }
 
   private async credentials(): Promise<Credentials | undefined> {
@@ -178,56 +196,71 @@ export class Registry {
   private async authenticate(repository: string, header: string | null): Promise<void> {
     const challenge = parseChallenge(header ?? '');
     if (!challenge) throw new AuthError(`${this.registry}: the registry asked for authentication without a usable WWW-Authenticate header`, 401);
-    const creds = await this.credentials();
     if (challenge.scheme === 'basic') {
+      const creds = await this.credentials();
       if (!creds) throw new AuthError(`${this.registry}: authentication required`, 401, { hint: 'give --creds USER:PASS or log in with podman/skopeo login' });
       this.basic = Buffer.from(`${creds.username}:${creds.password}`).toString('base64');
       return;
     }
-    const realm = challenge.params.realm;
-    if (!realm) throw new AuthError(`${this.registry}: Bearer challenge without a realm`, 401);
-    const url = new URL(realm);
+    if (!challenge.params.realm) throw new AuthError(`${this.registry}: Bearer challenge without a realm`, 401);
+    this.bearer = challenge;
+    const token = this.fetchToken(repository, challenge);
+    this.tokens.set(repository, token);
+    await token;
+  }
+
+  /** Asks the token service named in the challenge for a pull token (distribution's token spec). */
+  private async fetchToken(repository: string, challenge: Challenge): Promise<Token> {
+    const url = new URL(challenge.params.realm as string);
     if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
-    url.searchParams.set('scope', challenge.params.scope ?? `repository:${repository}:pull`);
+    url.searchParams.set('scope', `repository:${repository}:pull`);
+    const creds = await this.credentials();
     const headers: Record<string, string> = { 'User-Agent': USER_AGENT };
     if (creds) headers.Authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
-    this.options.debug?.(`token from ${url.origin}${url.pathname}`);
+    this.options.debug?.(`token for ${repository} from ${url.origin}${url.pathname}`);
     let res: Response;
     try {
-      res = await fetch(url.toString(), { headers, agent: (u: URL) => (u.protocol === 'http:' ? this.httpAgent : this.httpsAgent) });
+      res = await fetch(url.toString(), { headers, agent: this.agentFor });
     } catch (err) {
       throw wrapNetworkError(err, `${this.registry}: token service ${url.origin}`);
     }
     if (res.status === 401 || res.status === 403) {
-      throw new AuthError(`${this.registry}: the token service refused ${creds ? 'the credentials' : 'anonymous access'} for ${repository}`, res.status, creds ? {} : { hint: 'give --creds USER:PASS' });
+      throw new AuthError(
+        `${this.registry}: the token service refused ${creds ? `the credentials of ${creds.username}` : 'anonymous access'} for ${repository}`,
+        res.status,
+        creds ? {} : { hint: 'give --creds USER:PASS or log in with podman/skopeo login' },
+      );
     }
     if (!res.ok) throw new AuthError(`${this.registry}: token service ${url.origin} answered HTTP ${res.status}`, res.status);
     const reply = (await res.json().catch(() => ({}))) as { token?: string; access_token?: string; expires_in?: number };
     const value = reply.token ?? reply.access_token;
     if (!value) throw new AuthError(`${this.registry}: token service ${url.origin} sent no token`, res.status);
-    // The spec's default lifetime is 60 s; renew a little early.
-    const lifetime = Math.max(reply.expires_in ?? 60, 10) * 1000;
-    this.tokens.set(repository, { value, expiresAt: Date.now() + lifetime - 5000 });
+    // The spec's default lifetime is 60 s. Renew before the end, by 5 s or a quarter of a short lifetime.
+    const lifetime = (reply.expires_in && reply.expires_in > 0 ? reply.expires_in : 60) * 1000;
+    return { value, renewAt: Date.now() + lifetime - Math.min(5000, lifetime / 4) };
   }
 
   private readonly agentFor = (url: URL): http.Agent => (url.protocol === 'http:' ? this.httpAgent : this.httpsAgent);
 
   /** https, or with --tls-verify=false whichever of https and http answers (as skopeo does for insecure registries). */
   private async baseUrl(): Promise<string> {
-    if (this.scheme) return `${this.scheme}://${this.host}`;
-    if (this.options.tlsVerify) {
-      this.scheme = 'https';
-    } else {
-      try {
-        await fetch(`https://${this.host}/v2/`, { agent: this.httpsAgent, headers: { 'User-Agent': USER_AGENT } });
-        this.scheme = 'https';
-      } catch (err) {
-        if (isConnectionRefused(err)) throw wrapNetworkError(err, this.registry);
-        this.options.debug?.(`${this.host}: no TLS (${describe(err)}); using http`);
-        this.scheme = 'http';
+    this.scheme ??= this.probeScheme();
+    return `${await this.scheme}://${this.host}`;
+  }
+
+  private async probeScheme(): Promise<'https' | 'http'> {
+    if (this.options.tlsVerify) return 'https';
+    try {
+      await fetch(`https://${this.host}/v2/`, { agent: this.httpsAgent, headers: { 'User-Agent': USER_AGENT } });
+      return 'https';
+    } catch (err) {
+      if (isConnectionRefused(err)) {
+        this.scheme = undefined;
+        throw err;
       }
+      this.options.debug?.(`${this.host}: no TLS (${describe(err)}); using http`);
+      return 'http';
     }
-    return `${this.scheme}://${this.host}`;
   }
 
   private backoff(attempt: number): number {
@@ -239,6 +272,9 @@ export class Registry {
     this.httpsAgent.destroy();
   }
 }
+
+/** The body of a response ended before its end. */
+class TransferBroken extends Error {}
 
 interface Challenge {
   scheme: 'basic' | 'bearer';
@@ -274,15 +310,18 @@ function guessMediaType(body: Buffer): string {
   }
 }
 
-const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET']);
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET']);
 
-function isTransient(err: unknown): boolean {
-  if (err instanceof DigestMismatchError) return false;
-  if (err instanceof RegistryError) return err.status === undefined || RETRYABLE_STATUS.has(err.status);
+/** A request that did not get an answer: worth another try. */
+function isNetworkFailure(err: unknown): boolean {
   if (err instanceof ContainerPartsError) return false;
   const code = (err as { code?: string }).code ?? '';
-  const type = (err as { type?: string }).type;
-  return TRANSIENT_CODES.has(code) || type === 'system' || /premature close|socket hang up|aborted/i.test(describe(err));
+  return NETWORK_CODES.has(code) || /premature close|socket hang up|aborted/i.test(describe(err));
+}
+
+/** A body that stopped coming: resume it. Our own errors (a digest mismatch, a full disk) are not. */
+function isBrokenTransfer(err: unknown): boolean {
+  return err instanceof TransferBroken || isNetworkFailure(err);
 }
 
 function isConnectionRefused(err: unknown): boolean {

@@ -5,12 +5,12 @@
  * written whole and verified, or not at all; a missing blob is a NotFoundError.
  */
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { once } from 'node:events';
 import { digestHex, digestOf } from './digest.js';
-import { DigestMismatchError, NotFoundError, UnsupportedError } from './errors.js';
+import { ClobberError, DigestMismatchError, NotFoundError, UnsupportedError } from './errors.js';
 import type { Descriptor } from './document.js';
 
 export const MEDIA_TYPES = {
@@ -53,13 +53,20 @@ export class BlobWriter {
 
   constructor(readonly expected: { digest: string; size?: number }, readonly tempPath: string, private readonly finalPath: string) {}
 
+  private failure: Error | undefined;
+
   async write(chunk: Buffer): Promise<void> {
-    this.file ??= createWriteStream(this.tempPath, { flags: this.written === 0 ? 'w' : 'a' });
-    this.hash.update(chunk);
-    this.written += chunk.length;
-    if (this.expected.size !== undefined && this.written > this.expected.size) {
+    if (this.failure) throw this.failure;
+    if (this.expected.size !== undefined && this.written + chunk.length > this.expected.size) {
       throw new DigestMismatchError(`blob ${this.expected.digest}: more than the expected ${this.expected.size} bytes`);
     }
+    if (!this.file) {
+      // The stream writes in the background (coalescing chunks); a write error (ENOSPC) surfaces on the next call.
+      this.file = createWriteStream(this.tempPath, { flags: this.written === 0 ? 'w' : 'a', highWaterMark: 1 << 20 });
+      this.file.on('error', (err) => (this.failure ??= err));
+    }
+    this.hash.update(chunk);
+    this.written += chunk.length;
     if (!this.file.write(chunk)) await once(this.file, 'drain');
   }
 
@@ -73,6 +80,10 @@ export class BlobWriter {
   /** Verifies size and digest, then moves the blob into place; on a mismatch nothing is left. */
   async commit(): Promise<void> {
     await this.closeFile();
+    if (this.failure) {
+      await this.abort();
+      throw this.failure;
+    }
     const actual = `sha256:${this.hash.digest('hex')}`;
     if (this.expected.size !== undefined && this.written !== this.expected.size) {
       await this.abort();
@@ -83,6 +94,7 @@ export class BlobWriter {
       throw new DigestMismatchError(`blob ${this.expected.digest}: content has digest ${actual}`);
     }
     if (this.written === 0) await writeFile(this.tempPath, '');
+    await syncFile(this.tempPath);
     await rename(this.tempPath, this.finalPath);
   }
 
@@ -95,8 +107,102 @@ export class BlobWriter {
     if (!this.file) return;
     const file = this.file;
     this.file = undefined;
-    file.end();
-    await once(file, 'close');
+    if (!file.closed) {
+      file.end();
+      await once(file, 'close').catch(() => undefined);
+    }
+  }
+}
+
+/** Flushes a file's data to disk, so that a blob named by its digest is whole even after a crash. */
+async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Blobs written together, all or nothing: each is verified into a private staging directory
+ * inside the layout, and only commit() moves them into place (so one bad layer leaves no
+ * other layer of the same pull behind). The directory's name carries our pid, so a later
+ * open() sweeps what a killed process left.
+ */
+export class BlobTransaction {
+  private readonly staged: string[] = [];
+
+  constructor(readonly stagingDir: string, private readonly finalPath: (digest: string) => string) {}
+
+  /** Where a blob is readable now: staged in this transaction, or already in place. */
+  blobPath(digest: string): string {
+    return this.staged.includes(digest) ? this.stagedPath(digest) : this.finalPath(digest);
+  }
+
+  async hasBlob(digest: string, size?: number): Promise<boolean> {
+    return (await sizeMatches(this.finalPath(digest), size)) || (this.staged.includes(digest) && (await sizeMatches(this.stagedPath(digest), size)));
+  }
+
+  async blobWriter(expected: { digest: string; size?: number }): Promise<BlobWriter> {
+    const hex = digestHex(expected.digest);
+    if (!this.staged.includes(expected.digest)) this.staged.push(expected.digest);
+    return new BlobWriter(expected, join(this.stagingDir, `${hex}.${randomBytes(4).toString('hex')}.part`), this.stagedPath(expected.digest));
+  }
+
+  /** Stages bytes whose digest we compute (manifests we write). */
+  async putBytes(data: Buffer, mediaType: string): Promise<Descriptor> {
+    const digest = digestOf(data);
+    if (!(await this.hasBlob(digest, data.length))) {
+      const writer = await this.blobWriter({ digest, size: data.length });
+      await writer.write(data);
+      await writer.commit();
+    }
+    return { mediaType, digest, size: data.length };
+  }
+
+  /** Moves the staged blobs into place, in the order they were staged (so manifests, staged last, land last). */
+  async commit(): Promise<void> {
+    for (const digest of this.staged) {
+      const staged = this.stagedPath(digest);
+      if (!(await sizeMatches(staged))) continue;
+      await rename(staged, this.finalPath(digest));
+    }
+    await rm(this.stagingDir, { recursive: true, force: true });
+  }
+
+  async abort(): Promise<void> {
+    await rm(this.stagingDir, { recursive: true, force: true });
+  }
+
+  private stagedPath(digest: string): string {
+    return join(this.stagingDir, digestHex(digest));
+  }
+}
+
+const STAGING_PREFIX = '.staging-';
+
+async function createStagingDir(root: string): Promise<string> {
+  const dir = join(root, `${STAGING_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/** Removes staging directories of processes that are gone (killed in the middle of a pull). */
+async function sweepStaging(root: string): Promise<void> {
+  const entries = await readdir(root).catch(() => [] as string[]);
+  for (const entry of entries) {
+    const pid = Number(/^\.staging-(\d+)-/.exec(entry)?.[1]);
+    if (pid && pid !== process.pid && !processAlive(pid)) await rm(join(root, entry), { recursive: true, force: true });
+  }
+}
+
+async function sizeMatches(path: string, size?: number): Promise<boolean> {
+  try {
+    const info = await stat(path);
+    return info.isFile() && (size === undefined || info.size === size);
+  } catch {
+    return false;
   }
 }
 
@@ -119,7 +225,13 @@ export class OciLayout {
       await writeFile(layoutFile, `${JSON.stringify({ imageLayoutVersion: '1.0.0' })}\n`);
       await writeFileAtomic(join(root, 'index.json'), `${JSON.stringify({ schemaVersion: 2, manifests: [] })}\n`, { onlyIfMissing: true });
     }
+    if (options.create) await sweepStaging(root);
     return new OciLayout(root);
+  }
+
+  /** Starts writing a set of blobs that land together or not at all (see BlobTransaction). */
+  async begin(): Promise<BlobTransaction> {
+    return new BlobTransaction(await createStagingDir(this.root), (digest) => this.blobPath(digest));
   }
 
   blobPath(digest: string): string {
@@ -127,12 +239,7 @@ export class OciLayout {
   }
 
   async hasBlob(digest: string, size?: number): Promise<boolean> {
-    try {
-      const info = await stat(this.blobPath(digest));
-      return size === undefined || info.size === size;
-    } catch {
-      return false;
-    }
+    return sizeMatches(this.blobPath(digest), size);
   }
 
   async readBlob(digest: string): Promise<Buffer> {
@@ -162,36 +269,32 @@ export class OciLayout {
     return createReadStream(this.blobPath(digest), { highWaterMark: 1 << 20 });
   }
 
-  /** A writer for a blob; its temp file lives in the layout so the final rename stays on one filesystem. */
-  async blobWriter(expected: { digest: string; size?: number }): Promise<BlobWriter> {
-    const finalPath = this.blobPath(expected.digest);
-    const partial = join(this.root, '.partial');
-    await mkdir(partial, { recursive: true });
-    return new BlobWriter(expected, join(partial, `${digestHex(expected.digest)}.${randomBytes(4).toString('hex')}`), finalPath);
-  }
-
   /** Stores a blob from a stream; verified before it is visible. */
   async putBlob(source: AsyncIterable<Buffer>, expected: { digest: string; size?: number }): Promise<void> {
     if (await this.hasBlob(expected.digest, expected.size)) return;
-    const writer = await this.blobWriter(expected);
-    try {
+    await this.transaction(async (txn) => {
+      const writer = await txn.blobWriter(expected);
       for await (const chunk of source) await writer.write(chunk);
       await writer.commit();
-    } catch (err) {
-      await writer.abort();
-      throw err;
-    }
+    });
   }
 
   /** Stores bytes whose digest we compute (manifests and configs we write ourselves). */
   async putBytes(data: Buffer, mediaType: string): Promise<Descriptor> {
-    const digest = digestOf(data);
-    if (!(await this.hasBlob(digest, data.length))) {
-      const writer = await this.blobWriter({ digest, size: data.length });
-      await writer.write(data);
-      await writer.commit();
+    return this.transaction((txn) => txn.putBytes(data, mediaType));
+  }
+
+  /** Runs `fn` in a transaction: committed if it returns, aborted (nothing left) if it throws. */
+  async transaction<T>(fn: (txn: BlobTransaction) => Promise<T>): Promise<T> {
+    const txn = await this.begin();
+    try {
+      const result = await fn(txn);
+      await txn.commit();
+      return result;
+    } catch (err) {
+      await txn.abort();
+      throw err;
     }
-    return { mediaType, digest, size: data.length };
   }
 
   async readIndex(): Promise<ImageIndex> {
@@ -295,12 +398,22 @@ function processAlive(pid: number): boolean {
  * as manifest.json and a version file. Written the way skopeo writes it so skopeo reads it back.
  */
 export class DirLayout {
-  private constructor(readonly root: string) {}
+  private constructor(readonly root: string, private readonly created: boolean) {}
 
+  /** A new or empty directory, or one skopeo's dir: transport wrote (its image is replaced, as skopeo does). */
   static async create(root: string): Promise<DirLayout> {
-    await mkdir(root, { recursive: true });
-    await writeFile(join(root, 'version'), 'Directory Transport Version: 1.1\n');
-    return new DirLayout(root);
+    let entries: string[];
+    try {
+      entries = await readdir(root);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await mkdir(root, { recursive: true });
+      return new DirLayout(root, true);
+    }
+    if (entries.length > 0 && !entries.includes('version')) {
+      throw new ClobberError(`${root}: not empty and not a dir: layout; refusing to write into it`, { hint: 'give a new or empty directory' });
+    }
+    return new DirLayout(root, false);
   }
 
   blobPath(digest: string): string {
@@ -308,19 +421,27 @@ export class DirLayout {
   }
 
   async hasBlob(digest: string, size?: number): Promise<boolean> {
-    try {
-      const info = await stat(this.blobPath(digest));
-      return size === undefined || info.size === size;
-    } catch {
-      return false;
+    return sizeMatches(this.blobPath(digest), size);
+  }
+
+  async begin(): Promise<BlobTransaction> {
+    return new BlobTransaction(await createStagingDir(this.root), (digest) => this.blobPath(digest));
+  }
+
+  /** Commits the image's blobs, then its manifest; blobs of the image that was there before go. */
+  async commit(txn: BlobTransaction, manifest: Buffer, blobs: string[]): Promise<void> {
+    await txn.commit();
+    await writeFileAtomic(join(this.root, 'manifest.json'), manifest);
+    await writeFile(join(this.root, 'version'), 'Directory Transport Version: 1.1\n');
+    const keep = new Set(blobs.map(digestHex));
+    for (const entry of await readdir(this.root)) {
+      if (/^[a-f0-9]{64}$/.test(entry) && !keep.has(entry)) await rm(join(this.root, entry), { force: true });
     }
   }
 
-  async blobWriter(expected: { digest: string; size?: number }): Promise<BlobWriter> {
-    return new BlobWriter(expected, join(this.root, `.${digestHex(expected.digest)}.${randomBytes(4).toString('hex')}.partial`), this.blobPath(expected.digest));
-  }
-
-  async writeManifest(body: Buffer): Promise<void> {
-    await writeFileAtomic(join(this.root, 'manifest.json'), body);
+  /** After a failed write: nothing staged stays, and a directory we created goes. */
+  async abort(txn: BlobTransaction): Promise<void> {
+    await txn.abort();
+    if (this.created) await rm(this.root, { recursive: true, force: true });
   }
 }

@@ -3,6 +3,7 @@
  * 127.0.0.1 and a free port, and stopped by `stop()` — call it from `after()`.
  */
 import { createServer } from 'node:net';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mustExec } from './exec.js';
 import { SCRIPTS, tempDir } from './paths.js';
@@ -11,6 +12,10 @@ export interface TestRegistry {
   port: number;
   host: string;
   dir: string;
+  /** The registry's own log (it says why it refused a token). */
+  log(): Promise<string>;
+  /** Stops the registry but keeps its data dir (to start it again, or look at it). */
+  kill(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -32,18 +37,21 @@ export async function startRegistry(options: { htpasswd?: string; token?: { real
   if (options.htpasswd) args.push('--htpasswd', options.htpasswd);
   if (options.token) args.push('--token', `${options.token.realm},${options.token.issuer},${options.token.certFile}`);
   await mustExec(join(SCRIPTS, 'registry.sh'), args);
+  const kill = () => mustExec(join(SCRIPTS, 'registry.sh'), ['stop', dir.path]).then(() => undefined);
   return {
     port,
     host: `127.0.0.1:${port}`,
     dir: dir.path,
+    log: () => readFile(join(dir.path, 'registry.log'), 'utf8').catch(() => ''),
+    kill,
     async stop() {
-      await mustExec(join(SCRIPTS, 'registry.sh'), ['stop', dir.path]);
+      await kill();
       await dir.cleanup();
     },
   };
 }
 
-/** Builds the lab busybox image and pushes it to each destination (skopeo copy syntax). */
+/** Builds the lab busybox image (an OCI layout at WORKDIR/layout, image "busybox") and pushes it to each destination (skopeo copy syntax). */
 export async function pushBusybox(workDir: string, destinations: string[], env: NodeJS.ProcessEnv = {}): Promise<void> {
   await mustExec(join(SCRIPTS, 'build-busybox-image.sh'), [workDir, ...destinations], { env });
 }
