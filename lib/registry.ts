@@ -161,7 +161,7 @@ export class Registry {
         return new NotFoundError(`${where}: ${what} not found`);
       case 401:
         return new AuthError(`${where}: authentication required for ${what}`, status, {
-          hint: this.basic || this.bearer ? 'the credentials were refused' : 'give --creds USER:PASS or log in with podman/skopeo login',
+          hint: this.bearer ? 'the registry refused the token from its token service' : this.basic ? 'the credentials were refused' : 'give --creds USER:PASS or log in with podman/skopeo login',
         });
       case 403:
         return new AuthError(`${where}: access to ${what} denied`, status);

@@ -16,6 +16,8 @@ export interface TestRegistry {
   log(): Promise<string>;
   /** Stops the registry but keeps its data dir (to start it again, or look at it). */
   kill(): Promise<void>;
+  /** Starts it again on the same port and data (e.g. after its token certificate changed). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -38,12 +40,14 @@ export async function startRegistry(options: { htpasswd?: string; token?: { real
   if (options.token) args.push('--token', `${options.token.realm},${options.token.issuer},${options.token.certFile}`);
   await mustExec(join(SCRIPTS, 'registry.sh'), args);
   const kill = () => mustExec(join(SCRIPTS, 'registry.sh'), ['stop', dir.path]).then(() => undefined);
+  const restart = () => mustExec(join(SCRIPTS, 'registry.sh'), args).then(() => undefined);
   return {
     port,
     host: `127.0.0.1:${port}`,
     dir: dir.path,
     log: () => readFile(join(dir.path, 'registry.log'), 'utf8').catch(() => ''),
     kill,
+    restart,
     async stop() {
       await kill();
       await dir.cleanup();

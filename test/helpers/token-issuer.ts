@@ -36,15 +36,22 @@ export interface TokenIssuer {
   options: TokenIssuerOptions;
   /** How many tokens to issue with an `exp` already past (the registry refuses them), before good ones. */
   staleTokens: number;
+  /** A new signing key and certificate (in certFile): tokens signed before no longer verify, once the registry restarts. */
+  rotateKey(): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function startTokenIssuer(dir: string, options: TokenIssuerOptions): Promise<TokenIssuer> {
   const keyFile = join(dir, 'issuer.key');
   const certFile = join(dir, 'issuer.crt');
-  await mustExec('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=container-parts-test-issuer']);
-  const key = await readFile(keyFile, 'utf8');
-  const certDer = pemBody(await readFile(certFile, 'utf8'));
+  let key = '';
+  let certDer = '';
+  const newKey = async () => {
+    await mustExec('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=container-parts-test-issuer']);
+    key = await readFile(keyFile, 'utf8');
+    certDer = pemBody(await readFile(certFile, 'utf8'));
+  };
+  await newKey();
   const requests: TokenRequest[] = [];
 
   const issuer: TokenIssuer = {
@@ -53,6 +60,7 @@ export async function startTokenIssuer(dir: string, options: TokenIssuerOptions)
     requests,
     options,
     staleTokens: 0,
+    rotateKey: newKey,
     stop: () => new Promise((resolve) => server.close(() => resolve())),
   };
 
