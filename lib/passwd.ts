@@ -11,7 +11,7 @@ import { NotFoundError, UnsafeLayerError, UsageError } from './errors.js';
 export interface ResolvedUser {
   uid: number;
   gid: number;
-  /** Supplementary groups from /etc/group; only for a user given by name without a group. */
+  /** Supplementary groups (the primary one first, then /etc/group's); only for a user given by name without a group. */
   additionalGids: number[];
 }
 
@@ -153,11 +153,13 @@ export function resolveUser(root: string, spec: string): ResolvedUser {
     }
   }
 
-  // conversion.md: supplementary groups only for a user named without a group.
+  // conversion.md: supplementary groups only for a user named without a group; as initgroups(3)
+  // (and so login, su, docker and podman) the primary group comes first, then those listing the user.
   const additionalGids: number[] = [];
   if (name !== undefined && groupPart === undefined) {
+    additionalGids.push(gid);
     for (const group of groupEntries()) {
-      if (group.members.includes(name) && group.gid !== gid && !additionalGids.includes(group.gid)) additionalGids.push(group.gid);
+      if (group.members.includes(name) && !additionalGids.includes(group.gid)) additionalGids.push(group.gid);
     }
   }
   return { uid, gid, additionalGids };

@@ -28,8 +28,8 @@ test('names, numbers and groups resolve per conversion.md', async () => {
   const dir = await rootfs({ 'etc/passwd': PASSWD, 'etc/group': GROUP });
   try {
     const root = join(dir.path, 'root');
-    // A name: its primary group, and the groups that list it.
-    assert.deepEqual(resolveUser(root, 'lab'), { uid: 1000, gid: 1000, additionalGids: [10, 29] });
+    // A name: its primary group, and (as initgroups) that group and the ones listing it as supplementary groups.
+    assert.deepEqual(resolveUser(root, 'lab'), { uid: 1000, gid: 1000, additionalGids: [1000, 10, 29] });
     // A name with a group: no supplementary groups.
     assert.deepEqual(resolveUser(root, 'lab:wheel'), { uid: 1000, gid: 10, additionalGids: [] });
     // Numbers are verbatim; a known uid gets its primary group.
@@ -70,7 +70,7 @@ test('a symlinked /etc/passwd resolves inside the rootfs, never to the host', as
 
     await writeFile(join(root, 'passwd'), 'clamped:x:9:9::/:/bin/sh\n');
     assert.equal(resolveInRoot(root, '/etc/passwd'), join(root, 'passwd'));
-    assert.deepEqual(resolveUser(root, 'clamped'), { uid: 9, gid: 9, additionalGids: [] });
+    assert.deepEqual(resolveUser(root, 'clamped'), { uid: 9, gid: 9, additionalGids: [9] });
 
     // An absolute target is taken from the rootfs, not from the host's /.
     await symlink('/real/passwd', join(root, 'etc', 'group'));
@@ -80,7 +80,7 @@ test('a symlinked /etc/passwd resolves inside the rootfs, never to the host', as
     try {
       const otherRoot = join(other.path, 'root');
       await symlink('/etc2', join(otherRoot, 'etc'));
-      assert.deepEqual(resolveUser(otherRoot, 'mine'), { uid: 5, gid: 5, additionalGids: [] });
+      assert.deepEqual(resolveUser(otherRoot, 'mine'), { uid: 5, gid: 5, additionalGids: [5] });
       await symlink('/etc', join(otherRoot, 'loop'));
       await symlink('/loop2', join(otherRoot, 'loop1'));
       await symlink('/loop1', join(otherRoot, 'loop2'));
