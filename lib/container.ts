@@ -5,9 +5,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { MountSection } from './document.js';
+import { join, resolve } from 'node:path';
+import type { ImageConfig, MountSection, PipeDocument } from './document.js';
 import { UsageError } from './errors.js';
+import { runContainer, type ExitStatus } from './namespaces.js';
+import { hasRunFlags, type RunFlags } from './runflags.js';
+import type { RuntimeConfig } from './runtime-spec.js';
+import { buildConfig, readRuntimeConfig, rootFromDocument } from './spec.js';
 import { describeMountedOverlay, diffOverlay, mountOverlay, unmountOverlay, type Change, type DriverChoice } from './overlay.js';
 import { OciLayout } from './store.js';
 
@@ -101,4 +105,54 @@ export async function diffContainerRoot(mount: MountSection | undefined, target:
   }
   if (section.upper === undefined) throw new UsageError(`${section.target}: a read-only merge has no changes to show`);
   return diffOverlay(section.upper, section.lower);
+}
+
+export interface RunRequest {
+  /** The piped document (ovl-mount's or img-unpack's), unless --rootfs or --bundle. */
+  document?: PipeDocument;
+  /** --bundle DIR: run DIR/config.json as it is. */
+  bundle?: string;
+  /** --rootfs DIR: a root filesystem without a document. */
+  rootfs?: string;
+  flags: RunFlags;
+  /** CMD ARGS after --: they replace the image's Cmd. */
+  args: string[];
+  /** --name: the container's name (its cgroup); default the piped container's id, else a new one. */
+  name?: string;
+}
+
+export interface PreparedRun {
+  config: RuntimeConfig;
+  id: string;
+  bundleDir?: string;
+  /** What --rm unmounts and removes. */
+  mount?: MountSection;
+}
+
+/** The config ns-enter runs: the bundle's, or built from the image config and the run flags (lib/spec.ts). */
+export function prepareRun(request: RunRequest): PreparedRun {
+  if (request.bundle !== undefined) {
+    if (hasRunFlags({ ...request.flags, init: false, rm: false }) || request.args.length > 0) {
+      throw new UsageError('--bundle runs DIR/config.json as it is: give run flags and the command to oci-spec --bundle instead');
+    }
+    const bundleDir = resolve(request.bundle);
+    return { config: readRuntimeConfig(join(bundleDir, 'config.json')), id: request.name ?? newContainerId(), bundleDir };
+  }
+  let source: { rootfs: string; readOnly: boolean; image?: ImageConfig };
+  if (request.rootfs !== undefined) source = { rootfs: resolve(request.rootfs), readOnly: false };
+  else if (request.document) source = rootFromDocument(request.document);
+  else throw new UsageError('no root filesystem: pipe ovl-mount or img-unpack in, or give --rootfs DIR or --bundle DIR');
+  const flags = source.readOnly ? { ...request.flags, readOnly: true } : request.flags;
+  const config = buildConfig({ image: source.image, rootfs: source.rootfs, flags, rootless: false, args: request.args });
+  const mount = request.rootfs === undefined ? request.document?.mount : undefined;
+  return { config, id: request.name ?? mount?.container?.id ?? newContainerId(), mount };
+}
+
+/** Runs a prepared container; with --rm, then unmounts its overlay and removes its dirs (podman run --rm). */
+export async function runPrepared(prepared: PreparedRun, options: { flags: RunFlags; storePath: string; stdinIsTerminal: boolean; debug?: (m: string) => void }): Promise<ExitStatus> {
+  try {
+    return await runContainer(prepared.config, { id: prepared.id, bundleDir: prepared.bundleDir, init: options.flags.init, stdinIsTerminal: options.stdinIsTerminal, debug: options.debug });
+  } finally {
+    if (options.flags.rm && prepared.mount) await unmountContainerRoot(prepared.mount, { storePath: options.storePath, remove: true });
+  }
 }

@@ -98,3 +98,53 @@ function configEdits(from: RuntimeConfig, to: RuntimeConfig): string[] {
   compare([], from, to, 2);
   return edits;
 }
+
+/**
+ * ns-enter as the tutorial's commands (seeds 000-002): unshare for the namespaces, mount for
+ * /proc, /dev, /sys and the volumes, pivot_root to switch the root and detach the old one,
+ * the cgroup files for the limits, setpriv for user and capabilities; then the one bwrap
+ * command line ns-enter really runs, which does all of it.
+ */
+export function explainRun(config: RuntimeConfig, argv: string[], options: { id: string; init: boolean }): ExplainStep[] {
+  const root = config.root?.path ?? 'ROOTFS';
+  const ns = new Set((config.linux?.namespaces ?? []).map((n) => n.type));
+  const unshareFlags: Array<[string, string]> = [['mount', '--mount'], ['uts', '--uts'], ['ipc', '--ipc'], ['pid', '--pid --fork'], ['network', '--net'], ['cgroup', '--cgroup']];
+  const flags = unshareFlags.filter(([type]) => ns.has(type as never)).map(([, flag]) => flag).join(' ');
+  const proc = config.process;
+  const r = (path: string) => shellQuote(`${root}${path}`);
+  const steps: ExplainStep[] = [];
+  const resources = config.linux?.resources ?? {};
+  const cg = `/sys/fs/cgroup/MEMORY_OR_PIDS_OR_CPU/${config.linux?.cgroupsPath ?? `container-parts/${options.id}`}`;
+  if (resources.memory?.limit !== undefined || resources.pids || resources.cpu) {
+    steps.push({ comment: 'a cgroup with the limits (v1: one dir per controller; v2: /sys/fs/cgroup/PATH with memory.max, pids.max, cpu.max)', command: `mkdir -p ${cg}` });
+    if (resources.memory?.limit !== undefined) steps.push({ comment: 'the memory limit: the kernel OOM-kills past it (exit 137)', command: `echo ${resources.memory.limit} > /sys/fs/cgroup/memory/${config.linux?.cgroupsPath ?? `container-parts/${options.id}`}/memory.limit_in_bytes` });
+    if (resources.pids) steps.push({ comment: 'the process limit: fork fails past it', command: `echo ${resources.pids.limit < 0 ? 'max' : resources.pids.limit} > /sys/fs/cgroup/pids/${config.linux?.cgroupsPath ?? `container-parts/${options.id}`}/pids.max` });
+    steps.push({ comment: 'join it (the shell that runs everything below)', command: `echo $$ > ${cg}/cgroup.procs` });
+  }
+  steps.push({ comment: 'new namespaces; the shell that follows runs inside them as PID 1 of the new pid namespace', command: `unshare ${flags} --propagation private sh` });
+  if (config.hostname) steps.push({ comment: 'the container\'s host name (uts namespace)', command: `hostname ${shellQuote(config.hostname)}` });
+  steps.push({ comment: 'the root must be a mount point for pivot_root', command: `mount --bind ${shellQuote(root)} ${shellQuote(root)}` });
+  for (const mount of config.mounts ?? []) {
+    const options = (mount.options ?? []).filter((o) => !['bind', 'rbind'].includes(o));
+    const isBind = mount.type === 'bind' || (mount.options ?? []).some((o) => o === 'bind' || o === 'rbind');
+    const target = r(mount.destination);
+    if (isBind) steps.push({ comment: `bind ${mount.source} into the container${options.includes('ro') ? ', read-only' : ''}`, command: `mkdir -p ${target} && mount --rbind ${shellQuote(mount.source ?? '')} ${target}${options.includes('ro') ? ` && mount -o remount,bind,ro ${target}` : ''}` });
+    else if (mount.type === 'sysfs') steps.push({ comment: '/sys, read-only (bubblewrap binds the host\'s: a new sysfs needs its own network namespace owner)', command: `mount --rbind /sys ${target} && mount -o remount,bind,ro ${target}` });
+    else if (mount.type === 'cgroup') continue;
+    else steps.push({ comment: `${mount.type} at ${mount.destination}${mount.type === 'proc' ? ': the processes of this pid namespace only' : ''}`, command: `mkdir -p ${target} && mount -t ${mount.type} ${options.length ? `-o ${shellQuote(options.join(','))} ` : ''}${mount.source ?? mount.type} ${target}` });
+    if (mount.destination === '/dev' && mount.type === 'tmpfs') steps.push({ comment: 'the safe devices, bound from the host', command: `for d in null zero full random urandom tty; do touch ${r('/dev/')}$d; mount --bind /dev/$d ${r('/dev/')}$d; done; ln -s pts/ptmx ${r('/dev/ptmx')}` });
+  }
+  for (const path of config.linux?.maskedPaths ?? []) steps.push({ comment: `mask ${path} (runc's masked paths)`, command: `mount --bind /dev/null ${r(path)} 2>/dev/null || mount -t tmpfs -o ro tmpfs ${r(path)}` });
+  for (const path of config.linux?.readonlyPaths ?? []) steps.push({ comment: `${path} read-only`, command: `mount --bind ${r(path)} ${r(path)} && mount -o remount,bind,ro ${r(path)}` });
+  steps.push(
+    { comment: 'switch the root and detach the old one: the host\'s files are out of reach', command: `cd ${shellQuote(root)} && mkdir -p .oldroot && pivot_root . .oldroot && cd / && umount -l /.oldroot && rmdir /.oldroot` },
+  );
+  if (config.root?.readonly) steps.push({ comment: 'a read-only root', command: 'mount -o remount,bind,ro /' });
+  if (proc) {
+    const caps = (proc.capabilities?.bounding ?? []).map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`).join(',');
+    const env = (proc.env ?? []).map(shellQuote).join(' ');
+    steps.push({ comment: 'become the user, cut the capabilities to the config\'s sets, set no_new_privs, and run the command with its environment', command: `cd ${shellQuote(proc.cwd)} && exec setpriv --reuid ${proc.user.uid} --regid ${proc.user.gid} ${proc.user.additionalGids?.length ? `--groups ${proc.user.additionalGids.join(',')}` : '--clear-groups'} --bounding-set -all${caps ? `,${caps}` : ''} --nnp env -i ${env} ${options.init ? 'catatonit -- ' : ''}${(proc.args ?? []).map(shellQuote).join(' ')}` });
+  }
+  steps.push({ comment: 'what ns-enter runs: bubblewrap does all of the above in one process (setpriv and catatonit are bound in from the host)', command: argv.map(shellQuote).join(' ') });
+  return steps;
+}
