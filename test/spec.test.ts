@@ -303,6 +303,7 @@ describe('buildConfig: image config (conversion.md) and run flags', () => {
 describe('oci-spec --bundle with the lab busybox image, run by runc', () => {
   let registry: TestRegistry;
   let work: { path: string; cleanup: () => Promise<void> };
+  let fetched: string;
   let document: PipeDocument;
   let rootfs: string;
   const containers: string[] = [];
@@ -312,13 +313,14 @@ describe('oci-spec --bundle with the lab busybox image, run by runc', () => {
     work = await tempDir('cp-spec-e2e-');
     const ref = `${registry.host}/lab/busybox:latest`;
     await pushBusybox(join(work.path, 'build'), [`docker://${ref}`]);
-    const fetched = await tool('img-fetch', [`docker://${ref}`, '--tls-verify=false', '--store', join(work.path, 'store'), '-q']);
-    assert.equal(fetched.status, 0, fetched.stderr);
+    const fetch = await tool('img-fetch', [`docker://${ref}`, '--tls-verify=false', '--store', join(work.path, 'store'), '-q']);
+    assert.equal(fetch.status, 0, fetch.stderr);
+    fetched = fetch.stdout;
     // umoci unpacks the rootfs (the oracle for img-unpack), from a layout skopeo writes.
     await mustExec('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `oci:${join(work.path, 'layout')}:latest`]);
     await mustExec('umoci', ['unpack', '--image', `${join(work.path, 'layout')}:latest`, join(work.path, 'umoci')]);
     rootfs = join(work.path, 'umoci', 'rootfs');
-    const image = JSON.parse(fetched.stdout) as PipeDocument;
+    const image = JSON.parse(fetched) as PipeDocument;
     document = { ...image, rootfs: { mode: 'flat', path: rootfs, config: image.image?.config } };
   });
 
@@ -443,6 +445,43 @@ describe('oci-spec --bundle with the lab busybox image, run by runc', () => {
     assert.match(result.stdout, /jq '.*\.process\.args = \["id"\]/);
     assert.match(result.stdout, /runc run -b /);
     assert.equal(existsSync(bundle), false);
+  });
+
+  test('img-fetch | img-unpack | oci-spec --bundle: runc runs the image on our rootfs', async (t) => {
+    if (!existsSync(toolPath('img-unpack'))) return t.skip('img-unpack is not built yet');
+    const unpacked = await tool('img-unpack', ['--dest', join(work.path, 'flat'), '-q'], { input: fetched });
+    assert.equal(unpacked.status, 0, unpacked.stderr);
+    const bundle = join(work.path, 'bundle-flat');
+    const spec = await tool('oci-spec', ['--bundle', bundle, '-u', 'lab', '--', 'sh', '-c', 'id -un; cat /etc/os-release | head -1'], { input: unpacked.stdout });
+    assert.equal(spec.status, 0, spec.stderr);
+    assert.equal((JSON.parse(spec.stdout) as PipeDocument).bundle?.root, join(work.path, 'flat'));
+    const run = await runc(bundle);
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stdout, 'lab\nNAME="container-parts lab busybox"\n');
+  });
+
+  test('img-unpack --layers | ovl-mount | oci-spec --bundle: the root is the merged overlay, writes land in the upper dir', async (t) => {
+    if (!existsSync(toolPath('img-unpack')) || !existsSync(toolPath('ovl-mount'))) return t.skip('img-unpack or ovl-mount is not built yet');
+    const unpacked = await tool('img-unpack', ['--layers', '--store', join(work.path, 'store'), '-q'], { input: fetched });
+    assert.equal(unpacked.status, 0, unpacked.stderr);
+    const mounted = await tool('ovl-mount', ['--store', join(work.path, 'store'), '--name', 'spec-overlay', '-q'], { input: unpacked.stdout });
+    assert.equal(mounted.status, 0, mounted.stderr);
+    try {
+      const mount = (JSON.parse(mounted.stdout) as PipeDocument).mount;
+      assert.ok(mount?.upper);
+      const bundle = join(work.path, 'bundle-overlay');
+      const spec = await tool('oci-spec', ['--bundle', bundle, '--', 'sh', '-c', 'echo written > /root/note; cat /root/note'], { input: mounted.stdout });
+      assert.equal(spec.status, 0, spec.stderr);
+      const config = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as RuntimeConfig;
+      assert.equal(config.root?.path, mount.target);
+      const run = await runc(bundle);
+      assert.equal(run.status, 0, run.stderr);
+      assert.equal(run.stdout, 'written\n');
+      assert.equal(await readFile(join(mount.upper, 'root', 'note'), 'utf8'), 'written\n');
+    } finally {
+      const unmounted = await tool('ovl-mount', ['--unmount', '-q'], { input: mounted.stdout });
+      assert.equal(unmounted.status, 0, unmounted.stderr);
+    }
   });
 
   test('side by side with ns-enter --bundle: the same bundle, the same output; a runc spec bundle runs under ns-enter', async (t) => {
