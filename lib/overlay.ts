@@ -129,9 +129,9 @@ async function overlayOptions(lower: string[], upper: string | undefined, work: 
   }));
   let shortTail = '';
   if (upper !== undefined && work !== undefined) {
-    await symlink(upper, join(links, 'u'));
-    await symlink(work, join(links, 'w'));
-    shortTail = ',upperdir=u,workdir=w';
+    await symlink(upper, join(links, 'U'));
+    await symlink(work, join(links, 'W'));
+    shortTail = ',upperdir=U,workdir=W';
   }
   const options = `lowerdir=${names.join(':')}${shortTail}`;
   if (options.length > MOUNT_DATA_LIMIT) throw new UsageError(`${lowers.length} lower dirs do not fit in one page of mount options even with short names`);

@@ -1,0 +1,33 @@
+/**
+ * For tests that mount: a lab busybox rootfs (built with the lab script, unpacked with umoci,
+ * so it does not depend on img-unpack), and a sweep that unmounts everything under a dir —
+ * call it from after() so a failed test leaves no mount behind.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { exec, mustExec } from './exec.js';
+import { SCRIPTS } from './paths.js';
+
+/** Builds the lab busybox image into `work` and unpacks it; returns the rootfs and the OCI layout. */
+export async function busyboxRootfs(work: string): Promise<{ rootfs: string; layout: string; bundle: string }> {
+  const layout = join(work, 'layout');
+  await mustExec(join(SCRIPTS, 'build-busybox-image.sh'), [join(work, 'build'), `oci:${layout}:busybox`]);
+  const bundle = join(work, 'bundle');
+  await mustExec('umoci', ['unpack', '--image', `${layout}:busybox`, bundle]);
+  return { rootfs: join(bundle, 'rootfs'), layout, bundle };
+}
+
+/** Mount points at or below `dir`, deepest first. */
+export function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((mountPoint): mountPoint is string => !!mountPoint && (mountPoint === dir || mountPoint.startsWith(`${dir}/`)))
+    .map((m) => m.replace(/\\040/g, ' '))
+    .sort((a, b) => b.length - a.length);
+}
+
+/** Unmounts every mount at or below `dir` (lazily, so a busy one goes too). */
+export async function unmountAll(dir: string): Promise<void> {
+  for (const mountPoint of mountsUnder(dir)) await exec('umount', ['-l', mountPoint]);
+}
