@@ -1,0 +1,308 @@
+/**
+ * img-unpack's one operation: an image in the store → a root filesystem, flat (every layer
+ * applied in order into one directory, like `umoci unpack`) or one directory per layer for a
+ * multi-lowerdir overlay, cached in the store by diff_id and shared by every image that has
+ * the layer. Each layer is decompressed as it streams, its uncompressed bytes checked against
+ * the config's rootfs.diff_ids; nothing appears under its final name unless it is complete
+ * and verified (unpacked into a temp dir beside it, renamed at the end).
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readdirSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, realpath, rename, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { digestHex } from './digest.js';
+import { ClobberError, DigestMismatchError, HostError, NotFoundError, UnsupportedError, UsageError } from './errors.js';
+import { applyLayer, removeTree } from './layer.js';
+import { hostPlatform, parseManifest, selectPlatform } from './manifest.js';
+import { formatReference, parseReference } from './reference.js';
+import { OciLayout, type ImageManifest } from './store.js';
+import { Syscalls } from './syscalls.js';
+import { layerCompression, TarReader, type Compression } from './tarstream.js';
+import type { ImageConfig, ImageSection, LayerDescriptor, Platform, RootfsSection, SkippedEntry } from './document.js';
+import type { Progress } from './progress.js';
+
+export interface UnpackOptions {
+  /** flat: the root filesystem (default: under the store, per image). layers: the dir that holds one dir per layer (default: the store's layer cache). */
+  dest?: string;
+  layers: boolean;
+  /** Default: not running as root. */
+  rootless?: boolean;
+  progress?: Progress;
+  warn?: (message: string) => void;
+  debug?: (message: string) => void;
+}
+
+export async function unpackImage(image: ImageSection, options: UnpackOptions): Promise<RootfsSection> {
+  const rootless = options.rootless ?? process.getuid?.() !== 0;
+  const diffIDs = image.config.rootfs?.diff_ids ?? [];
+  if (diffIDs.length !== image.layers.length) {
+    throw new UnsupportedError(`image ${image.reference}: ${image.layers.length} layers but the config lists ${diffIDs.length} diff_ids`);
+  }
+  const layers = image.layers.map((layer, i) => ({ ...layer, diffID: diffIDs[i] as string }));
+  for (const layer of layers) layerCompression(layer.mediaType);
+  const context: LayerContext = { image, rootless, syscalls: new Syscalls(), xattrsSet: new Map(), options };
+  try {
+    if (options.layers) return await unpackLayers(layers, context);
+    return await unpackFlat(layers, context);
+  } finally {
+    await context.syscalls.close();
+  }
+}
+
+interface LayerContext {
+  image: ImageSection;
+  rootless: boolean;
+  syscalls: Syscalls;
+  xattrsSet: Map<string, string[]>;
+  options: UnpackOptions;
+}
+
+async function unpackFlat(layers: LayerDescriptor[], context: LayerContext): Promise<RootfsSection> {
+  const { image, options } = context;
+  const dest = options.dest ? resolve(options.dest) : await storeArea(image, 'rootfs', digestHex(image.digest) + (context.rootless ? '-rootless' : ''));
+  const section = (skipped: SkippedEntry[]): RootfsSection => ({ mode: 'flat', path: dest, config: image.config, skipped });
+  if (!options.dest && existsSync(dest)) {
+    options.debug?.(`${dest}: already unpacked`);
+    return section(await readSkipped(dest));
+  }
+  if (!isMissingOrEmptyDir(dest)) throw new ClobberError(`--dest ${dest} exists and is not empty`, { hint: 'remove it, or choose another destination' });
+  const temp = await tempBeside(dest);
+  const skipped: SkippedEntry[] = [];
+  try {
+    for (const [i, layer] of layers.entries()) skipped.push(...(await unpackLayer(temp, layer, i, 'flat', context)));
+    if (!options.dest) await writeSkipped(dest, skipped);
+    await rename(temp, dest);
+  } catch (err) {
+    removeTree(temp, context.rootless);
+    throw err;
+  }
+  return section(skipped);
+}
+
+async function unpackLayers(layers: LayerDescriptor[], context: LayerContext): Promise<RootfsSection> {
+  const { image, options, rootless } = context;
+  const paths: string[] = [];
+  const skipped: SkippedEntry[] = [];
+  const parent = options.dest ? resolve(options.dest) : undefined;
+  if (parent) await mkdir(parent, { recursive: true });
+  for (const [i, layer] of layers.entries()) {
+    // Rootless overlay mounts read user.overlay.* xattrs (userxattr): a different on-disk form.
+    const name = digestHex(layer.diffID) + (rootless ? '-userxattr' : '');
+    const final = parent ? join(parent, name) : await storeArea(image, 'layers', name);
+    paths.push(final);
+    if (existsSync(final)) {
+      options.debug?.(`layer ${layer.diffID}: already unpacked in ${final}`);
+      options.progress?.item(`layer ${layer.digest.slice(7, 19)}`).done('already unpacked');
+      skipped.push(...(await readSkipped(final)));
+      continue;
+    }
+    const temp = await tempBeside(final);
+    try {
+      const layerSkipped = await unpackLayer(temp, layer, i, 'overlay', context, [...paths.slice(0, -1)].reverse());
+      await writeSkipped(final, layerSkipped);
+      skipped.push(...layerSkipped);
+      await rename(temp, final).catch((err: NodeJS.ErrnoException) => {
+        // Another img-unpack finished the same layer first: theirs is as good as ours.
+        if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+        removeTree(temp, rootless);
+      });
+    } catch (err) {
+      removeTree(temp, rootless);
+      throw err;
+    }
+  }
+  return { mode: 'layers', layers: paths, config: image.config, skipped, ...(rootless ? { userxattr: true } : {}) };
+}
+
+async function unpackLayer(root: string, layer: LayerDescriptor, index: number, whiteouts: 'flat' | 'overlay', context: LayerContext, lowers: string[] = []): Promise<SkippedEntry[]> {
+  const { options } = context;
+  const item = options.progress?.item(`layer ${layer.digest.slice(7, 19)}`);
+  const stream = openLayer(blobPath(context.image, layer.digest), layerCompression(layer.mediaType), layer.digest);
+  const source = new HashingSource(stream);
+  source.onBytes = (n) => item?.add(n);
+  try {
+    const result = await applyLayer(root, new TarReader(source), {
+      whiteouts,
+      rootless: context.rootless,
+      opaqueXattr: context.rootless ? 'user.overlay.opaque' : 'trusted.overlay.opaque',
+      syscalls: context.syscalls,
+      xattrsSet: whiteouts === 'flat' ? context.xattrsSet : new Map(),
+      lowers,
+      warn: (m) => options.warn?.(m),
+    }).catch((err) => rewordHostError(err, context.rootless));
+    // The diff_id covers the whole uncompressed stream, tar end blocks and padding included.
+    const diffID = await source.drain();
+    if (diffID !== layer.diffID) {
+      throw new DigestMismatchError(`layer ${index + 1} (${layer.digest}): its uncompressed content has digest ${diffID}, but the image config's rootfs.diff_ids[${index}] is ${layer.diffID}`);
+    }
+    item?.done(`${result.entries} entries`);
+    return result.skipped;
+  } catch (err) {
+    item?.done('failed');
+    await source.close();
+    throw err;
+  }
+}
+
+/** Turns EPERM from a privileged call into the hint umoci gives. */
+function rewordHostError(err: unknown, rootless: boolean): never {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (!rootless && (code === 'EPERM' || code === 'EINVAL') && (err as NodeJS.ErrnoException).syscall && /chown|mknod|setxattr/.test(String((err as NodeJS.ErrnoException).syscall))) {
+    throw new HostError(`${(err as NodeJS.ErrnoException).syscall} ${(err as NodeJS.ErrnoException).path}: ${code === 'EPERM' ? 'operation not permitted' : 'invalid argument (an id not mapped in this user namespace?)'}`, { hint: 'maybe run as a normal user for a rootless unpack?', cause: err });
+  }
+  throw err;
+}
+
+/** The uncompressed chunks of a layer blob: read in 1 MiB pieces, gunzipped by node's zlib or piped through `zstd -dc`. */
+async function* openLayer(path: string, compression: Compression, digest: string): AsyncGenerator<Buffer> {
+  if (!existsSync(path)) throw new NotFoundError(`layer ${digest} is not in the store (${path})`);
+  if (compression === 'none') {
+    yield* createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
+    return;
+  }
+  if (compression === 'gzip') {
+    const gunzip = createGunzip({ chunkSize: 1 << 20 });
+    pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), gunzip, () => undefined);
+    try {
+      for await (const chunk of gunzip as AsyncIterable<Buffer>) yield chunk;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code?.startsWith('Z_')) throw new UnsupportedError(`layer ${digest}: not valid gzip data (${(err as Error).message})`);
+      throw err;
+    } finally {
+      gunzip.destroy();
+    }
+    return;
+  }
+  // Node 20 has no zstd: the zstd program decompresses, one process per layer.
+  const child = spawn('zstd', ['-dc', '--no-progress', '--', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolveExit, reject) => {
+    child.on('error', (err) => reject(new HostError(`cannot run zstd to decompress layer ${digest}: ${(err as NodeJS.ErrnoException).code}`, { hint: 'apt-get install zstd' })));
+    child.on('close', (code) => resolveExit(code));
+  });
+  exited.catch(() => undefined);
+  try {
+    for await (const chunk of child.stdout as AsyncIterable<Buffer>) yield chunk;
+    const code = await exited;
+    if (code !== 0) throw new UnsupportedError(`layer ${digest}: zstd could not decompress it (${stderr.trim().split('\n').pop() ?? `exit ${code}`})`);
+  } finally {
+    if (child.exitCode === null) child.kill();
+  }
+}
+
+/** Passes chunks through while hashing them. */
+class HashingSource implements AsyncIterator<Buffer> {
+  private readonly hash = createHash('sha256');
+  onBytes?: (n: number) => void;
+
+  constructor(private readonly inner: AsyncGenerator<Buffer>) {}
+
+  async next(): Promise<IteratorResult<Buffer>> {
+    const result = await this.inner.next();
+    if (!result.done) {
+      this.hash.update(result.value);
+      this.onBytes?.(result.value.length);
+    }
+    return result;
+  }
+
+  /** Reads what the tar reader left (end blocks, padding) and returns the digest of everything. */
+  async drain(): Promise<string> {
+    while (!(await this.next()).done);
+    return `sha256:${this.hash.digest('hex')}`;
+  }
+
+  async close(): Promise<void> {
+    await this.inner.return(undefined).catch(() => undefined);
+  }
+}
+
+function blobPath(image: ImageSection, digest: string): string {
+  // skopeo's dir: layout names blobs by their hex digest alone.
+  return image.layout === 'dir' ? join(image.store, digestHex(digest)) : join(image.store, 'blobs', 'sha256', digestHex(digest));
+}
+
+async function storeArea(image: ImageSection, area: string, name: string): Promise<string> {
+  if (image.layout !== 'oci') throw new UsageError(`the image is in a dir: layout (${image.store}), which keeps no unpacked trees: give --dest`);
+  const layout = await OciLayout.open(image.store);
+  const dir = layout.areaPath(area);
+  await mkdir(dir, { recursive: true });
+  return join(dir, name);
+}
+
+/** A fresh directory beside `final` (same file system, so the last rename is atomic), symlink-free. */
+async function tempBeside(final: string): Promise<string> {
+  await mkdir(dirname(final), { recursive: true });
+  const temp = await mkdtemp(join(await realpath(dirname(final)), `.${basename(final)}.unpacking-`));
+  await chmod(temp, 0o755);
+  return temp;
+}
+
+function isMissingOrEmptyDir(path: string): boolean {
+  try {
+    return readdirSync(path).length === 0;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+/** What a cached tree could not hold (rootless), kept beside it so a reuse reports it too. */
+function skippedFile(tree: string): string {
+  return `${tree}.skipped.json`;
+}
+
+async function writeSkipped(tree: string, skipped: SkippedEntry[]): Promise<void> {
+  if (skipped.length) await writeFile(skippedFile(tree), `${JSON.stringify(skipped)}\n`);
+}
+
+async function readSkipped(tree: string): Promise<SkippedEntry[]> {
+  try {
+    return JSON.parse(await readFile(skippedFile(tree), 'utf8')) as SkippedEntry[];
+  } catch {
+    return [];
+  }
+}
+
+/** An image in the store by name (`img-unpack --store S --image REF`), described as img-fetch describes it. */
+export async function readStoredImage(store: string, name: string, platform: Platform = hostPlatform()): Promise<ImageSection> {
+  const layout = await OciLayout.open(store);
+  const descriptor = await layout.resolve(name).catch(async (err) => {
+    // Also accept the short forms img-fetch normalises (busybox → docker.io/library/busybox:latest).
+    let normalized: string | undefined;
+    try {
+      normalized = formatReference(parseReference(name));
+    } catch {
+      throw err;
+    }
+    if (normalized === name) throw err;
+    return layout.resolve(normalized);
+  });
+  const reference = descriptor.annotations?.['org.opencontainers.image.ref.name'] ?? name;
+  let manifestDescriptor = descriptor;
+  let parsed = parseManifest(await layout.readVerifiedBlob(descriptor), descriptor.mediaType, `${store}:${reference}`);
+  if (parsed.kind === 'index') {
+    manifestDescriptor = selectPlatform(parsed.index, platform, `${store}:${reference}`);
+    parsed = parseManifest(await layout.readVerifiedBlob(manifestDescriptor), manifestDescriptor.mediaType, `${store}:${reference}`);
+  }
+  if (parsed.kind !== 'image') throw new UnsupportedError(`${store}:${reference}: not an image manifest`);
+  const manifest: ImageManifest = parsed.manifest;
+  const config = await layout.readJson<ImageConfig>(manifest.config);
+  const diffIDs = config.rootfs?.diff_ids ?? [];
+  const imagePlatform: Platform = { os: config.os ?? platform.os, architecture: config.architecture ?? platform.architecture };
+  if (config.variant) imagePlatform.variant = config.variant;
+  return {
+    reference,
+    digest: manifestDescriptor.digest,
+    store: resolve(store),
+    layout: 'oci',
+    manifest: { mediaType: parsed.mediaType, digest: manifestDescriptor.digest, size: manifestDescriptor.size },
+    configDigest: manifest.config.digest,
+    config,
+    layers: manifest.layers.map((layer, i) => ({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size, diffID: diffIDs[i] ?? '' })),
+    platform: imagePlatform,
+  };
+}
