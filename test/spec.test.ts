@@ -15,7 +15,7 @@ import { parseRunFlags, type RunFlags } from '../lib/runflags.js';
 import type { RuntimeConfig } from '../lib/runtime-spec.js';
 import { buildConfig, DEFAULT_PATH, formatConfig, PODMAN_DEFAULT_CAPABILITIES, runcDefaultConfig, validateRuntimeConfig } from '../lib/spec.js';
 import { exec, mustExec, tool } from './helpers/exec.js';
-import { SPECS, tempDir, toolPath } from './helpers/paths.js';
+import { REPO, SPECS, tempDir, toolPath } from './helpers/paths.js';
 import { pushBusybox, startRegistry, type TestRegistry } from './helpers/registry.js';
 
 const SCHEMA_DIR = join(SPECS, 'runtime-spec', 'schema');
@@ -151,6 +151,10 @@ describe('the official runtime-spec schema is the oracle for validation', () => 
     const result = await tool('oci-spec', ['--validate', '/nonexistent/config.json']);
     assert.equal(result.status, 2);
     assert.equal(result.stderr, 'oci-spec: /nonexistent/config.json: cannot read: no such file\n');
+  });
+
+  test('the build precompiled the validator (ajv standalone code), so a run does not compile the schema', () => {
+    assert.ok(existsSync(join(REPO, 'dist', 'schema', 'runtime-config.validate.cjs')));
   });
 
   test('validateRuntimeConfig names the path of the first problem', () => {
