@@ -68,9 +68,14 @@ export interface SkippedEntry {
 
 export interface RootfsSection {
   mode: 'flat' | 'layers';
+  /** mode flat: the root filesystem. */
   path?: string;
+  /** mode layers: one directory per layer, lowest first, whiteouts in overlayfs form. */
   layers?: string[];
+  /** mode layers, rootless: opaque dirs carry user.overlay.opaque (mount with userxattr). */
+  userxattr?: boolean;
   config?: ImageConfig;
+  /** What the tree could not hold (rootless: devices, privileged xattrs). */
   skipped?: SkippedEntry[];
   [extra: string]: unknown;
 }

@@ -6,6 +6,8 @@ import type { ExplainStep } from './cli.js';
 import { formatReference, manifestReference, registryEndpointHost, type ImageSource } from './reference.js';
 import type { RuntimeConfig } from './runtime-spec.js';
 import { shellQuote } from './shell.js';
+import { layerCompression } from './tarstream.js';
+import type { ImageSection } from './document.js';
 import { runcDefaultConfig } from './spec.js';
 
 export function explainFetch(source: ImageSource, options: { store: string; dir?: string; tlsVerify: boolean }): ExplainStep[] {
@@ -97,6 +99,38 @@ function configEdits(from: RuntimeConfig, to: RuntimeConfig): string[] {
   };
   compare([], from, to, 2);
   return edits;
+}
+
+/** img-unpack: each layer through tar in order, whiteouts by hand; or umoci in one step. */
+export function explainUnpack(image: ImageSection, options: { dest?: string; layers: boolean }): ExplainStep[] {
+  const blob = (digest: string) => shellQuote(image.layout === 'dir' ? `${image.store}/${digest.slice(7)}` : `${image.store}/blobs/sha256/${digest.slice(7)}`);
+  const decompress = (mediaType: string, digest: string) => ({ none: `cat ${blob(digest)}`, gzip: `gzip -dc ${blob(digest)}`, zstd: `zstd -dc ${blob(digest)}` })[layerCompression(mediaType)];
+  const tarFlags = '--numeric-owner --same-permissions --xattrs --xattrs-include=\'*\'';
+  const steps: ExplainStep[] = [];
+  const flatDest = shellQuote(options.dest ?? 'ROOTFS');
+  if (!options.layers) steps.push({ comment: 'the root filesystem starts empty', command: `mkdir -p ${flatDest}` });
+  for (const [i, layer] of image.layers.entries()) {
+    const diffID = image.config.rootfs.diff_ids[i] ?? layer.diffID;
+    const dest = options.layers ? shellQuote(`${options.dest ?? 'LAYERS'}/${diffID.slice(7)}`) : flatDest;
+    steps.push({ comment: `layer ${i + 1}: its uncompressed bytes must hash to the config's diff_id`, command: `${decompress(layer.mediaType, layer.digest)} | sha256sum   # expect ${diffID.slice(7)}` });
+    if (options.layers) steps.push({ comment: `layer ${i + 1} in a directory of its own`, command: `mkdir -p ${dest}` });
+    if (!options.layers) {
+      steps.push({
+        comment: `layer ${i + 1}: first its whiteouts delete what lower layers made (.wh.NAME removes NAME, .wh..wh..opq empties the directory); GNU tar does not know them`,
+        command: `${decompress(layer.mediaType, layer.digest)} | tar -t | grep '\\.wh\\.' | while read -r w; do d=$(dirname "$w"); n=$(basename "$w"); if [ "$n" = .wh..wh..opq ]; then find ${flatDest}/"$d" -mindepth 1 -delete; else rm -rf ${flatDest}/"$d/\${n#.wh.}"; fi; done`,
+      });
+    }
+    steps.push({ comment: `layer ${i + 1}: extract it (img-unpack also resolves every path as if chrooted, so no symlink leads out of the root)`, command: `${decompress(layer.mediaType, layer.digest)} | tar -x -C ${dest} ${tarFlags}${options.layers ? '' : " --exclude='.wh.*'"}` });
+    if (options.layers) {
+      steps.push({
+        comment: 'whiteouts in overlayfs form: .wh.NAME becomes a 0/0 character device, .wh..wh..opq the opaque xattr on its directory',
+        command: `cd ${dest} && find . -name '.wh.*' | while read -r w; do d=$(dirname "$w"); n=$(basename "$w"); rm "$w"; if [ "$n" = .wh..wh..opq ]; then setfattr -n trusted.overlay.opaque -v y "$d"; else mknod "$d/\${n#.wh.}" c 0 0; fi; done`,
+      });
+    }
+  }
+  if (!options.layers) steps.push({ comment: 'the same in one step with umoci (the rootfs is BUNDLE/rootfs)', command: `umoci unpack --image ${shellQuote(`${image.store}:${image.reference}`)} BUNDLE` });
+  else steps.push({ comment: 'stack them, top first, as a read-only overlay', command: `mount -t overlay overlay -o lowerdir=${image.layers.map((l, i) => `${options.dest ?? 'LAYERS'}/${(image.config.rootfs.diff_ids[i] ?? l.diffID).slice(7)}`).reverse().join(':')} MERGED` });
+  return steps;
 }
 
 /**
