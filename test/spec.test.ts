@@ -10,10 +10,10 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { ImageConfig, PipeDocument } from '../lib/document.js';
-import { NotFoundError, UsageError } from '../lib/errors.js';
+import { NotFoundError, UnsupportedError, UsageError } from '../lib/errors.js';
 import { parseRunFlags, type RunFlags } from '../lib/runflags.js';
 import type { RuntimeConfig } from '../lib/runtime-spec.js';
-import { buildConfig, DEFAULT_PATH, formatConfig, PODMAN_DEFAULT_CAPABILITIES, runcDefaultConfig, validateRuntimeConfig } from '../lib/spec.js';
+import { buildConfig, DEFAULT_PATH, formatConfig, PODMAN_DEFAULT_CAPABILITIES, rootFromDocument, runcDefaultConfig, validateRuntimeConfig } from '../lib/spec.js';
 import { exec, mustExec, tool } from './helpers/exec.js';
 import { REPO, SPECS, tempDir, toolPath } from './helpers/paths.js';
 import { pushBusybox, startRegistry, type TestRegistry } from './helpers/registry.js';
@@ -146,6 +146,12 @@ describe('the official runtime-spec schema is the oracle for validation', () => 
       assert.match(lines[0] as string, badField[file] ?? /./);
     });
   }
+
+  test('--validate takes nothing else', async () => {
+    const result = await tool('oci-spec', ['--validate', join(EXAMPLES, 'good', 'minimal.json'), '--bundle', '/tmp/x']);
+    assert.equal(result.status, 2);
+    assert.equal(result.stderr, 'oci-spec: --validate FILE takes no other flags or command\n');
+  });
 
   test('--validate of a missing file: one line, exit 2', async () => {
     const result = await tool('oci-spec', ['--validate', '/nonexistent/config.json']);
@@ -287,6 +293,15 @@ describe('buildConfig: image config (conversion.md) and run flags', () => {
     const config = build(imageConfig({ Cmd: ['sh'] }), {}, undefined, true);
     assert.deepEqual(config.linux?.uidMappings, [{ containerID: 0, hostID: 1234, size: 1 }]);
     assert.throws(() => build(imageConfig({ Cmd: ['sh'], User: 'lab' }), {}, undefined, true), /user 1000: not mapped in a rootless container/);
+  });
+
+  test('the root comes from ovl-mount\'s merged dir, else img-unpack\'s flat rootfs', () => {
+    const image = imageConfig({ Cmd: ['sh'] });
+    const mount = { target: '/m', lower: ['/l'], driver: 'overlay' as const };
+    assert.deepEqual(rootFromDocument({ documentVersion: 1, rootfs: { mode: 'layers', layers: ['/l'], config: image }, mount }), { rootfs: '/m', readOnly: false, image });
+    assert.equal(rootFromDocument({ documentVersion: 1, mount: { ...mount, readOnly: true } }).readOnly, true);
+    assert.throws(() => rootFromDocument({ documentVersion: 1, mount: { ...mount, mountedIn: 'container' } }), (e: unknown) => e instanceof UnsupportedError && /only inside ns-enter's namespaces/.test(e.message));
+    assert.throws(() => rootFromDocument({ documentVersion: 1, rootfs: { mode: 'layers', layers: ['/l'] } }), /one directory per layer is not a root filesystem/);
   });
 
   test('every config built passes the official schema', () => {
@@ -488,10 +503,12 @@ describe('oci-spec --bundle with the lab busybox image, run by runc', () => {
     }
   });
 
-  test('side by side with ns-enter --bundle: the same bundle, the same output; a runc spec bundle runs under ns-enter', async (t) => {
-    if (!existsSync(toolPath('ns-enter'))) return t.skip('ns-enter is not built yet');
-    const help = await tool('ns-enter', ['--help']);
-    if (!/--bundle/.test(help.stdout)) return t.skip('ns-enter has no --bundle yet');
+  async function nsEnterRunsBundles(): Promise<boolean> {
+    return existsSync(toolPath('ns-enter')) && /--bundle/.test((await tool('ns-enter', ['--help'])).stdout);
+  }
+
+  test('side by side: a bundle oci-spec wrote gives the same output under runc and ns-enter --bundle', async (t) => {
+    if (!(await nsEnterRunsBundles())) return t.skip('ns-enter --bundle is not built yet');
     const bundle = join(work.path, 'bundle7');
     const spec = await tool('oci-spec', ['--bundle', bundle, '-e', 'GREETING=hello', '-w', '/home/lab', '-u', 'lab', '--hostname', 'box', '--tmpfs', '/scratch', '--', 'sh', '-c', 'id; echo $GREETING; pwd; hostname; echo s > /scratch/f && cat /scratch/f'], { input: JSON.stringify(document) });
     assert.equal(spec.status, 0, spec.stderr);
@@ -500,7 +517,10 @@ describe('oci-spec --bundle with the lab busybox image, run by runc', () => {
     assert.equal(underRunc.status, 0, underRunc.stderr);
     assert.equal(underNsEnter.status, 0, underNsEnter.stderr);
     assert.equal(underNsEnter.stdout, underRunc.stdout);
+  });
 
+  test('a bundle runc spec wrote runs under ns-enter --bundle as under runc', async (t) => {
+    if (!(await nsEnterRunsBundles())) return t.skip('ns-enter --bundle is not built yet');
     // runc spec's own bundle, with busybox as its rootfs and a command that needs no terminal.
     const plain = join(work.path, 'bundle8');
     await mkdir(plain);

@@ -5,7 +5,7 @@ import { defineCommand, isMainModule, main } from '../lib/cli.js';
 import { withSection } from '../lib/document.js';
 import { UsageError } from '../lib/errors.js';
 import { explainSpec } from '../lib/explain.js';
-import { parseRunFlags, RUN_FLAGS_SHORT_FLAGS, withRunFlags } from '../lib/runflags.js';
+import { hasRunFlags, parseRunFlags, RUN_FLAGS_SHORT_FLAGS, withRunFlags } from '../lib/runflags.js';
 import { configForRequest, formatConfig, readRuntimeConfig, validateRuntimeConfig, writeBundleConfig } from '../lib/spec.js';
 
 export const ociSpec = defineCommand({
@@ -31,18 +31,20 @@ export const ociSpec = defineCommand({
   async run(args, ctx) {
     const positional = args._.map(String);
     if (positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])}`, { hint: 'put the command after --, e.g. -- sh -c "id"' });
+    const flags = parseRunFlags(args, ctx.io.env);
+    const command = (args['--'] ?? []).map(String);
     if (args.validate !== undefined) {
+      if (args.bundle !== undefined || args.rootless || hasRunFlags(flags) || command.length > 0) throw new UsageError('--validate FILE takes no other flags or command');
       if (args.explain) return ctx.explain([{ comment: "the OCI's own validator (opencontainers/runtime-tools) does the same check", command: `oci-runtime-tool validate --path "$(dirname ${args.validate})"` }]);
       readRuntimeConfig(args.validate);
       ctx.log.info(`${args.validate}: valid`);
       return;
     }
-    const flags = parseRunFlags(args, ctx.io.env);
     if (flags.init || flags.rm) throw new UsageError(`--${flags.init ? 'init' : 'rm'} is for ns-enter: a config.json has no place for it`);
     const bundle = args.bundle === undefined ? undefined : resolve(args.bundle);
     const document = await ctx.document();
     if (document && !bundle) throw new UsageError('a piped document needs --bundle DIR', { hint: 'the config goes to DIR/config.json and the document goes on' });
-    const { config, rootfs } = configForRequest({ document, bundle, flags, rootless: args.rootless, args: (args['--'] ?? []).map(String), cwd: process.cwd() });
+    const { config, rootfs } = configForRequest({ document, bundle, flags, rootless: args.rootless, args: command, cwd: process.cwd() });
     if (args.explain) return ctx.explain(explainSpec(config, { bundle, rootless: args.rootless }));
     if (!bundle) {
       validateRuntimeConfig(config, 'config.json (generated)');
