@@ -95,7 +95,10 @@ function configEdits(from: RuntimeConfig, to: RuntimeConfig): string[] {
       return;
     }
     const jqPath = path.map((p) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`)).join('');
-    edits.push(b === undefined ? `del(${jqPath})` : `${jqPath} = ${JSON.stringify(b)}`);
+    // Entries appended to runc's list (mounts, namespaces) read better as `+=`.
+    const appended = Array.isArray(a) && Array.isArray(b) && b.length > a.length && JSON.stringify(b.slice(0, a.length)) === JSON.stringify(a);
+    if (appended) edits.push(`${jqPath} += ${JSON.stringify((b as unknown[]).slice((a as unknown[]).length))}`);
+    else edits.push(b === undefined ? `del(${jqPath})` : `${jqPath} = ${JSON.stringify(b)}`);
   };
   compare([], from, to, 2);
   return edits;

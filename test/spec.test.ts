@@ -90,6 +90,10 @@ describe('runc spec is the reference for the defaults', () => {
     });
   }
 
+  test("formatConfig writes Go's encoding: tab indent, no final newline, <, > and & escaped", () => {
+    assert.equal(formatConfig({ ociVersion: '1.0.2-dev', annotations: { a: '<b> & c' } }), '{\n\t"ociVersion": "1.0.2-dev",\n\t"annotations": {\n\t\t"a": "\\u003cb\\u003e \\u0026 c"\n\t}\n}');
+  });
+
   test('a config built from an image keeps runc\'s namespaces, mounts, masked and read-only paths, rlimits and devices rule', async () => {
     const reference = JSON.parse(await runcSpec([])) as RuntimeConfig;
     const built = buildConfig({ image: imageConfig({ Cmd: ['sh'] }), rootfs: '/nonexistent', flags: noFlags(), rootless: false });
