@@ -10,7 +10,7 @@
  * overlayfs reads them (a 0/0 character device, the opaque xattr), so the layer directories
  * stacked as lowerdir= show the same tree as the flat unpack.
  */
-import { chmodSync, closeSync, constants, copyFileSync, readlinkSync, fchmodSync, fchownSync, futimesSync, linkSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants, copyFileSync, fchmodSync, fchownSync, futimesSync, linkSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { UnsafeLayerError, UnsupportedError } from './errors.js';
 import { baseOf, cleanEntryName, climbsOutOfRoot, joinRel, parentOf, RootResolver } from './rootfs.js';
 import { S_IFBLK, S_IFCHR, S_IFIFO, type Syscalls } from './syscalls.js';
@@ -185,7 +185,11 @@ class LayerApplier {
     return true;
   }
 
-  /** A hardlink to an entry of this layer or, flat, a lower one; overlay, a lower layer's file is copied (its layer dir is shared). */
+  /**
+   * A hardlink to an entry of this layer or a lower one. With overlay whiteouts the lower
+   * layer is another (immutable, cached) layer dir: linked across, as ostree's checkouts share
+   * inodes, so the merged tree shows one inode as the flat tree does; copied only across devices.
+   */
   private hardlink(header: TarHeader, host: string): void {
     const rel = cleanEntryName(header.linkname);
     const target = rel === '' ? '' : joinRel(this.resolver.resolve(parentOf(rel), header.name), baseOf(rel));
@@ -193,12 +197,10 @@ class LayerApplier {
     if (!found) throw new UnsupportedError(`layer entry "${header.name}": hardlink to "${header.linkname}", which is not in this or a lower layer`);
     if (found.stats.isDirectory()) throw new UnsupportedError(`layer entry "${header.name}": hardlink to the directory "${header.linkname}"`);
     const source = `${found.dir}/${target}`;
-    if (found.dir === this.resolver.root) {
+    try {
       linkSync(source, host);
-    } else if (found.stats.isSymbolicLink()) {
-      symlinkSync(readlinkSync(source), host);
-      this.copyMetadata(host, found.stats);
-    } else {
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV' || found.stats.isSymbolicLink()) throw err;
       copyFileSync(source, host, constants.COPYFILE_EXCL);
       this.copyMetadata(host, found.stats);
     }
