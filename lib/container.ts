@@ -84,6 +84,11 @@ export async function mountContainerRoot(request: ContainerRootRequest): Promise
   return section;
 }
 
+/** Without --store, a piped image's store (where img-unpack cached its layers) holds the container too. */
+export function pipedStore(flag: string | undefined, doc: PipeDocument | undefined): string | undefined {
+  return flag === undefined && doc?.image?.layout === 'oci' ? doc.image.store : undefined;
+}
+
 /** Where ovl-mount keeps per-mount scratch (short-name links) while a mount exists. */
 export function overlayStateRoot(store: OciLayout): string {
   return store.areaPath('overlay');

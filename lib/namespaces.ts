@@ -98,6 +98,7 @@ export function planExecution(config: RuntimeConfig, options: Pick<RunOptions, '
     if (rule.allow) throw new UnsupportedError(`linux.resources.devices[${i}]: allow rules are not supported (only the default deny-all: the container's /dev holds only the safe devices)`);
   }
 
+  const bwrap = findProgram('bwrap');
   const args: string[] = ['--die-with-parent', '--info-fd', String(FD_INFO), '--json-status-fd', String(FD_STATUS), '--block-fd', String(FD_BLOCK)];
   const namespaces = new Set<string>();
   for (const [i, ns] of (linux.namespaces ?? []).entries()) {
@@ -134,7 +135,7 @@ export function planExecution(config: RuntimeConfig, options: Pick<RunOptions, '
   }
   args.push(...late);
   for (const path of linux.maskedPaths ?? []) args.push(...maskPath(path));
-  for (const path of linux.readonlyPaths ?? []) args.push(...readOnlyPath(path, namespaces.has('pid')));
+  for (const path of linux.readonlyPaths ?? []) args.push(...readOnlyPath(path));
 
   const helpers = helperBinds(options.init === true);
   args.push(...helpers.binds);
@@ -152,7 +153,6 @@ export function planExecution(config: RuntimeConfig, options: Pick<RunOptions, '
   if (namespaces.has('pid')) args.push('--as-pid-1');
 
   const command = [...helpers.setpriv, ...setprivArgs(proc), '--', ...(options.init ? [`${HELPER_DIR}/catatonit`, '--'] : []), ...proc.args];
-  const bwrap = findProgram('bwrap');
   const argv = [...rlimitPrefix(proc.rlimits ?? []), bwrap, ...args, '--', ...command];
   return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true };
 }
@@ -231,12 +231,16 @@ function maskPath(path: string): string[] {
     return [];
   }
   if (info.isDirectory()) return ['--perms', '0000', '--tmpfs', path, '--remount-ro', path];
-  return ['--ro-bind', '/dev/null', path];
+  // --dev-bind: bwrap's other binds are nodev, and a nodev /dev/null cannot be opened.
+  return ['--dev-bind', '/dev/null', path];
 }
 
-/** bwrap's --proc already makes /proc/sys, sysrq-trigger, irq and bus read-only; others are bound read-only. */
-function readOnlyPath(path: string, ownPidNamespace: boolean): string[] {
-  if (ownPidNamespace && ['/proc/sys', '/proc/sysrq-trigger', '/proc/irq', '/proc/bus'].includes(posix.normalize(path))) return [];
+/**
+ * runc binds each read-only path onto itself and remounts it read-only. bwrap's binds take
+ * their source from the host, which is the same here: what /proc/sys and the like show is
+ * decided by the reader's namespaces, not by the proc mount. A path the kernel lacks is skipped.
+ */
+function readOnlyPath(path: string): string[] {
   if (!existsSync(path)) return [];
   return ['--ro-bind', path, path];
 }

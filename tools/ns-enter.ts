@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** ns-enter: run a command in new namespaces on a root filesystem (like unshare + pivot_root, runc run, podman run). */
 import { defineCommand, isMainModule, main, withStore } from '../lib/cli.js';
-import { prepareRun, runPrepared } from '../lib/container.js';
+import { pipedStore, prepareRun, runPrepared } from '../lib/container.js';
 import { UsageError } from '../lib/errors.js';
 import { explainRun } from '../lib/explain.js';
 import { planExecution } from '../lib/namespaces.js';
@@ -37,7 +37,7 @@ export const nsEnter = defineCommand({
     const prepared = prepareRun({ document, bundle: args.bundle, rootfs: args.rootfs, flags, args: (args['--'] ?? []).map(String), name: args.name });
     const stdinIsTerminal = ctx.io.stdin.isTTY === true;
     if (args.explain) return ctx.explain(explainRun(prepared.config, planExecution(prepared.config, { bundleDir: prepared.bundleDir, init: flags.init, stdinIsTerminal: true }).argv, { id: prepared.id, init: flags.init }));
-    const status = await runPrepared(prepared, { flags, storePath: resolveStorePath(args.store, ctx.io.env), stdinIsTerminal, debug: (m) => ctx.log.debug(m) });
+    const status = await runPrepared(prepared, { flags, storePath: pipedStore(args.store, document) ?? resolveStorePath(args.store, ctx.io.env), stdinIsTerminal, debug: (m) => ctx.log.debug(m) });
     if (status.oomKilled) ctx.log.warn('the container went over its memory limit and was killed (OOM)');
     return status.code;
   },

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** ovl-mount: merge image layers and a writable upper dir into one tree (mount -t overlay, fuse-overlayfs). */
 import { defineCommand, isMainModule, main, withStore } from '../lib/cli.js';
-import { diffContainerRoot, mountContainerRoot, unmountContainerRoot } from '../lib/container.js';
+import { diffContainerRoot, mountContainerRoot, pipedStore, unmountContainerRoot } from '../lib/container.js';
 import { withSection, type PipeDocument } from '../lib/document.js';
 import { UsageError } from '../lib/errors.js';
 import { explainMount } from '../lib/explain.js';
@@ -33,8 +33,8 @@ export const ovlMount = defineCommand({
     const positional = args._.map(String);
     if (positional.length > 1 || (positional.length === 1 && !args.diff && !args.unmount)) throw new UsageError(`unexpected argument ${JSON.stringify(positional[positional.length - 1])} (MERGED goes with --diff or --unmount)`);
     if (args.diff && args.unmount) throw new UsageError('--diff and --unmount do not go together');
-    const storePath = resolveStorePath(args.store, ctx.io.env);
     const doc = args.explain && positional.length > 0 ? undefined : await ctx.document();
+    const storePath = pipedStore(args.store, doc) ?? resolveStorePath(args.store, ctx.io.env);
 
     if (args.diff || args.unmount) {
       const target = positional[0] ?? doc?.mount?.target;
