@@ -540,3 +540,35 @@ describe('oci-spec --bundle with the lab busybox image, run by runc', () => {
     assert.equal(plainNsEnter.stdout, plainRunc.stdout);
   });
 });
+
+describe('oci-spec --bundle with the lab debian image, run by runc', () => {
+  let work: { path: string; cleanup: () => Promise<void> };
+  const name = `cp-spec-debian-${process.pid}`;
+
+  before(async () => {
+    work = await tempDir('cp-spec-debian-');
+  });
+  after(async () => {
+    await exec('runc', ['delete', '-f', name]);
+    await work?.cleanup();
+  });
+
+  test('a named system user from the image, its groups, the image Env and Cmd semantics', async (t) => {
+    if (!existsSync(toolPath('img-unpack'))) return t.skip('img-unpack is not built yet');
+    const layout = join(work.path, 'layout');
+    await mustExec(join(REPO, 'scripts', 'build-debian-image.sh'), [join(work.path, 'build'), `oci:${layout}:latest`], { timeoutMs: 900_000 });
+    const fetched = await tool('img-fetch', [`oci:${layout}:latest`, '--store', join(work.path, 'store'), '-q']);
+    assert.equal(fetched.status, 0, fetched.stderr);
+    const unpacked = await tool('img-unpack', ['--dest', join(work.path, 'rootfs'), '-q'], { input: fetched.stdout, timeoutMs: 300_000 });
+    assert.equal(unpacked.status, 0, unpacked.stderr);
+    const bundle = join(work.path, 'bundle');
+    const spec = await tool('oci-spec', ['--bundle', bundle, '-u', 'www-data', '-w', '/tmp', '--', 'bash', '-c', 'id; pwd; echo "$PATH"; cat /etc/issue'], { input: unpacked.stdout });
+    assert.equal(spec.status, 0, spec.stderr);
+    const config = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as RuntimeConfig;
+    assert.deepEqual(config.process?.user, { uid: 33, gid: 33, additionalGids: [33] });
+    assert.equal(config.annotations?.['org.opencontainers.image.title'], 'lab-debian');
+    const run = await exec('runc', ['run', '-b', bundle, name], { timeoutMs: 60_000 });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stdout, 'uid=33(www-data) gid=33(www-data) groups=33(www-data)\n/tmp\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\ncontainer-parts lab debian\n');
+  });
+});
