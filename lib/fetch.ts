@@ -61,8 +61,10 @@ interface DestinationWrite {
   hasBlob(digest: string, size?: number): Promise<boolean>;
   blobPath(digest: string): string;
   blobWriter(expected: { digest: string; size?: number }): Promise<BlobWriter>;
-  /** Lands the blobs, then the manifest (converted if the destination needs it), then (store only) its name in index.json. */
-  commit(manifest: FetchedManifest, parsed: ImageManifest, name: string, platform: Platform): Promise<Descriptor>;
+  /** Stages the manifest (converted if the destination needs it) beside the blobs; returns its descriptor there. */
+  stageManifest(manifest: FetchedManifest, parsed: ImageManifest, name: string): Promise<Descriptor>;
+  /** Lands the blobs, then the manifest, then (store only) its name in index.json. */
+  commit(manifest: Descriptor, name: string, platform: Platform): Promise<void>;
   abort(): Promise<void>;
 }
 
@@ -92,20 +94,24 @@ async function copyImage(content: ContentSource, destination: Destination, sourc
   const manifest = parsed.manifest;
   chosen = { ...chosen, mediaType: parsed.mediaType };
 
+  const name = options.name ?? content.defaultName(top);
   const write = await destination.begin();
   try {
-    await copyBlobs(content, write, [manifest.config], options, 'config');
+    // The config, the layers and the manifest all at once: nothing waits for the config's round trip.
+    const staging = write.stageManifest(chosen, manifest, name);
+    const copying = copyBlobs(content, write, [{ blob: manifest.config, kind: 'config' }, ...manifest.layers.map((blob) => ({ blob, kind: 'layer' }))], options);
+    const [stored] = await Promise.all([staging, copying]).catch(async (err) => {
+      await Promise.allSettled([staging, copying]);
+      throw err;
+    });
     const config = await readConfig(write, manifest.config);
     const diffIDs = config.rootfs?.diff_ids ?? [];
     if (diffIDs.length !== manifest.layers.length) {
       throw new UnsupportedError(`${content.description}: the manifest has ${manifest.layers.length} layers but the config lists ${diffIDs.length} diff_ids`);
     }
-    await copyBlobs(content, write, manifest.layers, options, 'layer');
-
     const platform: Platform = { os: config.os ?? wanted.os, architecture: config.architecture ?? wanted.architecture };
     if (config.variant) platform.variant = config.variant;
-    const name = options.name ?? content.defaultName(top);
-    const stored = await write.commit(chosen, manifest, name, platform);
+    await write.commit(stored, name, platform);
     const storedManifest = stored.digest === chosen.digest ? manifest : (JSON.parse(await readFile(destination.blobPath(stored.digest), 'utf8')) as ImageManifest);
     const layers: LayerDescriptor[] = storedManifest.layers.map((layer, i) => ({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size, diffID: diffIDs[i] as string }));
     return {
@@ -139,14 +145,14 @@ async function readConfig(write: DestinationWrite, descriptor: Descriptor): Prom
  * Copies blobs that are not there yet, at most `concurrency` at a time. The first failure
  * aborts the downloads still running, so a failed pull ends at once.
  */
-async function copyBlobs(content: ContentSource, write: DestinationWrite, blobs: Descriptor[], options: FetchOptions, kind: string): Promise<void> {
-  const queue = blobs.filter((b, i) => blobs.findIndex((o) => o.digest === b.digest) === i);
+async function copyBlobs(content: ContentSource, write: DestinationWrite, blobs: Array<{ blob: Descriptor; kind: string }>, options: FetchOptions): Promise<void> {
+  const queue = blobs.filter((b, i) => blobs.findIndex((o) => o.blob.digest === b.blob.digest) === i);
   const controller = new AbortController();
   let failure: unknown;
   const worker = async () => {
-    for (let blob = queue.shift(); blob && failure === undefined; blob = queue.shift()) {
+    for (let next = queue.shift(); next && failure === undefined; next = queue.shift()) {
       try {
-        await copyBlob(content, write, blob, options, kind, controller.signal);
+        await copyBlob(content, write, next.blob, options, next.kind, controller.signal);
       } catch (err) {
         if (failure === undefined) {
           failure = err;
@@ -191,14 +197,15 @@ async function storeDestination(path: string): Promise<Destination> {
         hasBlob: (digest, size) => txn.hasBlob(digest, size),
         blobPath: (digest) => txn.blobPath(digest),
         blobWriter: (expected) => txn.blobWriter(expected),
-        async commit(manifest, parsed, name, platform) {
+        stageManifest(manifest, parsed, name) {
           // The store is an OCI layout: a Docker manifest is kept as its OCI equivalent, as skopeo's oci: does.
           const docker = isDockerManifest(manifest.mediaType);
           const body = docker ? Buffer.from(JSON.stringify(toOciManifest(parsed, name))) : manifest.body;
-          const descriptor = await txn.putBytes(body, docker ? MEDIA_TYPES.ociManifest : manifest.mediaType);
+          return txn.putBytes(body, docker ? MEDIA_TYPES.ociManifest : manifest.mediaType);
+        },
+        async commit(descriptor, name, platform) {
           await txn.commit();
           await layout.tag(name, { ...descriptor, platform });
-          return descriptor;
         },
         abort: () => txn.abort(),
       };
@@ -215,13 +222,18 @@ async function dirDestination(path: string): Promise<Destination> {
     blobPath: (digest) => layout.blobPath(digest),
     async begin() {
       const txn = await layout.begin();
+      // skopeo's dir: keeps the manifest as the source served it; it is written last, at commit.
+      let staged: { body: Buffer; blobs: string[] } = { body: Buffer.alloc(0), blobs: [] };
       return {
         hasBlob: (digest, size) => txn.hasBlob(digest, size),
         blobPath: (digest) => txn.blobPath(digest),
         blobWriter: (expected) => txn.blobWriter(expected),
-        async commit(manifest, parsed) {
-          await layout.commit(txn, manifest.body, [parsed.config.digest, ...parsed.layers.map((l) => l.digest)]);
+        async stageManifest(manifest, parsed) {
+          staged = { body: manifest.body, blobs: [parsed.config.digest, ...parsed.layers.map((l) => l.digest)] };
           return { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.body.length };
+        },
+        async commit() {
+          await layout.commit(txn, staged.body, staged.blobs);
         },
         abort: () => layout.abort(txn),
       };

@@ -4,9 +4,7 @@
  * repository, renewed on expiry), bounded retries with backoff and Retry-After, and blob
  * downloads that resume with a Range request instead of starting over.
  */
-import http from 'node:http';
-import https from 'node:https';
-import fetch, { type RequestInit, type Response } from 'node-fetch';
+import { BodyTooLarge, discardBody, HttpClient, readBody, type HttpResponse } from './http.js';
 import { digestOf } from './digest.js';
 import { AuthError, ContainerPartsError, DigestMismatchError, NotFoundError, RegistryError, UnsupportedError } from './errors.js';
 import type { ItemProgress } from './progress.js';
@@ -49,11 +47,10 @@ export class Registry {
   private bearer: Challenge | undefined;
   private basic: string | undefined;
   private credentialsLookup: Promise<Credentials | undefined> | undefined;
-  private readonly httpsAgent: https.Agent;
-  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  private readonly http: HttpClient;
 
   constructor(readonly registry: string, private readonly options: RegistryOptions) {
-    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: options.tlsVerify });
+    this.http = new HttpClient({ tlsVerify: options.tlsVerify });
   }
 
   get host(): string {
@@ -63,15 +60,19 @@ export class Registry {
   /** GET a manifest by tag or digest; a digest reference is checked against the content. */
   async manifest(repository: string, reference: string, accept: readonly string[]): Promise<FetchedManifest> {
     const what = `manifest ${repository}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`;
-    const res = await this.request(repository, `/v2/${repository}/manifests/${reference}`, { headers: { Accept: accept.join(', ') } }, what);
-    const length = Number(res.headers.get('content-length') ?? 0);
-    if (length > MAX_MANIFEST_BYTES) throw new UnsupportedError(`${this.registry}: ${what} is ${length} bytes, more than a manifest can be (${MAX_MANIFEST_BYTES})`);
-    const body = Buffer.from(await res.arrayBuffer());
+    const res = await this.request(repository, `/v2/${repository}/manifests/${reference}`, { Accept: accept.join(', ') }, what);
+    let body: Buffer;
+    try {
+      body = await readBody(res, MAX_MANIFEST_BYTES, what);
+    } catch (err) {
+      if (err instanceof BodyTooLarge) throw new UnsupportedError(`${this.registry}: ${err.message}`);
+      throw wrapNetworkError(err, `${this.registry}: ${what}`);
+    }
     const digest = digestOf(body);
     if (reference.startsWith('sha256:') && digest !== reference) {
       throw new DigestMismatchError(`${this.registry}: ${what}: content has digest ${digest}`);
     }
-    const mediaType = (res.headers.get('content-type') ?? '').split(';')[0]?.trim() || guessMediaType(body);
+    const mediaType = (res.headers['content-type'] ?? '').split(';')[0]?.trim() || guessMediaType(body);
     return { mediaType, digest, body };
   }
 
@@ -86,7 +87,7 @@ export class Registry {
     for (let breaks = 0; ; ) {
       const resumeFrom = writer.written;
       const headers: Record<string, string> = resumeFrom > 0 ? { Range: `bytes=${resumeFrom}-` } : {};
-      const res = await this.request(repository, `/v2/${repository}/blobs/${digest}`, { headers, signal }, what);
+      const res = await this.request(repository, `/v2/${repository}/blobs/${digest}`, headers, what, signal);
       if (resumeFrom > 0 && res.status !== 206) {
         progress?.note(`the registry ignored the Range request; starting over`);
         progress?.add(-writer.written);
@@ -119,32 +120,32 @@ export class Registry {
    * skew); 404, a second 401, 403 and other 4xx are errors at once; 429 and 5xx are retried
    * with backoff, or after as long as Retry-After says.
    */
-  private async request(repository: string, path: string, init: RequestInit, what: string): Promise<Response> {
+  private async request(repository: string, path: string, extraHeaders: Record<string, string>, what: string, signal?: AbortSignal): Promise<HttpResponse> {
     const retries = this.options.retries ?? 4;
     let authenticated = false;
     for (let attempt = 0; ; ) {
-      let res: Response;
+      let res: HttpResponse;
       try {
         const url = `${await this.baseUrl()}${path}`;
-        const headers = { 'User-Agent': USER_AGENT, ...(init.headers as Record<string, string>), ...(await this.authorization(repository)) };
+        const headers = { 'User-Agent': USER_AGENT, ...extraHeaders, ...(await this.authorization(repository)) };
         this.options.debug?.(`GET ${url}`);
-        res = await fetch(url, { ...init, headers, agent: this.agentFor });
+        res = await this.http.get(url, headers, signal);
       } catch (err) {
-        if (init.signal?.aborted || !isNetworkFailure(err) || attempt >= retries) throw wrapNetworkError(err, `${this.registry}: ${what}`);
+        if (signal?.aborted || !isNetworkFailure(err) || attempt >= retries) throw wrapNetworkError(err, `${this.registry}: ${what}`);
         this.options.debug?.(`${what}: ${describe(err)}; retrying`);
         await sleep(this.backoff(attempt++));
         continue;
       }
-      if (res.ok) return res;
-      await res.arrayBuffer().catch(() => undefined);
+      if (res.status >= 200 && res.status < 300) return res;
+      await discardBody(res);
       if (res.status === 401 && !authenticated) {
         authenticated = true;
         this.tokens.delete(repository);
-        await this.authenticate(repository, res.headers.get('www-authenticate'));
+        await this.authenticate(repository, headerValue(res.headers['www-authenticate']));
         continue;
       }
       if (RETRYABLE_STATUS.has(res.status) && attempt < retries) {
-        const wait = retryAfterMs(res.headers.get('retry-after')) ?? this.backoff(attempt);
+        const wait = retryAfterMs(headerValue(res.headers['retry-after'])) ?? this.backoff(attempt);
         this.options.debug?.(`${what}: HTTP ${res.status}; retrying in ${wait} ms`);
         await sleep(wait);
         attempt++;
@@ -218,9 +219,11 @@ export class Registry {
     const headers: Record<string, string> = { 'User-Agent': USER_AGENT };
     if (creds) headers.Authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
     this.options.debug?.(`token for ${repository} from ${url.origin}${url.pathname}`);
-    let res: Response;
+    let res: HttpResponse;
+    let body: Buffer;
     try {
-      res = await fetch(url.toString(), { headers, agent: this.agentFor });
+      res = await this.http.get(url, headers);
+      body = await readBody(res, 1 << 20, `token service ${url.origin}`);
     } catch (err) {
       throw wrapNetworkError(err, `${this.registry}: token service ${url.origin}`);
     }
@@ -231,16 +234,14 @@ export class Registry {
         creds ? {} : { hint: 'give --creds USER:PASS or log in with podman/skopeo login' },
       );
     }
-    if (!res.ok) throw new AuthError(`${this.registry}: token service ${url.origin} answered HTTP ${res.status}`, res.status);
-    const reply = (await res.json().catch(() => ({}))) as { token?: string; access_token?: string; expires_in?: number };
+    if (res.status !== 200) throw new AuthError(`${this.registry}: token service ${url.origin} answered HTTP ${res.status}`, res.status);
+    const reply = parseJson(body) as { token?: string; access_token?: string; expires_in?: number };
     const value = reply.token ?? reply.access_token;
     if (!value) throw new AuthError(`${this.registry}: token service ${url.origin} sent no token`, res.status);
     // The spec's default lifetime is 60 s. Renew before the end, by 5 s or a quarter of a short lifetime.
     const lifetime = (reply.expires_in && reply.expires_in > 0 ? reply.expires_in : 60) * 1000;
     return { value, renewAt: Date.now() + lifetime - Math.min(5000, lifetime / 4) };
   }
-
-  private readonly agentFor = (url: URL): http.Agent => (url.protocol === 'http:' ? this.httpAgent : this.httpsAgent);
 
   /** https, or with --tls-verify=false whichever of https and http answers (as skopeo does for insecure registries). */
   private async baseUrl(): Promise<string> {
@@ -251,7 +252,7 @@ export class Registry {
   private async probeScheme(): Promise<'https' | 'http'> {
     if (this.options.tlsVerify) return 'https';
     try {
-      await fetch(`https://${this.host}/v2/`, { agent: this.httpsAgent, headers: { 'User-Agent': USER_AGENT } });
+      await discardBody(await this.http.get(`https://${this.host}/v2/`, { 'User-Agent': USER_AGENT }));
       return 'https';
     } catch (err) {
       if (isConnectionRefused(err)) {
@@ -268,8 +269,19 @@ export class Registry {
   }
 
   close(): void {
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.http.close();
+  }
+}
+
+function headerValue(value: string | string[] | undefined): string | null {
+  return (Array.isArray(value) ? value[0] : value) ?? null;
+}
+
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return {};
   }
 }
 
