@@ -104,7 +104,7 @@ export function limitWrites(version: 1 | 2, resources: Resources): Array<[string
 export async function createCgroup(path: string, resources: Resources, available: Hierarchy[] = hierarchies()): Promise<Cgroup> {
   const needed = neededControllers(resources);
   const inner = posix.normalize(`/${path}`);
-  if (inner === '/' || inner.split('/').includes('..')) throw new UnsupportedError(`linux.cgroupsPath: ${JSON.stringify(path)} is not a cgroup below the root`);
+  if (inner === '/' || path.split('/').includes('..')) throw new UnsupportedError(`linux.cgroupsPath: ${JSON.stringify(path)} is not a cgroup below the root`);
   const v1 = needed.map((c) => available.find((h) => h.version === 1 && h.controllers.includes(c)));
   if (v1.every((h) => h !== undefined)) return createV1(inner, resources, needed, v1 as Hierarchy[]);
   const v2 = available.find((h) => h.version === 2 && needed.every((c) => h.controllers.includes(c)));
