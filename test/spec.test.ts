@@ -151,6 +151,12 @@ describe('the official runtime-spec schema is the oracle for validation', () => 
     });
   }
 
+  test('--init and --rm belong to ns-enter: oci-spec refuses them', async () => {
+    const result = await tool('oci-spec', ['--rm']);
+    assert.equal(result.status, 2);
+    assert.equal(result.stderr, 'oci-spec: --rm is for ns-enter: a config.json has no place for it\n');
+  });
+
   test('--validate takes nothing else', async () => {
     const result = await tool('oci-spec', ['--validate', join(EXAMPLES, 'good', 'minimal.json'), '--bundle', '/tmp/x']);
     assert.equal(result.status, 2);
