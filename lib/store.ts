@@ -56,6 +56,14 @@ export class BlobWriter {
   private failure: Error | undefined;
 
   async write(chunk: Buffer): Promise<void> {
+    if (!this.append(chunk)) await this.drain();
+  }
+
+  /**
+   * Hashes and queues a chunk without waiting (the hot path of a download: no promise per
+   * chunk). False means the file is behind: wait for drain() before the next chunk.
+   */
+  append(chunk: Buffer): boolean {
     if (this.failure) throw this.failure;
     if (this.expected.size !== undefined && this.written + chunk.length > this.expected.size) {
       throw new DigestMismatchError(`blob ${this.expected.digest}: more than the expected ${this.expected.size} bytes`);
@@ -67,7 +75,12 @@ export class BlobWriter {
     }
     this.hash.update(chunk);
     this.written += chunk.length;
-    if (!this.file.write(chunk)) await once(this.file, 'drain');
+    return this.file.write(chunk);
+  }
+
+  async drain(): Promise<void> {
+    if (this.file?.writableNeedDrain) await once(this.file, 'drain');
+    if (this.failure) throw this.failure;
   }
 
   /** Start over (the server ignored a Range request). */
