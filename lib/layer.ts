@@ -83,13 +83,13 @@ class LayerApplier {
     this.entries++;
     if (header.name.includes('\0')) throw new UnsupportedError(`layer entry "${header.name.replace(/\0/g, '\\0')}": NUL in the name`);
     const rel = cleanEntryName(header.name);
-    if (climbsOutOfRoot(header.name)) this.options.warn(`layer entry "${header.name}" names a path outside the root; applied as "/${rel}" inside it`);
     if (rel === '') {
       // A symlink or file in place of the root would redirect everything after it (umoci's CVE-2021-29136).
       if (header.type !== 'directory') throw new UnsafeLayerError(`layer entry "${header.name}" would replace the root directory with a ${header.type} (refused)`);
       this.fixup('').header = header;
       return;
     }
+    if (climbsOutOfRoot(header.name)) this.options.warn(`layer entry "${header.name}" names a path outside the root; applied as "/${rel}" inside it`);
     const parent = this.resolver.resolve(parentOf(rel), header.name);
     const base = baseOf(rel);
     if (base.startsWith(WHITEOUT_PREFIX)) return this.whiteout(header, parent, base);
