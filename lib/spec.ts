@@ -7,13 +7,11 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { join, posix, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ImageConfig, PipeDocument } from './document.js';
 import { InputError, NotFoundError, UnsupportedError, UsageError } from './errors.js';
 import { resolveUser } from './passwd.js';
-import { compileSchema, describeSchemaError, jsonPathOf } from './pipe.js';
+import { firstSchemaError, validatorFor } from './schema.js';
 import { ALL_CAPABILITIES, hasRunFlags, type RunFlags } from './runflags.js';
 import type { IdMapping, NamespaceType, RuntimeConfig, RuntimeMount, RuntimeProcess } from './runtime-spec.js';
 
@@ -304,50 +302,13 @@ function checkMapped(user: RuntimeProcess['user'], uidMappings: IdMapping[], gid
   }
 }
 
-type Validator = ReturnType<typeof compileSchema>;
-let runtimeConfigValidator: Validator | undefined;
-
-const RUNTIME_CONFIG_SCHEMA = new URL('../../schema/runtime-config.schema.json', import.meta.url);
-/** Written by scripts/postbuild.mjs from runtimeConfigValidatorSource(). */
-const PRECOMPILED_VALIDATOR = new URL('../schema/runtime-config.validate.cjs', import.meta.url);
-const requireCjs = createRequire(import.meta.url);
-
-function readSchema(): object {
-  return JSON.parse(readFileSync(RUNTIME_CONFIG_SCHEMA, 'utf8'));
-}
-
-/**
- * ajv's standalone code for the schema: the build writes it once, because compiling the schema
- * costs ~70 ms on every oci-spec and ns-enter --bundle run (runc starts in ~10 ms).
- */
-export function runtimeConfigValidatorSource(): string {
-  const Ajv = (requireCjs('ajv') as { default: new (o: object) => { compile(s: object): unknown } }).default;
-  const standalone = (requireCjs('ajv/dist/standalone') as { default: (ajv: unknown, validate: unknown) => string }).default;
-  const ajv = new Ajv({ allErrors: false, strict: false, code: { source: true } });
-  return standalone(ajv, ajv.compile(readSchema()));
-}
-
-/** The precompiled validator, or (a build that skipped postbuild) the schema compiled now. */
-function loadRuntimeConfigValidator(): Validator {
-  try {
-    return requireCjs(fileURLToPath(PRECOMPILED_VALIDATOR)) as Validator;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
-    return compileSchema(readSchema());
-  }
-}
-
 /**
  * Checks a value against schema/runtime-config.schema.json; throws an InputError whose one
  * line names where and the JSON path, e.g. `config.json: process.user.uid: must be integer`.
  */
 export function validateRuntimeConfig(value: unknown, where: string): asserts value is RuntimeConfig {
-  runtimeConfigValidator ??= loadRuntimeConfigValidator();
-  if (runtimeConfigValidator(value)) return;
-  const first = runtimeConfigValidator.errors?.[0];
-  if (!first) throw new InputError(`${where}: not a valid runtime config`);
-  const path = jsonPathOf('', first.instancePath).replace(/^\./, '') || '(the top level)';
-  throw new InputError(`${where}: ${path}: ${describeSchemaError(first)}`);
+  const problem = firstSchemaError(validatorFor('runtime-config'), value, '');
+  if (problem) throw new InputError(`${where}: ${problem}`);
 }
 
 /** Reads, parses and validates a config.json. */

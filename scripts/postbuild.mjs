@@ -12,7 +12,7 @@ for (const file of readdirSync(tools)) {
   const spec = Object.values(module).find((v) => v && typeof v === 'object' && typeof v.name === 'string' && typeof v.options === 'function' && typeof v.run === 'function');
   if (spec) writeFileSync(new URL(`${spec.name}.1`, man), renderManPage(spec));
 }
-// The runtime config schema as ajv standalone code, so oci-spec and ns-enter --bundle do not compile it on every run.
-const { runtimeConfigValidatorSource } = await import(new URL('../dist/lib/spec.js', import.meta.url));
+// Each schema as ajv standalone code, so commands do not compile a schema on every run.
+const { SCHEMA_NAMES, standaloneValidatorSource } = await import(new URL('../dist/lib/schema.js', import.meta.url));
 mkdirSync(new URL('../dist/schema/', import.meta.url), { recursive: true });
-writeFileSync(new URL('../dist/schema/runtime-config.validate.cjs', import.meta.url), runtimeConfigValidatorSource());
+for (const name of SCHEMA_NAMES) writeFileSync(new URL(`../dist/schema/${name}.validate.cjs`, import.meta.url), standaloneValidatorSource(name));
