@@ -5,8 +5,9 @@
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import yargs from 'yargs';
+import { createRequire } from 'node:module';
 import type { Argv } from 'yargs';
+import { parsePlainArgv, recordOptions } from './argv.js';
 import { describeError, exitCodeOf, UsageError } from './errors.js';
 import { formatDocument, readDocument } from './pipe.js';
 import type { PipeDocument } from './document.js';
@@ -75,6 +76,8 @@ export interface CommandSpec<A> {
   options(y: Argv<CommonArgs>): Argv<A>;
   /** Short flags the command's own options take over from the common ones (podman's -v is --volume). */
   claimsShortFlags?: readonly string[];
+  /** Plain command lines are read without loading yargs (lib/argv.ts): for commands whose start-up is benchmarked. */
+  quickParse?: boolean;
   run(args: A & CommonArgs, ctx: RunContext): Promise<number | void>;
 }
 
@@ -121,7 +124,7 @@ export function withProgress<T>(y: Argv<T>) {
 
 /** Builds the parser; exported through each tool so tests drive it in-process. */
 export function buildParser<A>(spec: CommandSpec<A>, argv: string[]): Argv<A & CommonArgs> {
-  const base = yargs(argv)
+  const base = loadYargs()(argv)
     .scriptName(spec.name)
     .usage(`${spec.usage}\n\n${spec.purpose}`)
     .parserConfiguration({ 'populate--': true, 'strip-aliased': true })
@@ -150,12 +153,23 @@ function withoutCamelCaseTwins(message: string): string {
   return `Unknown argument${kept.length > 1 ? 's' : ''}: ${kept.join(', ')}`;
 }
 
+/** yargs takes ~20 ms to load, more than some commands' work: loaded when a parser is built. */
+function loadYargs(): typeof import('yargs').default {
+  return createRequire(import.meta.url)('yargs') as typeof import('yargs').default;
+}
+
+/** The quick reading of a plain command line (same option definitions), or undefined for yargs. */
+function quickParse<A>(spec: CommandSpec<A>, argv: string[]): Record<string, unknown> | undefined {
+  if (!spec.quickParse) return undefined;
+  const options = recordOptions((y) => spec.options(withCommonOptions(y, spec.claimsShortFlags)));
+  return options && parsePlainArgv(options, argv);
+}
+
 /** Runs a command to completion and returns its exit status; never throws. */
 export async function runCommand<A>(spec: CommandSpec<A>, argv: string[], io: Io = processIo()): Promise<number> {
   let debug = argv.includes('--debug');
   try {
-    const parser = buildParser(spec, argv);
-    const args = (await parser.parseAsync()) as A & CommonArgs & { help?: boolean; version?: boolean };
+    const args = (quickParse(spec, argv) ?? (await buildParser(spec, argv).parseAsync())) as A & CommonArgs & { help?: boolean; version?: boolean };
     if (helpOrVersionShown(argv)) return 0;
     debug = args.debug;
     const log = new Log(spec.name, io.stderr, args.quiet ? 'quiet' : args.verbose ? 'verbose' : 'normal');

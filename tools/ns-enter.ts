@@ -3,7 +3,6 @@
 import { defineCommand, isMainModule, main, withStore } from '../lib/cli.js';
 import { pipedStore, prepareRun, runPrepared } from '../lib/container.js';
 import { UsageError } from '../lib/errors.js';
-import { explainRun } from '../lib/explain.js';
 import { planExecution } from '../lib/namespaces.js';
 import { resolveStorePath } from '../lib/paths.js';
 import { parseRunFlags, RUN_FLAGS_SHORT_FLAGS, withRunFlags } from '../lib/runflags.js';
@@ -20,6 +19,7 @@ export const nsEnter = defineCommand({
     ['$0 --bundle ./box', 'run a bundle from oci-spec or runc spec'],
   ],
   claimsShortFlags: RUN_FLAGS_SHORT_FLAGS,
+  quickParse: true,
   options: (y) =>
     withRunFlags(
       withStore(y)
@@ -36,7 +36,9 @@ export const nsEnter = defineCommand({
     const document = args.rootfs === undefined && args.bundle === undefined ? await ctx.document() : undefined;
     const prepared = prepareRun({ document, bundle: args.bundle, rootfs: args.rootfs, flags, args: (args['--'] ?? []).map(String), name: args.name });
     const stdinIsTerminal = ctx.io.stdin.isTTY === true;
-    if (args.explain) return ctx.explain(explainRun(prepared.config, planExecution(prepared.config, { bundleDir: prepared.bundleDir, init: flags.init, stdinIsTerminal: true }).argv, { id: prepared.id, init: flags.init }));
+    // Loaded only here: explain.js reaches the image code, which the hot path must not load.
+    const { explainRun } = args.explain ? await import('../lib/explain.js') : { explainRun: undefined };
+    if (explainRun) return ctx.explain(explainRun(prepared.config, planExecution(prepared.config, { bundleDir: prepared.bundleDir, init: flags.init, stdinIsTerminal: true }).argv, { id: prepared.id, init: flags.init }));
     const status = await runPrepared(prepared, { flags, storePath: pipedStore(args.store, document) ?? resolveStorePath(args.store, ctx.io.env), stdinIsTerminal, debug: (m) => ctx.log.debug(m) });
     if (status.oomKilled) ctx.log.warn('the container went over its memory limit and was killed (OOM)');
     return status.code;
