@@ -11,6 +11,7 @@ const benchmarks: Benchmark[] = [
   // Each benchmark module adds itself here, one line each.
   { name: 'oci-spec', run: () => import('./oci-spec.js').then((m) => m.run()) },
   { name: 'fetch', run: () => import('./fetch.js').then((m) => m.run()) },
+  { name: 'ns-enter', run: () => import('./ns-enter.js').then((m) => m.run()) },
 ];
 
 const wanted = process.argv.slice(2);
