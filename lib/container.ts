@@ -12,8 +12,8 @@ import { runContainer, type ExitStatus } from './namespaces.js';
 import { hasRunFlags, type RunFlags } from './runflags.js';
 import type { RuntimeConfig } from './runtime-spec.js';
 import { buildConfig, readRuntimeConfig, rootFromDocument } from './spec.js';
-import { describeMountedOverlay, diffOverlay, mountOverlay, unmountOverlay, type Change, type DriverChoice } from './overlay.js';
-import { OciLayout } from './store.js';
+import type { Change, DriverChoice } from './overlay.js';
+import type { OciLayout } from './store.js';
 
 export interface ContainerDirs {
   id: string;
@@ -68,7 +68,8 @@ export interface ContainerRootRequest {
 export async function mountContainerRoot(request: ContainerRootRequest): Promise<MountSection> {
   if (request.readOnly && (request.upper !== undefined || request.work !== undefined)) throw new UsageError('--read-only takes no --upper or --work');
   const needsDirs = request.target === undefined || (!request.readOnly && request.upper === undefined);
-  const store = await OciLayout.open(request.storePath, { create: true });
+  const { mountOverlay } = await import('./overlay.js');
+  const store = await openStore(request.storePath);
   const dirs = needsDirs ? containerDirs(store, request.name ?? newContainerId()) : undefined;
   if (dirs) await createContainerDirs(dirs, { readOnly: request.readOnly || request.upper !== undefined });
   const section = await mountOverlay({
@@ -89,6 +90,15 @@ export function pipedStore(flag: string | undefined, doc: PipeDocument | undefin
   return flag === undefined && doc?.image?.layout === 'oci' ? doc.image.store : undefined;
 }
 
+/**
+ * The store and the overlay code are loaded when a mount is made or removed: ns-enter's hot
+ * path (a run without --rm) needs neither.
+ */
+async function openStore(path: string): Promise<OciLayout> {
+  const { OciLayout } = await import('./store.js');
+  return OciLayout.open(path, { create: true });
+}
+
 /** Where ovl-mount keeps per-mount scratch (short-name links) while a mount exists. */
 export function overlayStateRoot(store: OciLayout): string {
   return store.areaPath('overlay');
@@ -96,17 +106,18 @@ export function overlayStateRoot(store: OciLayout): string {
 
 /** Unmounts a container's overlay; with `remove`, also deletes its dirs (podman run --rm). */
 export async function unmountContainerRoot(mount: Pick<MountSection, 'target' | 'container' | 'mountedIn'>, options: { storePath: string; remove: boolean }): Promise<void> {
-  const store = await OciLayout.open(options.storePath, { create: true });
-  if (mount.mountedIn !== 'container') await unmountOverlay(mount.target, overlayStateRoot(store));
+  const { unmountOverlay } = await import('./overlay.js');
+  if (mount.mountedIn !== 'container') await unmountOverlay(mount.target, overlayStateRoot(await openStore(options.storePath)));
   if (options.remove && mount.container) await removeContainerDir(mount.container.dir);
 }
 
 /** What the container changed: from the piped `mount` section, or read back from the mount table at TARGET. */
 export async function diffContainerRoot(mount: MountSection | undefined, target: string | undefined, storePath: string): Promise<Change[]> {
+  const { describeMountedOverlay, diffOverlay } = await import('./overlay.js');
   let section = mount;
   if (!section) {
     if (target === undefined) throw new UsageError('--diff needs MERGED, or the ovl-mount document on stdin');
-    section = await describeMountedOverlay(target, overlayStateRoot(await OciLayout.open(storePath, { create: true })));
+    section = await describeMountedOverlay(target, overlayStateRoot(await openStore(storePath)));
   }
   if (section.upper === undefined) throw new UsageError(`${section.target}: a read-only merge has no changes to show`);
   return diffOverlay(section.upper, section.lower);

@@ -55,6 +55,8 @@ export interface ExecutionPlan {
   oomScoreAdj?: number;
   /** Whether the command keeps our terminal as its controlling terminal (no --new-session). */
   terminal: boolean;
+  /** Whether bwrap waits on --block-fd for the cgroup and oom_score_adj to be set. */
+  blocks: boolean;
 }
 
 const FD_INFO = 3;
@@ -99,7 +101,9 @@ export function planExecution(config: RuntimeConfig, options: Pick<RunOptions, '
   }
 
   const bwrap = findProgram('bwrap');
-  const args: string[] = ['--die-with-parent', '--info-fd', String(FD_INFO), '--json-status-fd', String(FD_STATUS), '--block-fd', String(FD_BLOCK)];
+  // --block-fd only when something must happen before the command runs (a cgroup, oom_score_adj).
+  const mustWait = cgroupLimits(linux.resources ?? {}) !== undefined || proc.oomScoreAdj !== undefined;
+  const args: string[] = ['--die-with-parent', '--info-fd', String(FD_INFO), '--json-status-fd', String(FD_STATUS), ...(mustWait ? ['--block-fd', String(FD_BLOCK)] : [])];
   const namespaces = new Set<string>();
   for (const [i, ns] of (linux.namespaces ?? []).entries()) {
     if (ns.path) throw new UnsupportedError(`linux.namespaces[${i}].path: joining an existing namespace is not supported`);
@@ -154,7 +158,7 @@ export function planExecution(config: RuntimeConfig, options: Pick<RunOptions, '
 
   const command = [...helpers.setpriv, ...setprivArgs(proc), '--', ...(options.init ? [`${HELPER_DIR}/catatonit`, '--'] : []), ...proc.args];
   const argv = [...rlimitPrefix(proc.rlimits ?? []), bwrap, ...args, '--', ...command];
-  return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true };
+  return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait };
 }
 
 function checkKnownFields(prefix: string, value: object, known: string[]): void {
@@ -435,11 +439,11 @@ function spawnAndWait(plan: ExecutionPlan, cgroup: Cgroup | undefined, options: 
   return new Promise((resolvePromise, reject) => {
     const [program, ...args] = plan.argv as [string, ...string[]];
     // Node sets up fds 3-5 as socket pairs: bwrap writes JSON to 3 and 4 and waits to read from 5.
-    const child = spawn(program, args, { stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(program, args, { stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe', plan.blocks ? 'pipe' : 'ignore'] });
     const fds = child.stdio as unknown as Array<NodeJS.ReadableStream & NodeJS.WritableStream>;
     const info = fds[FD_INFO] as NodeJS.ReadableStream;
     const status = fds[FD_STATUS] as NodeJS.ReadableStream;
-    const block = fds[FD_BLOCK] as NodeJS.WritableStream;
+    const block = fds[FD_BLOCK] as NodeJS.WritableStream | null;
     let containerPid: number | undefined;
     let exitCode: number | undefined;
     let failure: Error | undefined;
@@ -462,11 +466,11 @@ function spawnAndWait(plan: ExecutionPlan, cgroup: Cgroup | undefined, options: 
         if (cgroup) cgroup.addProcess(containerPid);
         if (plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${containerPid}/oom_score_adj`, String(plan.oomScoreAdj));
         options.onStart?.(containerPid);
-        block.end('1');
+        block?.end('1');
       } catch (err) {
         failure = err instanceof Error ? err : new Error(String(err));
         process.kill(containerPid, 'SIGKILL');
-        block.end();
+        block?.end();
       }
     });
     let statusText = '';
@@ -475,7 +479,7 @@ function spawnAndWait(plan: ExecutionPlan, cgroup: Cgroup | undefined, options: 
       const match = /"exit-code"\s*:\s*(\d+)/.exec(statusText);
       if (match) exitCode = Number(match[1]);
     });
-    block.on('error', () => undefined);
+    block?.on('error', () => undefined);
     child.on('error', (err) => {
       for (const signal of FORWARDED_SIGNALS) process.off(signal, forward);
       reject(new HostError(`cannot start bwrap: ${err.message}`, { hint: 'apt-get install bubblewrap' }));
