@@ -105,6 +105,8 @@ export class RootResolver {
       const part = pending.shift() as string;
       if (part === '..') {
         done.pop();
+        // What is left was looked up already (or is the root): look up what follows afresh.
+        missing = false;
         continue;
       }
       done.push(part);

@@ -73,3 +73,11 @@ test('lookups through lower layer dirs (--layers) see the merged tree', async ()
     await upper.cleanup();
   }
 });
+
+test('a missing component followed by .. does not stop the lookup of what comes next', async () => {
+  const r = root.path;
+  symlinkSync('/', join(r, 'q'));
+  symlinkSync('missing/../q', join(r, 'via-missing'));
+  const fresh = new RootResolver(r);
+  assert.equal(fresh.resolve('via-missing/etc', 'via-missing/etc'), 'etc', 'q is a symlink to the root, found after the missing/.. detour');
+});
