@@ -3,7 +3,8 @@
  * A B A B in one run. runc runs a bundle whose config is `runc spec`'s for the same rootfs;
  * ns-enter runs that bundle too (--bundle: the config is validated) and builds its own from
  * flags (--rootfs); bwrap is the executor alone, with the namespaces and /proc /dev /sys
- * mounts, to show what node adds. Target from the issue: ns-enter at most 1.0x runc.
+ * mounts, and `node -e 0` is node's own start-up: together the floor of a node front on bwrap.
+ * Target from the issue: ns-enter at most 1.0x runc.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -34,6 +35,7 @@ export async function run(): Promise<void> {
       [
         { name: 'ns-enter --rootfs', command: `${nsEnter} --rootfs ${q(rootfs)} -- true` },
         { name: 'ns-enter --bundle', command: `${nsEnter} --bundle ${q(bundle)}` },
+        { name: 'node -e 0 (start-up floor)', command: 'node -e 0' },
         { name: 'bwrap (executor alone)', command: `bwrap --bind ${q(rootfs)} / --unshare-pid --unshare-net --unshare-ipc --unshare-uts --proc /proc --dev /dev --ro-bind /sys /sys --as-pid-1 --die-with-parent -- /bin/true` },
       ],
       { rounds: 15, targets: { 'ns-enter --rootfs': 1.0, 'ns-enter --bundle': 1.0 } },
