@@ -12,6 +12,7 @@ const benchmarks: Benchmark[] = [
   { name: 'oci-spec', run: () => import('./oci-spec.js').then((m) => m.run()) },
   { name: 'fetch', run: () => import('./fetch.js').then((m) => m.run()) },
   { name: 'ns-enter', run: () => import('./ns-enter.js').then((m) => m.run()) },
+  { name: 'unpack', run: () => import('./unpack.js').then((m) => m.run()) },
 ];
 
 const wanted = process.argv.slice(2);
