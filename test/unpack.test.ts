@@ -247,6 +247,8 @@ test('rootless: files owned by the caller, owners in user.rootlesscontainers lik
   const home = (await mustExec('sh', ['-c', `getent passwd ${USER} | cut -d: -f6`])).trim();
   const dest = join(home, `rootfs-${process.pid}`);
   const bundle = join(home, `umoci-${process.pid}`);
+  const layersDir = join(home, `layers-${process.pid}`);
+  const merged = join(home, `merged-${process.pid}`);
   const asUser = (program: string, args: string[]) => exec('runuser', ['-u', USER, '--', program, ...args], { env: { HOME: home } });
   try {
     const result = await asUser(process.execPath, [toolPath('img-unpack'), ...unpackArgs('rootless', dest)]);
@@ -269,8 +271,22 @@ test('rootless: files owned by the caller, owners in user.rootlesscontainers lik
     const b = await describeTree(join(bundle, 'rootfs'), options);
     assert.deepEqual(a, b, treeDiff(a, b, ['img-unpack', 'umoci --rootless']));
     assert.ok(a.some((line) => line.startsWith('/home/user/.profile ') && line.includes('user.rootlesscontainers=0x08e80710')), a.join('\n'));
+
+    // --layers, rootless: whiteouts as 0/0 devices (no privilege needed), user.overlay.opaque;
+    // mounted with userxattr in the user's own user+mount namespace it shows the flat tree.
+    const layered = await asUser(process.execPath, [toolPath('img-unpack'), ...unpackArgs('rootless', layersDir, ['--layers'])]);
+    assert.equal(layered.status, 0, layered.stderr);
+    const rootfs = JSON.parse(layered.stdout).rootfs;
+    assert.equal(rootfs.userxattr, true);
+    mkdirSync(merged);
+    chmodSync(merged, 0o777);
+    const treeModule = new URL('./helpers/tree.js', import.meta.url).href;
+    const script = `import { describeTree } from '${treeModule}'; const o = { dirMtimes: true, skipRoot: true }; const [a, b] = [await describeTree('${merged}', o), await describeTree('${dest}', o)]; console.log(JSON.stringify(a) === JSON.stringify(b) ? 'same' : JSON.stringify([a, b]));`;
+    const lower = [...rootfs.layers].reverse().join(':');
+    const compared = await asUser('unshare', ['-Urm', 'sh', '-c', `mount -t overlay overlay -o ro,userxattr,lowerdir=${lower} ${merged} && exec ${process.execPath} --input-type=module -e "$0"`, script]);
+    assert.equal(compared.stdout.trim(), 'same', compared.stderr);
   } finally {
-    await exec('rm', ['-rf', dest, bundle]);
+    await exec('rm', ['-rf', dest, bundle, layersDir, merged]);
   }
 });
 
