@@ -8,7 +8,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exec, type ExecResult } from './helpers/exec.js';
 import { mountsUnder } from './helpers/mounts.js';
@@ -44,6 +44,8 @@ let work: { path: string; cleanup: () => Promise<void> };
 
 before(async () => {
   work = await tempDir('cp-labs-');
+  // Lab 002 shows an unprivileged user (nobody) refused by a root-owned dir: it must reach the lab's dirs first.
+  chmodSync(work.path, 0o755);
   registry = await startRegistry();
   await pushBusybox(join(work.path, 'build'), [`docker://${registry.host}/lab/busybox:latest`]);
 });
