@@ -15,6 +15,7 @@ import { closeSync, existsSync, openSync, readSync, realpathSync, statSync, writ
 import { dirname, join, posix, resolve } from 'node:path';
 import { ContainerPartsError, HostError, UnsupportedError, UsageError } from './errors.js';
 import type { RuntimeConfig, RuntimeMount } from './runtime-spec.js';
+import { resolveInRoot } from './rootfs.js';
 import type { Cgroup } from './cgroups.js';
 
 export interface RunOptions {
@@ -132,7 +133,7 @@ export function planExecution(config: RuntimeConfig, options: Pick<RunOptions, '
   const late: string[] = [];
   let hasDev = false;
   for (const [i, mount] of (config.mounts ?? []).entries()) {
-    const translated = translateMount(mount, `mounts[${i}]`, hasDev);
+    const translated = translateMount(mount, `mounts[${i}]`, hasDev, root);
     if (mount.type === 'tmpfs' && posix.normalize(mount.destination) === '/dev') hasDev = true;
     args.push(...translated.args);
     late.push(...translated.late);
@@ -165,10 +166,23 @@ function checkKnownFields(prefix: string, value: object, known: string[]): void 
   for (const key of Object.keys(value)) if (!known.includes(key)) throw new UnsupportedError(`${prefix}${key}: not supported by ns-enter`);
 }
 
+/**
+ * The mode of a tmpfs as runc gives it: a directory already in the rootfs keeps its own mode
+ * over the tmpfs (runc chmods the mount point back), else `mode=`, else 0755.
+ */
+function tmpfsMode(root: string, destination: string, options: string[]): string {
+  const existing = resolveInRoot(root, destination);
+  if (existing) {
+    const stats = statSync(existing);
+    if (stats.isDirectory()) return (stats.mode & 0o7777).toString(8).padStart(4, '0');
+  }
+  return (options.find((o) => o.startsWith('mode='))?.slice(5) ?? '755').padStart(4, '0');
+}
+
 /** Options bwrap's mounts honour or make moot (its mounts are nosuid, its binds recursive and private). */
 const HARMLESS_OPTIONS = new Set(['nosuid', 'nodev', 'noexec', 'strictatime', 'relatime', 'noatime', 'rw', 'bind', 'rbind', 'private', 'rprivate', 'slave', 'rslave', 'newinstance']);
 
-function translateMount(mount: RuntimeMount, field: string, hasDev: boolean): { args: string[]; late: string[] } {
+function translateMount(mount: RuntimeMount, field: string, hasDev: boolean, root: string): { args: string[]; late: string[] } {
   const destination = posix.normalize(mount.destination);
   if (!destination.startsWith('/')) throw new UnsupportedError(`${field}.destination: must be absolute`);
   const options = mount.options ?? [];
@@ -194,8 +208,8 @@ function translateMount(mount: RuntimeMount, field: string, hasDev: boolean): { 
       unknown((o) => /^(size|mode|nr_inodes)=/.test(o));
       if (destination === '/dev') return { args: ['--dev', '/dev'], late };
       const size = options.find((o) => o.startsWith('size='))?.slice(5);
-      const mode = options.find((o) => o.startsWith('mode='))?.slice(5);
-      return { args: [...(size ? ['--size', String(parseSize(size, field))] : []), ...(mode ? ['--perms', mode.padStart(4, '0')] : []), '--tmpfs', destination], late };
+      const mode = tmpfsMode(root, destination, options);
+      return { args: [...(size ? ['--size', String(parseSize(size, field))] : []), '--perms', mode, '--tmpfs', destination], late };
     }
     case 'devpts':
       // bwrap's --dev mounts a private devpts (newinstance, ptmxmode=0666, mode=620) at /dev/pts.

@@ -4,9 +4,9 @@
  * would see them: a symlink in the rootfs resolves inside the rootfs, never to the host's
  * files (the same scoping as Go's filepath-securejoin, which runc and umoci use).
  */
-import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
-import { join, posix } from 'node:path';
-import { NotFoundError, UnsafeLayerError, UsageError } from './errors.js';
+import { readFileSync } from 'node:fs';
+import { NotFoundError, UsageError } from './errors.js';
+import { resolveInRoot } from './rootfs.js';
 
 export interface ResolvedUser {
   uid: number;
@@ -26,44 +26,6 @@ export interface GroupEntry {
   name: string;
   gid: number;
   members: string[];
-}
-
-/** The most symlinks followed while resolving one path, as Linux's MAXSYMLINKS. */
-const MAX_SYMLINKS = 40;
-
-/**
- * Resolves `path` (as seen inside the container) to a host path under `root`, following
- * symlinks as if `root` were `/`: `..` stops at the root, absolute targets restart from it.
- * Returns undefined when the path does not exist.
- */
-export function resolveInRoot(root: string, path: string): string | undefined {
-  let pending = path.split('/').filter((c) => c !== '' && c !== '.');
-  const resolved: string[] = [];
-  let links = 0;
-  while (pending.length > 0) {
-    const component = pending.shift() as string;
-    if (component === '..') {
-      resolved.pop();
-      continue;
-    }
-    const hostPath = join(root, ...resolved, component);
-    let stat;
-    try {
-      stat = lstatSync(hostPath);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
-      throw err;
-    }
-    if (!stat.isSymbolicLink()) {
-      resolved.push(component);
-      continue;
-    }
-    if (++links > MAX_SYMLINKS) throw new UnsafeLayerError(`${posix.join('/', path)}: too many levels of symbolic links in the rootfs`);
-    const target = readlinkSync(hostPath);
-    if (target.startsWith('/')) resolved.length = 0;
-    pending = [...target.split('/').filter((c) => c !== '' && c !== '.'), ...pending];
-  }
-  return join(root, ...resolved);
 }
 
 /** Reads a file of the container's, or returns undefined when it has none. */

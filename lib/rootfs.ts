@@ -86,7 +86,8 @@ export class RootResolver {
 
   /**
    * `unsafe` (relative to the root) with every symlink in it followed inside the root. Parts
-   * that do not exist are kept as named. `what` names the entry in the ELOOP error.
+   * that do not exist are kept as named. `what` names the path's owner in the ELOOP error
+   * (`layer entry "lib/x"`, `/etc/passwd`).
    */
   resolve(unsafe: string, what: string): string {
     const cached = this.cache.get(unsafe);
@@ -119,7 +120,7 @@ export class RootResolver {
       }
       if (!found.stats.isSymbolicLink()) continue;
       if (++links > MAX_SYMLINKS) {
-        throw new UnsafeLayerError(`layer entry "${what}": too many levels of symbolic links resolving "${unsafe}" (a symlink loop)`);
+        throw new UnsafeLayerError(`${what}: too many levels of symbolic links resolving "${unsafe}" (a symlink loop)`);
       }
       const target = readlinkSync(`${found.dir}/${done.join('/')}`);
       done.pop();
@@ -132,4 +133,14 @@ export class RootResolver {
 
 function splitPath(path: string): string[] {
   return path.split('/').filter((part) => part !== '' && part !== '.');
+}
+
+/**
+ * The host path of `path` as the container sees it (symlinks followed inside `root`), or
+ * undefined when it does not exist there. For one-off lookups: passwd and group files, mount points.
+ */
+export function resolveInRoot(root: string, path: string): string | undefined {
+  const resolver = new RootResolver(root);
+  const rel = resolver.resolve(cleanEntryName(path), posix.join('/', path));
+  return resolver.lookup(rel) ? resolver.hostPath(rel) : undefined;
 }

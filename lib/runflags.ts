@@ -65,7 +65,7 @@ export function withRunFlags<T>(y: Argv<T>) {
     .option('user', { type: 'string', alias: 'u', requiresArg: true, describe: "USER[:GROUP], names or ids, resolved from the rootfs's /etc/passwd and /etc/group (default: the image User, else root)", group: 'Run flags:' })
     .option('hostname', { type: 'string', requiresArg: true, describe: 'Container host name', group: 'Run flags:' })
     .option('volume', { ...repeatable, alias: 'v', describe: 'Bind mount SRC:DST[:ro|rw] (SRC an absolute or ./relative host path)', group: 'Run flags:' })
-    .option('tmpfs', { ...repeatable, describe: 'Mount a tmpfs at DST[:OPTIONS] (default options rw,noexec,nosuid,nodev)', group: 'Run flags:' })
+    .option('tmpfs', { ...repeatable, describe: 'Mount a tmpfs at DST[:OPTIONS] (default options rw,noexec,nosuid,nodev,mode=1777)', group: 'Run flags:' })
     .option('network', { type: 'string', alias: 'net', requiresArg: true, choices: ['none', 'host'], describe: 'none: a private network namespace with only loopback; host: share the host network', group: 'Run flags:' })
     .option('memory', { type: 'string', alias: 'm', requiresArg: true, describe: 'Memory limit, e.g. 512m, 1g (units b, k, m, g)', group: 'Run flags:' })
     .option('pids-limit', { type: 'number', requiresArg: true, describe: 'Maximum number of processes (-1: unlimited)', group: 'Run flags:' })
@@ -179,8 +179,11 @@ function parseVolume(value: string, cwd: string): VolumeFlag {
   return { source: resolve(cwd, source), destination: absoluteContainerPath('--volume', destination), readOnly: mode === 'ro' };
 }
 
-/** podman's defaults for --tmpfs. */
-const TMPFS_DEFAULT_OPTIONS = ['rw', 'noexec', 'nosuid', 'nodev'];
+/**
+ * podman's defaults for --tmpfs, and Docker's documented mode 1777: without a mode runc keeps
+ * the mode of the directory it mounts over (0755 when it makes it), so only root could write there.
+ */
+const TMPFS_DEFAULT_OPTIONS = ['rw', 'noexec', 'nosuid', 'nodev', 'mode=1777'];
 
 function parseTmpfs(value: string): TmpfsFlag {
   const colon = value.indexOf(':');

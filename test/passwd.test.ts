@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NotFoundError } from '../lib/errors.js';
-import { parseGroup, parsePasswd, resolveInRoot, resolveUser } from '../lib/passwd.js';
+import { parseGroup, parsePasswd, resolveUser } from '../lib/passwd.js';
+import { resolveInRoot } from '../lib/rootfs.js';
 import { tempDir } from './helpers/paths.js';
 
 const PASSWD = 'root:x:0:0:root:/root:/bin/sh\nlab:x:1000:1000:lab user:/home/lab:/bin/sh\n# comment\nbroken line\nnobody:x:65534:65534::/nonexistent:/bin/false\n';

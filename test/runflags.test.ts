@@ -29,7 +29,7 @@ test('every flag, short and long forms, and the command after --', async () => {
       { source: '/work/data', destination: '/data', readOnly: true },
     ],
     tmpfs: [
-      { destination: '/scratch', options: ['rw', 'noexec', 'nosuid', 'nodev'] },
+      { destination: '/scratch', options: ['rw', 'noexec', 'nosuid', 'nodev', 'mode=1777'] },
       { destination: '/run', options: ['rw', 'size=1m'] },
     ],
     network: 'none',
