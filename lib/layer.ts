@@ -10,7 +10,7 @@
  * overlayfs reads them (a 0/0 character device, the opaque xattr), so the layer directories
  * stacked as lowerdir= show the same tree as the flat unpack.
  */
-import { chmodSync, close, closeSync, constants, copyFileSync, fchmod, fchown, futimes, open, write, fchmodSync, fchownSync, futimesSync, linkSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants, copyFileSync, fchmodSync, fchownSync, futimesSync, linkSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { UnsafeLayerError, UnsupportedError } from './errors.js';
 import { baseOf, cleanEntryName, climbsOutOfRoot, joinRel, parentOf, RootResolver } from './rootfs.js';
 import { S_IFBLK, S_IFCHR, S_IFIFO, type Syscalls } from './syscalls.js';
@@ -48,20 +48,10 @@ export interface LayerResult {
 /** Applies every entry `reader` yields to `root` (an absolute, symlink-free path). */
 export async function applyLayer(root: string, reader: TarReader, options: LayerOptions): Promise<LayerResult> {
   const applier = new LayerApplier(root, options);
-  try {
-    for (let header = await reader.next(); header; header = await reader.next()) await applier.apply(header, reader);
-    await applier.finish();
-  } finally {
-    // Never leave a write running behind a failure (the caller removes the tree next).
-    await applier.drain();
-  }
+  for (let header = await reader.next(); header; header = await reader.next()) await applier.apply(header, reader);
+  await applier.finish();
   return { entries: applier.entries, skipped: applier.skipped };
 }
-
-/** Files up to this size are written in the background, several at once; larger ones stream in order. */
-const BACKGROUND_FILE_MAX = 1 << 20;
-/** Background file writes in flight at most (they hold their data, a few MiB at most). */
-const BACKGROUND_WRITES = 16;
 
 /** What a directory gets once the layer is done: its header's metadata, or the times (and mode) it had before. */
 interface DirFixup {
@@ -84,13 +74,6 @@ class LayerApplier {
   private readonly readyDirs = new Set<string>();
   /** Directories whose content this layer changes, with their old times noted (or made by this layer). */
   private readonly touched = new Set<string>();
-  /**
-   * Small files being written in the background (libuv's thread pool), by path: creating
-   * inodes is what unpacking waits on, and the kernel creates them in parallel. Anything
-   * that depends on one (the same path again, a hardlink, a removal) waits for it first.
-   */
-  private readonly pending = new Map<string, Promise<void>>();
-  private failure: unknown;
 
   constructor(root: string, private readonly options: LayerOptions) {
     this.resolver = new RootResolver(root, options.lowers);
@@ -98,7 +81,6 @@ class LayerApplier {
 
   async apply(header: TarHeader, reader: TarReader): Promise<void> {
     this.entries++;
-    if (this.failure !== undefined) throw this.failure;
     if (header.name.includes('\0')) throw new UnsupportedError(`layer entry "${header.name.replace(/\0/g, '\\0')}": NUL in the name`);
     const rel = cleanEntryName(header.name);
     if (rel === '') {
@@ -108,19 +90,17 @@ class LayerApplier {
       return;
     }
     if (climbsOutOfRoot(header.name)) this.options.warn(`layer entry "${header.name}" names a path outside the root; applied as "/${rel}" inside it`);
-    const parent = this.resolver.resolve(parentOf(rel), `layer entry "${header.name}"`);
+    const parent = this.resolver.resolve(parentOf(rel), header.name);
     const base = baseOf(rel);
     if (base.startsWith(WHITEOUT_PREFIX)) return this.whiteout(header, parent, base);
 
     const path = joinRel(parent, base);
     const host = this.resolver.hostPath(path);
     this.ensureDir(parent, header.name);
-    await this.pending.get(path);
     const existing = lstatOrUndefined(host);
     let overWhiteout = false;
     if (existing && !(existing.isDirectory() && header.type === 'directory')) {
       overWhiteout = isWhiteoutDevice(existing);
-      if (existing.isDirectory()) await this.barrier();
       this.remove(path, existing);
     }
     switch (header.type) {
@@ -145,7 +125,6 @@ class LayerApplier {
         await this.applyMetadata(path, host, header);
         break;
       case 'hardlink':
-        await this.barrier();
         this.touch(parent);
         this.hardlink(header, host);
         break;
@@ -160,7 +139,6 @@ class LayerApplier {
 
   /** Directory metadata last: chown before chmod (chown clears setuid), times after the contents, deepest first. */
   async finish(): Promise<void> {
-    await this.barrier();
     const depth = (rel: string) => (rel === '' ? 0 : rel.split('/').length);
     const dirs = [...this.dirs].sort((a, b) => depth(b[0]) - depth(a[0]));
     for (const [rel, fixup] of dirs) {
@@ -177,33 +155,10 @@ class LayerApplier {
     }
   }
 
-  /** Waits for every background write; rethrows the first failure. */
-  private async barrier(): Promise<void> {
-    await this.drain();
-    if (this.failure !== undefined) throw this.failure;
-  }
-
-  async drain(): Promise<void> {
-    while (this.pending.size) await Promise.all(this.pending.values());
-  }
-
   private async writeFile(path: string, host: string, header: TarHeader, reader: TarReader): Promise<void> {
     this.touch(parentOf(path));
-    if (header.size <= BACKGROUND_FILE_MAX) {
-      // The data stays in the stream's chunks (views, no copy) until the write is done.
-      const parts: Buffer[] = [];
-      await reader.readBody((data) => parts.push(data));
-      while (this.pending.size >= BACKGROUND_WRITES) await Promise.race(this.pending.values());
-      const job = writeNewFile(host, parts, header, !this.options.rootless)
-        .then(() => this.applyXattrs(path, host, header))
-        .catch((err) => {
-          this.failure ??= err;
-        })
-        .finally(() => this.pending.delete(path));
-      this.pending.set(path, job);
-      return;
-    }
-    const fd = openSync(host, NEW_FILE, 0o600);
+    // O_EXCL|O_NOFOLLOW: a new inode always, never written through a link that was there.
+    const fd = openSync(host, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
       await reader.readBody((data) => {
         for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done);
@@ -237,7 +192,7 @@ class LayerApplier {
    */
   private hardlink(header: TarHeader, host: string): void {
     const rel = cleanEntryName(header.linkname);
-    const target = rel === '' ? '' : joinRel(this.resolver.resolve(parentOf(rel), `layer entry "${header.name}"`), baseOf(rel));
+    const target = rel === '' ? '' : joinRel(this.resolver.resolve(parentOf(rel), header.name), baseOf(rel));
     const found = target === '' ? undefined : this.resolver.lookup(target);
     if (!found) throw new UnsupportedError(`layer entry "${header.name}": hardlink to "${header.linkname}", which is not in this or a lower layer`);
     if (found.stats.isDirectory()) throw new UnsupportedError(`layer entry "${header.name}": hardlink to the directory "${header.linkname}"`);
@@ -258,7 +213,6 @@ class LayerApplier {
   }
 
   private async whiteout(header: TarHeader, parent: string, base: string): Promise<void> {
-    await this.barrier();
     if (base === OPAQUE_WHITEOUT) {
       if (this.options.whiteouts === 'overlay') {
         this.ensureDir(parent, header.name);
@@ -447,34 +401,6 @@ function varint(value: number): Buffer {
   }
   bytes.push(v);
   return Buffer.from(bytes);
-}
-
-/** O_EXCL|O_NOFOLLOW: always a new inode, never written through a link that was there. */
-const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-
-/** Creates a file with its data, owner (before the mode: chown clears setuid), mode and times, all in the thread pool. */
-function writeNewFile(path: string, parts: Buffer[], header: TarHeader, chown: boolean): Promise<void> {
-  return new Promise((resolve, reject) => {
-    open(path, NEW_FILE, 0o600, (err, fd) => {
-      if (err) return reject(err);
-      const fail = (e: Error) => close(fd, () => reject(e));
-      const steps: Array<(next: (e: Error | null) => void) => void> = [];
-      for (const part of parts) steps.push((next) => writeAll(fd, part, 0, next));
-      if (chown) steps.push((next) => fchown(fd, header.uid, header.gid, next));
-      steps.push((next) => fchmod(fd, header.mode, next));
-      steps.push((next) => futimes(fd, header.atime ?? header.mtime, header.mtime, next));
-      const run = (i: number) => {
-        if (i === steps.length) return close(fd, (e) => (e ? reject(e) : resolve()));
-        (steps[i] as (next: (e: Error | null) => void) => void)((e) => (e ? fail(e) : run(i + 1)));
-      };
-      run(0);
-    });
-  });
-}
-
-function writeAll(fd: number, data: Buffer, offset: number, done: (err: Error | null) => void): void {
-  if (offset >= data.length) return done(null);
-  write(fd, data, offset, data.length - offset, null, (err, written) => (err ? done(err) : writeAll(fd, data, offset + written, done)));
 }
 
 function lstatOrUndefined(path: string): Stats | undefined {
