@@ -15,6 +15,7 @@ packages=(
   uidmap                # newuidmap/newgidmap for rootless id ranges
   libcap2-bin attr      # getcap/setcap, getfattr/setfattr for the tests
   util-linux iproute2   # unshare/mount/nsenter, ip
+  procps                # ps, for the labs (docs/labs/)
   debootstrap           # the debian lab image
   apache2-utils         # htpasswd for the auth registry
   openssl curl jq tmux hyperfine python3 ca-certificates time
