@@ -18,7 +18,7 @@ import { pushBusybox, startRegistry, type TestRegistry } from './helpers/registr
 const LABS = join(REPO, 'docs', 'labs');
 
 /** The fenced ```sh blocks of a Markdown page, in order (```text blocks are for reading only). */
-export function shellBlocks(markdown: string): string[] {
+function shellBlocks(markdown: string): string[] {
   const blocks: string[] = [];
   let current: string[] | undefined;
   for (const line of markdown.split('\n')) {
@@ -92,8 +92,9 @@ for (const page of labPages) {
     const result = await runLabScript(blocks.join('\n'), lab, 600_000);
     assert.equal(result.status, 0, failure(result));
     assert.deepEqual(mountsUnder(lab), [], `${page} must unmount what it mounted`);
-    const containers = await exec('runc', ['list', '--format', 'json']);
-    const ours = (JSON.parse(containers.stdout || '[]') as Array<{ id: string; bundle: string }> | null ?? []).filter((c) => c.bundle.startsWith(lab));
+    // runc prints null, not [], when it has no containers.
+    const containers = (JSON.parse((await exec('runc', ['list', '--format', 'json'])).stdout || 'null') ?? []) as Array<{ id: string; bundle: string }>;
+    const ours = containers.filter((c) => c.bundle.startsWith(`${lab}/`));
     assert.deepEqual(ours.map((c) => c.id), [], `${page} must delete its runc containers`);
   });
 }
