@@ -138,7 +138,7 @@ async function unpackLayer(root: string, layer: LayerDescriptor, index: number, 
     if (diffID !== layer.diffID) {
       throw new DigestMismatchError(`layer ${index + 1} (${layer.digest}): its uncompressed content has digest ${diffID}, but the image config's rootfs.diff_ids[${index}] is ${layer.diffID}`);
     }
-    item?.done(`${result.entries} entries`);
+    item?.done(`done, ${result.entries} entries`);
     return result.skipped;
   } catch (err) {
     item?.done('failed');
@@ -279,7 +279,9 @@ export async function readStoredImage(store: string, name: string, platform: Pla
       throw err;
     }
     if (normalized === name) throw err;
-    return layout.resolve(normalized);
+    return layout.resolve(normalized).catch(() => {
+      throw err;
+    });
   });
   const reference = descriptor.annotations?.['org.opencontainers.image.ref.name'] ?? name;
   let manifestDescriptor = descriptor;
