@@ -74,7 +74,11 @@ async function unpackFlat(layers: LayerDescriptor[], context: LayerContext): Pro
   try {
     for (const [i, layer] of layers.entries()) skipped.push(...(await unpackLayer(temp, layer, i, 'flat', context)));
     if (!options.dest) await writeSkipped(dest, skipped);
-    await rename(temp, dest);
+    await rename(temp, dest).catch((err: NodeJS.ErrnoException) => {
+      // Only the default destination is shared: another img-unpack of the same image finished first.
+      if (options.dest || (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST')) throw err;
+      removeTree(temp, context.rootless);
+    });
   } catch (err) {
     removeTree(temp, context.rootless);
     throw err;
