@@ -90,7 +90,7 @@ class LayerApplier {
       return;
     }
     if (climbsOutOfRoot(header.name)) this.options.warn(`layer entry "${header.name}" names a path outside the root; applied as "/${rel}" inside it`);
-    const parent = this.resolver.resolve(parentOf(rel), header.name);
+    const parent = this.resolver.resolve(parentOf(rel), `layer entry "${header.name}"`);
     const base = baseOf(rel);
     if (base.startsWith(WHITEOUT_PREFIX)) return this.whiteout(header, parent, base);
 
@@ -192,7 +192,7 @@ class LayerApplier {
    */
   private hardlink(header: TarHeader, host: string): void {
     const rel = cleanEntryName(header.linkname);
-    const target = rel === '' ? '' : joinRel(this.resolver.resolve(parentOf(rel), header.name), baseOf(rel));
+    const target = rel === '' ? '' : joinRel(this.resolver.resolve(parentOf(rel), `layer entry "${header.name}"`), baseOf(rel));
     const found = target === '' ? undefined : this.resolver.lookup(target);
     if (!found) throw new UnsupportedError(`layer entry "${header.name}": hardlink to "${header.linkname}", which is not in this or a lower layer`);
     if (found.stats.isDirectory()) throw new UnsupportedError(`layer entry "${header.name}": hardlink to the directory "${header.linkname}"`);
