@@ -202,6 +202,12 @@ function helpOrVersionShown(argv: string[]): boolean {
 
 /** The entry point of a tool's executable: run, then set the exit status. */
 export function main<A>(spec: CommandSpec<A>): void {
+  // A reader that stops early (`img-fetch --explain | head -1`) closes the pipe: end quietly,
+  // with the status a Unix tool killed by SIGPIPE has (node ignores the signal itself).
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(128 + 13);
+    throw err;
+  });
   runCommand(spec, process.argv.slice(2)).then(
     (status) => {
       process.exitCode = status;

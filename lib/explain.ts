@@ -11,7 +11,8 @@ import type { ImageSection } from './document.js';
 import { runcDefaultConfig } from './spec.js';
 
 export function explainFetch(source: ImageSource, options: { store: string; dir?: string; tlsVerify: boolean }): ExplainStep[] {
-  const destination = options.dir ? `dir:${options.dir}` : `oci:${options.store}:NAME`;
+  const name = source.transport === 'docker' ? formatReference(source.reference) : source.name ?? 'latest';
+  const destination = options.dir ? `dir:${options.dir}` : `oci:${options.store}:${name}`;
   const steps: ExplainStep[] = [];
   if (source.transport === 'docker') {
     const ref = source.reference;
@@ -20,7 +21,7 @@ export function explainFetch(source: ImageSource, options: { store: string; dir?
     steps.push(
       { comment: 'ask the registry for the manifest (on 401, get a token from the realm its WWW-Authenticate header names)', command: `curl -fsS -H ${shellQuote(`Accept: ${accept}`)} ${shellQuote(`${base}/manifests/${manifestReference(ref)}`)} -o manifest.json` },
       { comment: 'an index lists one manifest per platform: fetch the one for this host the same way, by its digest', command: `jq -r '.manifests[]? | "\\(.platform.os)/\\(.platform.architecture) \\(.digest)"' manifest.json` },
-      { comment: 'download the config and each layer by digest, and check each against its sha256', command: `curl -fsSL ${shellQuote(`${base}/blobs/DIGEST`)} -o blob && echo "\${DIGEST#sha256:}  blob" | sha256sum -c` },
+      { comment: 'download the config and each layer by digest (named by their sha256, as skopeo\'s dir: layout), and check each', command: `for d in $(jq -r '.config.digest, .layers[].digest' manifest.json); do curl -fsSL ${shellQuote(`${base}/blobs/`)}"$d" -o "\${d#sha256:}" && echo "\${d#sha256:}  \${d#sha256:}" | sha256sum -c --quiet; done` },
       { comment: 'the same copy in one step with skopeo', command: `skopeo copy${options.tlsVerify ? '' : ' --src-tls-verify=false'} docker://${formatReference(ref)} ${shellQuote(destination)}` },
     );
   } else {

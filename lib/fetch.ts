@@ -5,7 +5,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { indexTar, memberName, type TarMember } from './archive.js';
 import { lookupCredentials, type Credentials } from './auth.js';
@@ -296,9 +296,20 @@ async function layoutSource(path: string, name: string | undefined): Promise<Con
       if (!(await layout.hasBlob(descriptor.digest))) throw new NotFoundError(`${description}: blob ${descriptor.digest} is missing from the layout`);
       await copyStream(layout.openBlob(descriptor.digest) as AsyncIterable<Buffer>, writer, progress, signal);
     },
-    defaultName: () => name ?? topDescriptor?.annotations?.[REF_NAME_ANNOTATION] ?? `oci:${path}`,
+    defaultName: () => storeNameForLayoutImage(path, name ?? topDescriptor?.annotations?.[REF_NAME_ANNOTATION]),
     close: () => undefined,
   };
+}
+
+/**
+ * The name an image from an OCI layout gets in the shared store. A bare tag (`latest`, `v1`) is
+ * only unique inside its layout, so it is qualified the way podman names local images:
+ * `localhost/<layout dir>:<tag>`. A name with a repository in it is kept as it is.
+ */
+export function storeNameForLayoutImage(layoutPath: string, name: string | undefined): string {
+  const repository = basename(layoutPath).toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '') || 'layout';
+  if (name === undefined) return `localhost/${repository}:latest`;
+  return /^[\w][\w.-]{0,127}$/.test(name) ? `localhost/${repository}:${name}` : name;
 }
 
 interface ArchiveManifestEntry {

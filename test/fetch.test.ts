@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { arch } from 'node:os';
 import { readFile, stat, open, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { exec, mustExec, tool, type ExecResult } from './helpers/exec.js';
 import { tempDir } from './helpers/paths.js';
 import { pushBusybox, startRegistry, type TestRegistry } from './helpers/registry.js';
@@ -191,7 +191,8 @@ describe('img-fetch from a real registry', () => {
   test('we read OCI layouts written by umoci and skopeo, a docker-archive written by skopeo, and --dir reads back in skopeo', async () => {
     const store = join(work.path, 'store-readers');
     const fromUmoci = imageOf(await fetch([`oci:${busyboxLayout}:busybox`, '--store', store]));
-    assert.equal(fromUmoci.reference, 'busybox');
+    // A bare tag is only unique inside its layout: the store qualifies it as podman names local images.
+    assert.equal(fromUmoci.reference, `localhost/${basename(busyboxLayout)}:busybox`);
     assert.equal(fromUmoci.layers.length, 2);
 
     const skopeoLayout = join(work.path, 'skopeo-layout');
