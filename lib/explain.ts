@@ -3,7 +3,7 @@
  * tar, mount, unshare, runc), one per line with a comment. Pure: it looks nothing up.
  */
 import type { ExplainStep } from './cli.js';
-import { formatReference, manifestReference, registryEndpointHost, type ImageSource } from './reference.js';
+import { formatReference, manifestReference, registryEndpointHost, storeNameForLayoutImage, type ImageSource } from './reference.js';
 import type { RuntimeConfig } from './runtime-spec.js';
 import { shellQuote } from './shell.js';
 import { layerCompression } from './tarstream.js';
@@ -11,7 +11,7 @@ import type { ImageSection } from './document.js';
 import { runcDefaultConfig } from './spec.js';
 
 export function explainFetch(source: ImageSource, options: { store: string; dir?: string; tlsVerify: boolean }): ExplainStep[] {
-  const name = source.transport === 'docker' ? formatReference(source.reference) : source.name ?? 'latest';
+  const name = source.transport === 'docker' ? formatReference(source.reference) : source.transport === 'oci' ? storeNameForLayoutImage(source.path, source.name) : source.name ?? 'NAME';
   const destination = options.dir ? `dir:${options.dir}` : `oci:${options.store}:${name}`;
   const steps: ExplainStep[] = [];
   if (source.transport === 'docker') {

@@ -5,14 +5,14 @@
  */
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { indexTar, memberName, type TarMember } from './archive.js';
 import { lookupCredentials, type Credentials } from './auth.js';
 import { digestOf } from './digest.js';
 import { describeError, NotFoundError, UnsupportedError } from './errors.js';
 import { formatPlatform, hostPlatform, isDockerManifest, MANIFEST_ACCEPT, parseManifest, selectPlatform, toOciManifest } from './manifest.js';
-import { formatReference, formatSource, manifestReference, parseReference, type ImageSource } from './reference.js';
+import { formatReference, formatSource, manifestReference, parseReference, storeNameForLayoutImage, type ImageSource } from './reference.js';
 import { Registry, type FetchedManifest } from './registry.js';
 import { DirLayout, MEDIA_TYPES, OciLayout, REF_NAME_ANNOTATION, type BlobWriter, type ImageManifest } from './store.js';
 import { SILENT_ITEM, type ItemProgress, type Progress } from './progress.js';
@@ -299,17 +299,6 @@ async function layoutSource(path: string, name: string | undefined): Promise<Con
     defaultName: () => storeNameForLayoutImage(path, name ?? topDescriptor?.annotations?.[REF_NAME_ANNOTATION]),
     close: () => undefined,
   };
-}
-
-/**
- * The name an image from an OCI layout gets in the shared store. A bare tag (`latest`, `v1`) is
- * only unique inside its layout, so it is qualified the way podman names local images:
- * `localhost/<layout dir>:<tag>`. A name with a repository in it is kept as it is.
- */
-export function storeNameForLayoutImage(layoutPath: string, name: string | undefined): string {
-  const repository = basename(layoutPath).toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '') || 'layout';
-  if (name === undefined) return `localhost/${repository}:latest`;
-  return /^[\w][\w.-]{0,127}$/.test(name) ? `localhost/${repository}:${name}` : name;
 }
 
 interface ArchiveManifestEntry {

@@ -2,6 +2,7 @@
  * Image references as docker and podman read them (`busybox` is docker.io/library/busybox:latest),
  * and image sources as skopeo names them (docker://, oci:, docker-archive:). Pure functions.
  */
+import { basename } from 'node:path';
 import { ReferenceError } from './errors.js';
 
 export const DEFAULT_REGISTRY = 'docker.io';
@@ -112,4 +113,15 @@ function splitPathAndName(rest: string): { path: string; name?: string } {
 export function formatSource(source: ImageSource): string {
   if (source.transport === 'docker') return `docker://${formatReference(source.reference)}`;
   return `${source.transport}:${source.path}${source.name ? `:${source.name}` : ''}`;
+}
+
+/**
+ * The name an image from an OCI layout gets in the shared store. A bare tag (`latest`, `v1`) is
+ * only unique inside its layout, so it is qualified the way podman names local images:
+ * `localhost/<layout dir>:<tag>`. A name with a repository in it is kept as it is.
+ */
+export function storeNameForLayoutImage(layoutPath: string, name: string | undefined): string {
+  const repository = basename(layoutPath).toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '') || 'layout';
+  if (name === undefined) return `localhost/${repository}:latest`;
+  return /^[\w][\w.-]{0,127}$/.test(name) ? `localhost/${repository}:${name}` : name;
 }

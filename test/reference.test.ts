@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatReference, parseReference, parseSource } from '../lib/reference.js';
+import { formatReference, parseReference, parseSource, storeNameForLayoutImage } from '../lib/reference.js';
 import { ReferenceError } from '../lib/errors.js';
 
 test('short names expand as docker and podman expand them', () => {
@@ -30,4 +30,11 @@ test('sources are named as skopeo names them', () => {
   assert.equal(parseSource('docker://busybox').transport, 'docker');
   assert.equal(parseSource('busybox:latest').transport, 'docker');
   assert.throws(() => parseSource('docker-daemon:busybox:latest'), /docker-daemon: transport is not supported/);
+});
+
+test('an image from an OCI layout: a bare tag is qualified as localhost/<layout>, a full name kept', () => {
+  assert.equal(storeNameForLayoutImage('/tmp/My Layout', 'v1'), 'localhost/my-layout:v1');
+  assert.equal(storeNameForLayoutImage('/tmp/lay', undefined), 'localhost/lay:latest');
+  assert.equal(storeNameForLayoutImage('/tmp/lay', 'lab/x:1'), 'lab/x:1');
+  assert.equal(storeNameForLayoutImage('/tmp/lay', '127.0.0.1:5000/lab/busybox:latest'), '127.0.0.1:5000/lab/busybox:latest');
 });
