@@ -97,42 +97,49 @@ class LayerApplier {
     const path = joinRel(parent, base);
     const host = this.resolver.hostPath(path);
     this.ensureDir(parent, header.name);
-    const existing = lstatOrUndefined(host);
-    let overWhiteout = false;
-    if (existing && !(existing.isDirectory() && header.type === 'directory')) {
-      overWhiteout = isWhiteoutDevice(existing);
-      this.remove(path, existing);
-    }
+    this.touch(parent);
     switch (header.type) {
       case 'file':
         await this.writeFile(path, host, header, reader);
         break;
-      case 'directory':
-        if (!existing || !existing.isDirectory()) {
-          this.touch(parent);
+      case 'directory': {
+        let existing: Stats | undefined;
+        try {
           mkdirSync(host, 0o700);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+          existing = lstatSync(host);
+        }
+        // A directory over a directory keeps it (and its content) and takes the new metadata.
+        if (existing && !existing.isDirectory()) {
+          this.remove(path, existing);
+          mkdirSync(host, 0o700);
+          // A directory over this layer's own whiteout must still hide the lower one's content.
+          if (isWhiteoutDevice(existing) && this.options.whiteouts === 'overlay') await this.setOpaque(path);
+        }
+        if (!existing?.isDirectory()) {
           this.readyDirs.add(path);
           this.touched.add(path);
-          // A directory over this layer's own whiteout must still hide the lower one's content.
-          if (overWhiteout && this.options.whiteouts === 'overlay') await this.setOpaque(path);
         }
         this.fixup(path).header = header;
         break;
+      }
       case 'symlink':
-        this.touch(parent);
-        symlinkSync(header.linkname, host);
+        this.replacing(path, host, () => symlinkSync(header.linkname, host));
         this.resolver.invalidate();
         await this.applyMetadata(path, host, header);
         break;
       case 'hardlink':
-        this.touch(parent);
-        this.hardlink(header, host);
+        this.replacing(path, host, () => this.hardlink(header, host));
         break;
       case 'char':
       case 'block':
-      case 'fifo':
+      case 'fifo': {
+        const existing = lstatOrUndefined(host);
+        if (existing) this.remove(path, existing);
         if (!(await this.makeNode(path, host, header))) return;
         break;
+      }
     }
     this.markUpper(path);
   }
@@ -155,10 +162,23 @@ class LayerApplier {
     }
   }
 
+  /**
+   * Creates a path; when something is there already, removes it and creates again (the
+   * spec's "remove, then recreate"). Trying first saves a lookup for nearly every entry.
+   */
+  private replacing<T>(path: string, host: string, create: () => T): T {
+    try {
+      return create();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    this.remove(path, lstatSync(host));
+    return create();
+  }
+
   private async writeFile(path: string, host: string, header: TarHeader, reader: TarReader): Promise<void> {
-    this.touch(parentOf(path));
     // O_EXCL|O_NOFOLLOW: a new inode always, never written through a link that was there.
-    const fd = openSync(host, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const fd = this.replacing(path, host, () => openSync(host, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600));
     try {
       await reader.readBody((data) => {
         for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done);
