@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { ImageConfig, MountSection, PipeDocument } from './document.js';
+import type { MountSection, PipeDocument } from './document.js';
 import { UsageError } from './errors.js';
 import { runContainer, type ExitStatus } from './namespaces.js';
 import { hasRunFlags, type RunFlags } from './runflags.js';
@@ -14,6 +14,7 @@ import type { RuntimeConfig } from './runtime-spec.js';
 import { buildConfig, readRuntimeConfig, rootFromDocument } from './spec.js';
 import type { Change, DriverChoice } from './overlay.js';
 import type { OciLayout } from './store.js';
+import { applyRecordedOwnership, checkUserNamespaces, removeTree, rootlessMappings, type UserNamespaceMap } from './userns.js';
 
 export interface ContainerDirs {
   id: string;
@@ -44,7 +45,14 @@ export async function createContainerDirs(dirs: ContainerDirs, options: { readOn
 
 /** Removes a container's state (podman rm); the caller has unmounted it. */
 export async function removeContainerDir(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
+  if (!isRootless()) return rm(dir, { recursive: true, force: true });
+  // Files the container's other users made belong to the subordinate range: removed in the namespace.
+  await removeTree(dir);
+}
+
+/** Whether we run unprivileged: a rootless container (a user namespace maps us to root). */
+export function isRootless(): boolean {
+  return (process.geteuid?.() ?? 0) !== 0;
 }
 
 export interface ContainerRootRequest {
@@ -58,6 +66,8 @@ export interface ContainerRootRequest {
   /** The container's name (default: a new id); its dirs are made under the store. */
   name?: string;
   storePath: string;
+  /** Warnings for the user (rootless: why only one id is mapped, owners the mappings lack). */
+  warn?: (message: string) => void;
 }
 
 /**
@@ -72,6 +82,7 @@ export async function mountContainerRoot(request: ContainerRootRequest): Promise
   const store = await openStore(request.storePath);
   const dirs = needsDirs ? containerDirs(store, request.name ?? newContainerId()) : undefined;
   if (dirs) await createContainerDirs(dirs, { readOnly: request.readOnly || request.upper !== undefined });
+  const userNamespace = isRootless() ? await rootlessNamespace(request.lower, store, request.warn, request.driver !== 'fuse') : undefined;
   const section = await mountOverlay({
     lower: request.lower,
     upper: request.readOnly ? undefined : (request.upper ?? dirs?.upper),
@@ -79,6 +90,7 @@ export async function mountContainerRoot(request: ContainerRootRequest): Promise
     target: request.target ?? (dirs as ContainerDirs).merged,
     driver: request.driver,
     stateRoot: overlayStateRoot(store),
+    userNamespace,
   });
   if (request.readOnly) section.readOnly = true;
   if (dirs) section.container = { id: dirs.id, dir: dirs.dir };
@@ -102,6 +114,40 @@ async function openStore(path: string): Promise<OciLayout> {
 /** Where ovl-mount keeps per-mount scratch (short-name links) while a mount exists. */
 export function overlayStateRoot(store: OciLayout): string {
   return store.areaPath('overlay');
+}
+
+/**
+ * Not root: the user namespace the container will run in, and the image's owners given to
+ * the files of `trees` in it (img-unpack's rootless mode recorded them in an xattr; chowned
+ * from inside the namespace they land on the subordinate ids, so `ls -ln` in the container
+ * shows the image's). Done once per tree; a tree done before costs one stat.
+ */
+export async function rootlessNamespace(trees: string[], store: OciLayout, warn: ((message: string) => void) | undefined, applyOwners: boolean): Promise<UserNamespaceMap> {
+  checkUserNamespaces();
+  const map = rootlessMappings();
+  if (map.warning) warn?.(map.warning);
+  if (applyOwners) await giveRecordedOwners(trees, map, store, warn);
+  return map;
+}
+
+/**
+ * oci-spec --rootless with a piped image, run by a user: the maps runc is to write (the
+ * subordinate range too: runc runs newuidmap/newgidmap for more than one id), with the
+ * image's owners given to a flat rootfs first (an overlay's lowers got them from ovl-mount).
+ */
+export async function rootlessBundleMappings(doc: PipeDocument, storePath: string, warn: (message: string) => void): Promise<UserNamespaceMap> {
+  const flat = !doc.mount && doc.rootfs?.mode === 'flat' && doc.rootfs.path ? [doc.rootfs.path] : [];
+  return rootlessNamespace(flat, await openStore(storePath), warn, flat.length > 0);
+}
+
+async function giveRecordedOwners(trees: string[], map: UserNamespaceMap, store: OciLayout, warn: ((message: string) => void) | undefined): Promise<void> {
+  const result = await applyRecordedOwnership(trees.map((t) => resolve(t)), map, ownershipMarkers(store));
+  if (result.unmapped.length > 0) warn?.(`owners ${result.unmapped.join(', ')} are outside your subordinate id range: those files show as root's`);
+}
+
+/** Where applyRecordedOwnership notes the trees it has done. */
+function ownershipMarkers(store: OciLayout): string {
+  return store.areaPath('owners');
 }
 
 /** Unmounts a container's overlay; with `remove`, also deletes its dirs (podman run --rm). */
@@ -143,6 +189,9 @@ export interface PreparedRun {
   bundleDir?: string;
   /** What --rm unmounts and removes. */
   mount?: MountSection;
+  /** Rootless: the user namespace's maps, and the trees the image's owners are given to before the run (a flat rootfs). */
+  userNamespace?: UserNamespaceMap;
+  ownedTrees?: string[];
 }
 
 /** The config ns-enter runs: the bundle's, or built from the image config and the run flags (lib/spec.ts). */
@@ -154,20 +203,38 @@ export function prepareRun(request: RunRequest): PreparedRun {
     const bundleDir = resolve(request.bundle);
     return { config: readRuntimeConfig(join(bundleDir, 'config.json')), id: request.name ?? newContainerId(), bundleDir };
   }
-  let source: { rootfs: string; readOnly: boolean; image?: ImageConfig };
+  let source: ReturnType<typeof rootFromDocument>;
   if (request.rootfs !== undefined) source = { rootfs: resolve(request.rootfs), readOnly: false };
   else if (request.document) source = rootFromDocument(request.document);
   else throw new UsageError('no root filesystem: pipe ovl-mount or img-unpack in, or give --rootfs DIR or --bundle DIR');
   const flags = source.readOnly ? { ...request.flags, readOnly: true } : request.flags;
-  const config = buildConfig({ image: source.image, rootfs: source.rootfs, flags, rootless: false, args: request.args });
+  // Not root: a user namespace maps us to root and, with a subordinate range, the image's other ids.
+  const userNamespace = isRootless() ? rootlessMappings() : undefined;
+  const config = buildConfig({
+    image: source.image,
+    rootfs: source.rootfs,
+    flags,
+    rootless: userNamespace !== undefined,
+    idMappings: userNamespace,
+    rootOverlay: source.overlay,
+    lookupRoot: source.lookupRoot,
+    args: request.args,
+  });
   const mount = request.rootfs === undefined ? request.document?.mount : undefined;
-  return { config, id: request.name ?? mount?.container?.id ?? newContainerId(), mount };
+  // A root that is not an overlay (its lowers were done by ovl-mount) gets the image's owners before it runs.
+  const ownedTrees = userNamespace && !mount ? [source.rootfs] : undefined;
+  return { config, id: request.name ?? mount?.container?.id ?? newContainerId(), mount, userNamespace, ownedTrees };
 }
 
 /** Runs a prepared container; with --rm, then unmounts its overlay and removes its dirs (podman run --rm). */
-export async function runPrepared(prepared: PreparedRun, options: { flags: RunFlags; storePath: string; stdinIsTerminal: boolean; debug?: (m: string) => void }): Promise<ExitStatus> {
+export async function runPrepared(prepared: PreparedRun, options: { flags: RunFlags; storePath: string; stdinIsTerminal: boolean; debug?: (m: string) => void; warn?: (m: string) => void }): Promise<ExitStatus> {
+  if (prepared.userNamespace) {
+    checkUserNamespaces();
+    if (prepared.userNamespace.warning) options.warn?.(prepared.userNamespace.warning);
+    if (prepared.ownedTrees) await giveRecordedOwners(prepared.ownedTrees, prepared.userNamespace, await openStore(options.storePath), options.warn);
+  }
   try {
-    return await runContainer(prepared.config, { id: prepared.id, bundleDir: prepared.bundleDir, init: options.flags.init, stdinIsTerminal: options.stdinIsTerminal, debug: options.debug });
+    return await runContainer(prepared.config, { id: prepared.id, bundleDir: prepared.bundleDir, init: options.flags.init, stdinIsTerminal: options.stdinIsTerminal, overlayDir: prepared.mount?.optionsDir, debug: options.debug });
   } finally {
     if (options.flags.rm && prepared.mount) await unmountContainerRoot(prepared.mount, { storePath: options.storePath, remove: true });
   }

@@ -91,6 +91,8 @@ export interface MountSection {
   readOnly?: boolean;
   /** host (default): mounted at target; container: ns-enter mounts it inside the container's namespaces. */
   mountedIn?: 'host' | 'container';
+  /** The dir the option string's relative names (short links) are relative to, when it has some. */
+  optionsDir?: string;
   /** The per-container dir under the store that holds upper, work and merged. */
   container?: { id: string; dir: string };
   [extra: string]: unknown;

@@ -14,7 +14,8 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, posix, resolve } from 'node:path';
 import { ContainerPartsError, HostError, UnsupportedError, UsageError } from './errors.js';
-import type { RuntimeConfig, RuntimeMount } from './runtime-spec.js';
+import type { IdMapping, RuntimeConfig, RuntimeMount } from './runtime-spec.js';
+import { unshareCommand } from './userns.js';
 import { resolveInRoot } from './rootfs.js';
 import type { Cgroup } from './cgroups.js';
 
@@ -27,6 +28,8 @@ export interface RunOptions {
   init?: boolean;
   /** Whether our stdin is a terminal (process.terminal needs one). */
   stdinIsTerminal: boolean;
+  /** The dir a root overlay's relative option names (ovl-mount's short links) are relative to. */
+  overlayDir?: string;
   /** Called with the container's first process (host pid) once it exists. */
   onStart?: (pid: number) => void;
   debug?: (message: string) => void;
@@ -68,7 +71,7 @@ const FD_BLOCK = 5;
  * Translates a runtime config into a bwrap command line (pure apart from looking at the host
  * paths it binds). Throws UnsupportedError naming the first field it cannot carry out.
  */
-export function planExecution(config: RuntimeConfig, options: Pick<RunOptions, 'bundleDir' | 'init' | 'stdinIsTerminal'>): ExecutionPlan {
+export function planExecution(config: RuntimeConfig, options: Pick<RunOptions, 'bundleDir' | 'init' | 'stdinIsTerminal' | 'overlayDir'>): ExecutionPlan {
   checkKnownFields('', config, ['ociVersion', 'process', 'root', 'hostname', 'mounts', 'annotations', 'linux', 'hooks', 'domainname']);
   if (!/^1\./.test(config.ociVersion ?? '')) throw new UnsupportedError(`ociVersion: ${JSON.stringify(config.ociVersion)} is not a 1.x runtime-spec version`);
   if (config.domainname) throw new UnsupportedError('domainname: not supported by ns-enter (bubblewrap sets no NIS domain name)');
@@ -86,7 +89,7 @@ export function planExecution(config: RuntimeConfig, options: Pick<RunOptions, '
 
   const linux = config.linux ?? {};
   checkKnownFields('linux.', linux, ['namespaces', 'uidMappings', 'gidMappings', 'devices', 'cgroupsPath', 'resources', 'sysctl', 'seccomp', 'rootfsPropagation', 'maskedPaths', 'readonlyPaths', 'mountLabel']);
-  for (const field of ['uidMappings', 'gidMappings', 'seccomp', 'mountLabel'] as const) {
+  for (const field of ['seccomp', 'mountLabel'] as const) {
     const value = linux[field];
     if (value !== undefined && !(Array.isArray(value) && value.length === 0)) throw new UnsupportedError(`linux.${field}: not supported by ns-enter yet`);
   }
@@ -112,9 +115,10 @@ export function planExecution(config: RuntimeConfig, options: Pick<RunOptions, '
     namespaces.add(ns.type);
   }
   if (!namespaces.has('mount')) throw new UnsupportedError('linux.namespaces: a mount namespace is required (the root is switched with pivot_root)');
+  const mapped = namespaces.has('user') ? userMappings(linux) : undefined;
   const unshare: Record<string, string> = { pid: '--unshare-pid', network: '--unshare-net', ipc: '--unshare-ipc', uts: '--unshare-uts', cgroup: '--unshare-cgroup' };
   for (const type of namespaces) {
-    if (type === 'mount') continue;
+    if (type === 'mount' || type === 'user') continue;
     const flag = unshare[type];
     if (!flag) throw new UnsupportedError(`linux.namespaces: ${type} is not supported by ns-enter yet`);
     args.push(flag);
@@ -132,7 +136,10 @@ export function planExecution(config: RuntimeConfig, options: Pick<RunOptions, '
   args.push('--bind', root, '/');
   const late: string[] = [];
   let hasDev = false;
-  for (const [i, mount] of (config.mounts ?? []).entries()) {
+  const mounts = config.mounts ?? [];
+  const rootOverlay = mounts[0]?.type === 'overlay' && posix.normalize(mounts[0].destination) === '/' ? mounts[0] : undefined;
+  for (const [i, mount] of mounts.entries()) {
+    if (mount === rootOverlay) continue;
     const translated = translateMount(mount, `mounts[${i}]`, hasDev, root);
     if (mount.type === 'tmpfs' && posix.normalize(mount.destination) === '/dev') hasDev = true;
     args.push(...translated.args);
@@ -157,9 +164,39 @@ export function planExecution(config: RuntimeConfig, options: Pick<RunOptions, '
   if (!proc.terminal) args.push('--new-session');
   if (namespaces.has('pid')) args.push('--as-pid-1');
 
-  const command = [...helpers.setpriv, ...setprivArgs(proc), '--', ...(options.init ? [`${HELPER_DIR}/catatonit`, '--'] : []), ...proc.args];
-  const argv = [...rlimitPrefix(proc.rlimits ?? []), bwrap, ...args, '--', ...command];
+  // A user namespace, and a mount namespace for the root overlay, are made around bwrap by
+  // util-linux unshare (bwrap 0.8 maps only one id, and cannot mount an overlay); bwrap then
+  // runs as that namespace's root and makes the rest as it does for real root.
+  const outer = mapped || rootOverlay ? unshareCommand(mapped?.uidMappings, mapped?.gidMappings, { mount: true }) : undefined;
+  const prelude = rootOverlay ? overlayPrelude(rootOverlay, root, options.overlayDir) : [];
+  const command = [...helpers.setpriv, ...setprivArgs(proc, outer?.setgroups ?? true), '--', ...(options.init ? [`${HELPER_DIR}/catatonit`, '--'] : []), ...proc.args];
+  const argv = [...rlimitPrefix(proc.rlimits ?? []), ...(outer?.argv ?? []), ...prelude, bwrap, ...args, '--', ...command];
   return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait };
+}
+
+/** A user namespace's maps: both required (runtime-spec), and only with a user namespace. */
+function userMappings(linux: NonNullable<RuntimeConfig['linux']>): { uidMappings: IdMapping[]; gidMappings: IdMapping[] } {
+  const { uidMappings = [], gidMappings = [] } = linux;
+  if (uidMappings.length === 0 || gidMappings.length === 0) throw new UnsupportedError(`linux.${uidMappings.length === 0 ? 'uidMappings' : 'gidMappings'}: a user namespace needs uid and gid mappings`);
+  return { uidMappings, gidMappings };
+}
+
+/** What the outer shell reports on the info fd when the root overlay cannot be mounted. */
+const OVERLAY_FAILED = 'overlay-failed: ';
+
+/**
+ * A rootless root overlay (ovl-mount's `mountedIn: container`): mounted at root.path inside the
+ * new user and mount namespaces, from the dir its relative names are relative to, then bwrap
+ * binds it as /. It goes when the namespace goes, so nothing is left mounted on the host.
+ * A failure is reported on the info fd as one line (mount's own reason).
+ */
+function overlayPrelude(mount: RuntimeMount, root: string, dir: string | undefined): string[] {
+  const options = mount.options ?? [];
+  const unknown = options.find((o) => !/^(lowerdir|upperdir|workdir)=/.test(o) && !['ro', 'rw', 'userxattr', 'nosuid', 'nodev', 'noexec', 'relatime', 'noatime'].includes(o) && !/^(redirect_dir|index|xino|metacopy|volatile|uuid)(=|$)/.test(o));
+  if (unknown !== undefined) throw new UnsupportedError(`mounts[0].options: ${unknown} is not an overlay option ns-enter passes on`);
+  if (!options.some((o) => o.startsWith('lowerdir='))) throw new UnsupportedError('mounts[0].options: an overlay at / needs lowerdir=');
+  const script = `cd "$1" && err=$(mount -t overlay overlay -o "$2" "$3" 2>&1) || { printf '${OVERLAY_FAILED}%s\n' "$err" >&${FD_INFO}; exit 125; }; shift 3; exec "$@"`;
+  return ['/bin/sh', '-c', script, 'sh', dir ?? '/', options.join(','), root];
 }
 
 function checkKnownFields(prefix: string, value: object, known: string[]): void {
@@ -268,7 +305,7 @@ function readOnlyPath(path: string): string[] {
  * if it is also inheritable and bounding (runc ignores the rest, so do we); after exec uid 0
  * gets the bounding set, any other uid the ambient set, and effective/permitted must say so.
  */
-function setprivArgs(proc: NonNullable<RuntimeConfig['process']>): string[] {
+function setprivArgs(proc: NonNullable<RuntimeConfig['process']>, setgroups: boolean): string[] {
   const caps = proc.capabilities ?? {};
   const bounding = caps.bounding ?? [];
   const inheritable = caps.inheritable ?? [];
@@ -282,10 +319,12 @@ function setprivArgs(proc: NonNullable<RuntimeConfig['process']>): string[] {
   }
   const list = (names: string[]) => ['-all', ...names.map((n) => `+${n.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
   const groups = proc.user.additionalGids ?? [];
+  // Where setgroups(2) is denied (a user namespace that maps only our own gid), the groups stay as they are.
+  if (!setgroups && groups.some((g) => g !== proc.user.gid)) throw new UnsupportedError('process.user.additionalGids: supplementary groups need a subordinate gid range (/etc/subgid) in a rootless container');
   return [
     '--reuid', String(proc.user.uid),
     '--regid', String(proc.user.gid),
-    ...(groups.length > 0 ? ['--groups', groups.join(',')] : ['--clear-groups']),
+    ...(!setgroups ? ['--keep-groups'] : groups.length > 0 ? ['--groups', groups.join(',')] : ['--clear-groups']),
     '--inh-caps', list(inheritable),
     '--ambient-caps', list(ambient),
     '--bounding-set', list(bounding),
@@ -501,7 +540,11 @@ function spawnAndWait(plan: ExecutionPlan, cgroup: Cgroup | undefined, options: 
     child.on('close', (code, signal) => {
       for (const signal of FORWARDED_SIGNALS) process.off(signal, forward);
       if (failure) return reject(failure instanceof ContainerPartsError ? failure : new HostError(`cannot set up the container: ${failure.message}`));
-      if (containerPid === undefined) return reject(new HostError('bubblewrap could not set up the container (its reason is on the line above)'));
+      const overlayFailure = infoText.indexOf(OVERLAY_FAILED);
+      if (containerPid === undefined && overlayFailure !== -1) {
+        return reject(new HostError(`cannot mount the container's overlay in its namespaces: ${infoText.slice(overlayFailure + OVERLAY_FAILED.length).trim().replace(/\s*\n\s*/g, '; ')}`));
+      }
+      if (containerPid === undefined) return reject(new HostError(`${plan.argv.includes('--user') ? 'the user namespace or bubblewrap' : 'bubblewrap'} could not set up the container (its reason is on the line above)`));
       const final = exitCode ?? (signal ? 128 + (signalNumber(signal) ?? 0) : (code ?? 1));
       resolvePromise({ code: final, oomKilled: cgroup?.oomKilled() });
     });

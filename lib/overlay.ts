@@ -7,11 +7,12 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync, statfsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, rm, stat, symlink } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import type { MountSection } from './document.js';
 import { ContainerPartsError, HostError, NotFoundError, UsageError } from './errors.js';
+import { checkUserNamespaces, unshareCommand, type UserNamespaceMap } from './userns.js';
 
 export type OverlayDriver = 'overlay' | 'fuse-overlayfs';
 export type DriverChoice = 'auto' | 'kernel' | 'fuse';
@@ -26,6 +27,12 @@ export interface OverlayRequest {
   driver?: DriverChoice;
   /** Where short names for long lower paths are kept while mounted (see `stateDirFor`). */
   stateRoot: string;
+  /**
+   * Not root: the user namespace the container will run in. The kernel's overlay can then only
+   * be mounted inside it (with userxattr), so it is tried there and left for the runtime to
+   * mount (`mountedIn: container`); fuse-overlayfs mounts on the host when /dev/fuse is ours.
+   */
+  userNamespace?: UserNamespaceMap;
 }
 
 /** The mount data of mount(2) is one page; the kernel refuses longer option strings. */
@@ -62,6 +69,7 @@ export async function mountOverlay(request: OverlayRequest): Promise<MountSectio
 
   const choice = request.driver ?? 'auto';
   const stateDir = stateDirFor(request.stateRoot, target);
+  if (request.userNamespace) return mountRootless(lower, upper, work, target, stateDir, choice, request.userNamespace);
   const kernelUsable = choice === 'fuse' ? false : await kernelHasOverlay();
   const errors: string[] = [];
   if (choice !== 'fuse') {
@@ -89,6 +97,67 @@ export async function mountOverlay(request: OverlayRequest): Promise<MountSectio
     else throw err;
     throw new HostError(`cannot mount an overlay at ${target}: ${errors.join('; ')}`);
   }
+}
+
+/**
+ * Without root. The kernel's overlay (Linux 5.11+: `userxattr`, the user.overlay.* xattrs a
+ * rootless img-unpack writes) mounts only inside a user namespace that owns the mount
+ * namespace, so it cannot be left mounted on the host: it is mounted once there now, in the
+ * container's mappings, to prove it works (the same options, dirs and ownership the runtime
+ * will use; the namespace and the mount end with the probe), and recorded as
+ * `mountedIn: container` for ns-enter (or runc, from oci-spec's config) to mount as the root.
+ * fuse-overlayfs is the other way (seed 000's form), mounted on the host, when the user may
+ * open /dev/fuse. auto tries the kernel first: no daemon, no copy through user space.
+ */
+async function mountRootless(lower: string[], upper: string | undefined, work: string | undefined, target: string, stateDir: string, choice: DriverChoice, map: UserNamespaceMap): Promise<MountSection> {
+  const errors: string[] = [];
+  if (choice !== 'fuse') {
+    try {
+      checkUserNamespaces();
+      if (!(await kernelHasOverlay())) throw new OverlayMountError('the kernel has no overlay filesystem');
+      const { options, cwd } = await overlayOptions(lower, upper, work, stateDir);
+      const flags = `${upper === undefined ? 'ro,' : ''}userxattr,${options}`;
+      const { argv } = unshareCommand(map.uidMappings, map.gidMappings, { mount: true });
+      await run(argv[0] as string, [...argv.slice(1), 'mount', '-t', 'overlay', 'overlay', '-o', flags, target], { cwd }).catch((err: Error) => {
+        throw new OverlayMountError(`mount -t overlay -o userxattr in a user namespace failed: ${err.message}${/unknown|invalid|bad option/i.test(err.message) ? ' (userxattr needs Linux 5.11+)' : ''}`);
+      });
+      const result = section('overlay', lower, upper, work, target, flags);
+      result.mountedIn = 'container';
+      if (cwd !== undefined) result.optionsDir = cwd;
+      return result;
+    } catch (err) {
+      if (!(err instanceof HostError)) throw err;
+      if (choice === 'kernel') throw err instanceof OverlayMountError ? new HostError(`overlay not supported without root: ${err.message}`) : err;
+      errors.push(`kernel overlay in a user namespace: ${err.message}`);
+    }
+  }
+  const fuse = fuseUnavailable();
+  if (fuse) {
+    errors.push(`fuse-overlayfs: ${fuse}`);
+    throw new HostError(`cannot mount an overlay without root at ${target}: ${errors.join('; ')}`, { hint: 'run ovl-mount as root, or use img-unpack without --layers and ns-enter on the flat rootfs' });
+  }
+  try {
+    const options = await mountFuse(lower, upper, work, target, stateDir);
+    return section('fuse-overlayfs', lower, upper, work, target, options);
+  } catch (err) {
+    if (!(err instanceof OverlayMountError)) throw err;
+    errors.push(err.message);
+    throw new HostError(`cannot mount an overlay without root at ${target}: ${errors.join('; ')}`);
+  }
+}
+
+/** Why fuse-overlayfs cannot be used by this user, or undefined when it can. */
+function fuseUnavailable(): string | undefined {
+  if (!commandExists('fuse-overlayfs')) return 'not installed (apt-get install fuse-overlayfs)';
+  try {
+    accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return '/dev/fuse does not exist (modprobe fuse)';
+    const mode = (statSync('/dev/fuse').mode & 0o777).toString(8).padStart(4, '0');
+    return `/dev/fuse is mode ${mode}, not open to you (an administrator can chmod 0666 /dev/fuse, as Debian's fuse3 package does)`;
+  }
+  return undefined;
 }
 
 function section(driver: OverlayDriver, lower: string[], upper: string | undefined, work: string | undefined, target: string, options: string): MountSection {

@@ -11,6 +11,7 @@ import { join, posix, resolve } from 'node:path';
 import type { ImageConfig, PipeDocument } from './document.js';
 import { InputError, NotFoundError, UnsupportedError, UsageError } from './errors.js';
 import { resolveUser } from './passwd.js';
+import { resolveInRoot } from './rootfs.js';
 import { firstSchemaError, validatorFor } from './schema.js';
 import { ALL_CAPABILITIES, hasRunFlags, type RunFlags } from './runflags.js';
 import type { IdMapping, NamespaceType, RuntimeConfig, RuntimeMount, RuntimeProcess } from './runtime-spec.js';
@@ -30,7 +31,7 @@ export const PODMAN_DEFAULT_CAPABILITIES = [
 ];
 
 /** `runc spec` (rootless: `runc spec --rootless`), field for field and in runc's key order. */
-export function runcDefaultConfig(options: { rootless: boolean; hostIds?: { uid: number; gid: number } }): RuntimeConfig {
+export function runcDefaultConfig(options: { rootless: boolean; hostIds?: { uid: number; gid: number }; idMappings?: IdMappings }): RuntimeConfig {
   const config: RuntimeConfig = {
     ociVersion: OCI_VERSION,
     process: {
@@ -69,7 +70,18 @@ export function runcDefaultConfig(options: { rootless: boolean; hostIds?: { uid:
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
     },
   };
-  return options.rootless ? toRootless(config, options.hostIds ?? hostIds()) : config;
+  return options.rootless ? toRootless(config, options.idMappings ?? singleIdMappings(options.hostIds ?? hostIds())) : config;
+}
+
+/** A user namespace's uid and gid maps (runtime-spec linux.uidMappings, linux.gidMappings). */
+export interface IdMappings {
+  uidMappings: IdMapping[];
+  gidMappings: IdMapping[];
+}
+
+/** runc spec --rootless: the caller's own ids, mapped to root, and nothing else. */
+function singleIdMappings(ids: { uid: number; gid: number }): IdMappings {
+  return { uidMappings: [{ containerID: 0, hostID: ids.uid, size: 1 }], gidMappings: [{ containerID: 0, hostID: ids.gid, size: 1 }] };
 }
 
 function hostIds(): { uid: number; gid: number } {
@@ -81,7 +93,7 @@ function hostIds(): { uid: number; gid: number } {
  * namespace (an unprivileged user cannot configure one), /sys bind-mounted (sysfs cannot be
  * mounted without owning the network namespace), no uid=/gid= mount options, no cgroup settings.
  */
-function toRootless(config: RuntimeConfig, ids: { uid: number; gid: number }): RuntimeConfig {
+function toRootless(config: RuntimeConfig, mappings: IdMappings): RuntimeConfig {
   const linux = config.linux ?? {};
   const namespaces = (linux.namespaces ?? []).filter((ns) => ns.type !== 'network' && ns.type !== 'user');
   namespaces.push({ type: 'user' });
@@ -97,8 +109,8 @@ function toRootless(config: RuntimeConfig, ids: { uid: number; gid: number }): R
     ...config,
     mounts,
     linux: {
-      uidMappings: [{ containerID: 0, hostID: ids.uid, size: 1 }],
-      gidMappings: [{ containerID: 0, hostID: ids.gid, size: 1 }],
+      uidMappings: mappings.uidMappings,
+      gidMappings: mappings.gidMappings,
       namespaces,
       ...rest,
     },
@@ -124,6 +136,15 @@ export interface BuildConfigOptions {
   args?: string[];
   /** For rootless: the host ids mapped to root (default: this process's effective ids). */
   hostIds?: { uid: number; gid: number };
+  /** For rootless: the whole maps (a subordinate id range after the caller, lib/userns.ts); default: hostIds alone. */
+  idMappings?: IdMappings;
+  /**
+   * An overlay the runtime mounts at / inside the container's namespaces before anything else
+   * (ovl-mount's `mountedIn: container`, rootless); root.path is where it is mounted.
+   */
+  rootOverlay?: RuntimeMount;
+  /** Where /etc/passwd and /etc/group are read when the rootfs is not mounted on the host (default: rootfs). */
+  lookupRoot?: string;
 }
 
 /** Mount options of an image Volume: a tmpfs, so volume data never lands in the rootfs (conversion.md). */
@@ -137,10 +158,10 @@ const IMAGE_VOLUME_TMPFS_OPTIONS = ['rw', 'nosuid', 'nodev'];
  */
 export function buildConfig(options: BuildConfigOptions): RuntimeConfig {
   const { flags, rootless } = options;
-  const base = runcDefaultConfig({ rootless, hostIds: options.hostIds });
+  const base = runcDefaultConfig({ rootless, hostIds: options.hostIds, idMappings: options.idMappings });
   const imageConfig = options.image?.config ?? {};
 
-  const user = resolveUser(options.rootfs, flags.user ?? (imageConfig.User || '0'));
+  const user = resolveUser(options.lookupRoot ?? options.rootfs, flags.user ?? (imageConfig.User || '0'));
   const process: RuntimeProcess = {
     // Go's omitempty, as runc writes: false booleans are left out.
     ...(flags.tty ? { terminal: true } : {}),
@@ -168,7 +189,7 @@ export function buildConfig(options: BuildConfigOptions): RuntimeConfig {
     process,
     root: { path: options.rootfs, ...(flags.readOnly ? { readonly: true } : {}) },
     hostname: flags.hostname ?? base.hostname,
-    mounts: withUserMounts(base.mounts ?? [], imageConfig.Volumes, flags),
+    mounts: [...(options.rootOverlay ? [options.rootOverlay] : []), ...withUserMounts(base.mounts ?? [], imageConfig.Volumes, flags)],
     ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
     linux,
   };
@@ -330,14 +351,24 @@ export function readRuntimeConfig(file: string): RuntimeConfig {
   return value;
 }
 
-/** Where the container's root comes from in a piped document: ovl-mount's merged dir, else img-unpack's flat rootfs. */
-export function rootFromDocument(doc: PipeDocument): { rootfs: string; readOnly: boolean; image?: ImageConfig } {
+/**
+ * Where the container's root comes from in a piped document: ovl-mount's merged dir, else
+ * img-unpack's flat rootfs. An overlay ovl-mount could not leave mounted (rootless,
+ * `mountedIn: container`) comes back as `overlay`: a mount at / for the runtime to make in
+ * the container's user and mount namespaces (runc does it as it does any config mount).
+ */
+export function rootFromDocument(doc: PipeDocument): { rootfs: string; readOnly: boolean; image?: ImageConfig; overlay?: RuntimeMount; lookupRoot?: string } {
   const image = doc.rootfs?.config ?? doc.image?.config;
   if (doc.mount) {
+    const readOnly = doc.mount.readOnly === true;
     if (doc.mount.mountedIn === 'container') {
-      throw new UnsupportedError(`mount.target ${doc.mount.target}: the overlay is mounted only inside ns-enter's namespaces, so another runtime cannot use it`, { hint: 'run ovl-mount as root, or run the container with ns-enter' });
+      const options = (doc.mount.options ?? '').split(/(?<!\\),/).filter((o) => o !== '');
+      // Nothing is mounted on the host: users and groups are read from the topmost dir that has /etc/passwd.
+      const dirs = [...(doc.mount.upper ? [doc.mount.upper] : []), ...doc.mount.lower];
+      const lookupRoot = dirs.find((d) => resolveInRoot(d, '/etc/passwd') !== undefined);
+      return { rootfs: doc.mount.target, readOnly, image, overlay: { destination: '/', type: 'overlay', source: 'overlay', options }, lookupRoot };
     }
-    return { rootfs: doc.mount.target, readOnly: doc.mount.readOnly === true, image };
+    return { rootfs: doc.mount.target, readOnly, image };
   }
   if (doc.rootfs) {
     if (doc.rootfs.mode !== 'flat' || !doc.rootfs.path) {
@@ -359,6 +390,8 @@ export interface SpecRequest {
   args: string[];
   /** Where a bare `oci-spec` looks for ./rootfs (runc spec's relative root.path). */
   cwd: string;
+  /** Rootless with a piped image: the caller's whole maps (lib/userns.ts), so the image's other ids map too. */
+  idMappings?: IdMappings;
 }
 
 export interface SpecResult {
@@ -380,9 +413,15 @@ export function configForRequest(request: SpecRequest): SpecResult {
   if (!request.document && !hasRunFlags(request.flags) && request.args.length === 0) {
     return { config: runcDefaultConfig({ rootless: request.rootless }), rootfs: ownRootfs, bare: true };
   }
-  const source = request.document ? rootFromDocument(request.document) : { rootfs: ownRootfs, readOnly: false, image: undefined };
+  const source = request.document ? rootFromDocument(request.document) : { rootfs: ownRootfs, readOnly: false, image: undefined, overlay: undefined, lookupRoot: undefined };
+  if (source.overlay && !request.rootless) {
+    throw new UsageError(`mount.target ${source.rootfs}: the overlay was left for the runtime to mount in a user namespace (ovl-mount ran without root)`, { hint: 'use oci-spec --rootless' });
+  }
+  if (source.overlay && request.document?.mount?.optionsDir) {
+    throw new UnsupportedError(`mount.options: ${request.document.mount.lower.length} lower dirs need ovl-mount's short names (over one page of options), which a config's mount cannot carry`, { hint: 'run it with ns-enter, or flatten the image with img-unpack without --layers' });
+  }
   const flags = source.readOnly ? { ...request.flags, readOnly: true } : request.flags;
-  const config = buildConfig({ image: source.image, rootfs: source.rootfs, flags, rootless: request.rootless, args: request.args });
+  const config = buildConfig({ image: source.image, rootfs: source.rootfs, flags, rootless: request.rootless, args: request.args, idMappings: request.idMappings, rootOverlay: source.overlay, lookupRoot: source.lookupRoot });
   if (resolve(source.rootfs) === resolve(ownRootfs) && config.root) config.root.path = 'rootfs';
   return { config, rootfs: source.rootfs, bare: false };
 }

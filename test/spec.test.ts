@@ -10,7 +10,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { ImageConfig, PipeDocument } from '../lib/document.js';
-import { NotFoundError, UnsupportedError, UsageError } from '../lib/errors.js';
+import { NotFoundError, UsageError } from '../lib/errors.js';
 import { parseRunFlags, type RunFlags } from '../lib/runflags.js';
 import type { RuntimeConfig } from '../lib/runtime-spec.js';
 import { buildConfig, DEFAULT_PATH, formatConfig, PODMAN_DEFAULT_CAPABILITIES, rootFromDocument, runcDefaultConfig, validateRuntimeConfig } from '../lib/spec.js';
@@ -310,7 +310,8 @@ describe('buildConfig: image config (conversion.md) and run flags', () => {
     const mount = { target: '/m', lower: ['/l'], driver: 'overlay' as const };
     assert.deepEqual(rootFromDocument({ documentVersion: 1, rootfs: { mode: 'layers', layers: ['/l'], config: image }, mount }), { rootfs: '/m', readOnly: false, image });
     assert.equal(rootFromDocument({ documentVersion: 1, mount: { ...mount, readOnly: true } }).readOnly, true);
-    assert.throws(() => rootFromDocument({ documentVersion: 1, mount: { ...mount, mountedIn: 'container' } }), (e: unknown) => e instanceof UnsupportedError && /only inside ns-enter's namespaces/.test(e.message));
+    // Rootless (mountedIn container): the overlay becomes a mount at / for the runtime to make in its namespaces.
+    assert.deepEqual(rootFromDocument({ documentVersion: 1, mount: { ...mount, options: 'userxattr,lowerdir=/l', mountedIn: 'container' } }).overlay, { destination: '/', type: 'overlay', source: 'overlay', options: ['userxattr', 'lowerdir=/l'] });
     assert.throws(() => rootFromDocument({ documentVersion: 1, rootfs: { mode: 'layers', layers: ['/l'] } }), /one directory per layer is not a root filesystem/);
   });
 

@@ -5,6 +5,7 @@ import { defineCommand, isMainModule, main } from '../lib/cli.js';
 import { withSection } from '../lib/document.js';
 import { UsageError } from '../lib/errors.js';
 import { explainSpec } from '../lib/explain.js';
+import { resolveStorePath } from '../lib/paths.js';
 import { hasRunFlags, parseRunFlags, RUN_FLAGS_SHORT_FLAGS, withRunFlags } from '../lib/runflags.js';
 import { configForRequest, formatConfig, readRuntimeConfig, validateRuntimeConfig, writeBundleConfig } from '../lib/spec.js';
 
@@ -44,7 +45,11 @@ export const ociSpec = defineCommand({
     const bundle = args.bundle === undefined ? undefined : resolve(args.bundle);
     const document = await ctx.document();
     if (document && !bundle) throw new UsageError('a piped document needs --bundle DIR', { hint: 'the config goes to DIR/config.json and the document goes on' });
-    const { config, rootfs } = configForRequest({ document, bundle, flags, rootless: args.rootless, args: command, cwd: process.cwd() });
+    // A user's rootless bundle from an image maps the user's subordinate ids too (lib/userns.ts), as podman does.
+    const idMappings = args.rootless && document && !args.explain && (process.geteuid?.() ?? 0) !== 0
+      ? await import('../lib/container.js').then((m) => m.rootlessBundleMappings(document, m.pipedStore(undefined, document) ?? resolveStorePath(undefined, ctx.io.env), (w) => ctx.log.warn(w)))
+      : undefined;
+    const { config, rootfs } = configForRequest({ document, bundle, flags, rootless: args.rootless, args: command, cwd: process.cwd(), idMappings });
     if (args.explain) return ctx.explain(explainSpec(config, { bundle, rootless: args.rootless }));
     if (!bundle) {
       validateRuntimeConfig(config, 'config.json (generated)');

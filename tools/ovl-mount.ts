@@ -58,6 +58,7 @@ export const ovlMount = defineCommand({
       driver: args.driver as DriverChoice,
       name: args.name,
       storePath,
+      warn: (m: string) => ctx.log.warn(m),
     };
     if (args.explain) return ctx.explain(explainMount({ action: 'mount', request }));
     ctx.emit(withSection(doc, 'mount', await mountContainerRoot(request)));
