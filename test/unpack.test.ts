@@ -11,6 +11,7 @@ import { exec, mustExec, tool } from './helpers/exec.js';
 import { SCRIPTS, tempDir, toolPath } from './helpers/paths.js';
 import { describeTree, treeDiff } from './helpers/tree.js';
 import { umociUnpack, writeImage, writeTar, type EntrySpec } from './helpers/tar-writer.js';
+import { createTestUser } from './helpers/users.js';
 
 let work: { path: string; cleanup: () => Promise<void> };
 let layout: string;
@@ -227,10 +228,9 @@ test('--explain prints the tar and umoci steps and does nothing', async () => {
   assert.ok(!existsSync(dest));
 });
 
-const USER = 'cpunpack';
-
 test('rootless: files owned by the caller, owners in user.rootlesscontainers like umoci --rootless, devices skipped and listed, setuid kept', async () => {
-  if ((await exec('id', ['-u', USER])).status !== 0) await mustExec('useradd', ['-m', USER]);
+  const user = await createTestUser('cpunpack');
+  const USER = user.name;
   const entries: EntrySpec[] = [
     { name: 'dev/', type: 'dir' },
     { name: 'dev/null', type: 'char', mode: 0o666, devmajor: 1, devminor: 3 },
@@ -244,7 +244,7 @@ test('rootless: files owned by the caller, owners in user.rootlesscontainers lik
     { name: 'run/fifo', type: 'fifo', mode: 0o600 },
   ];
   await writeImage(layout, 'rootless', [{ tar: await writeTar(entries) }, { tar: await writeTar([{ name: 'bin/new', content: 'in a 0555 dir', mode: 0o755 }, { name: 'home/.wh.gone' }]) }]);
-  const home = (await mustExec('sh', ['-c', `getent passwd ${USER} | cut -d: -f6`])).trim();
+  const home = user.home;
   const dest = join(home, `rootfs-${process.pid}`);
   const bundle = join(home, `umoci-${process.pid}`);
   const layersDir = join(home, `layers-${process.pid}`);
@@ -258,7 +258,7 @@ test('rootless: files owned by the caller, owners in user.rootlesscontainers lik
       { path: '/dev/null', reason: 'char device 1:3: creating device nodes needs root' },
       { path: '/bin/ping', reason: 'xattr security.capability: setting it needs root' },
     ]);
-    const uid = Number((await mustExec('id', ['-u', USER])).trim());
+    const uid = user.uid;
     assert.equal(lstatSync(join(dest, 'home/user/.profile')).uid, uid);
     assert.equal(lstatSync(join(dest, 'bin/su')).mode & 0o7777, 0o4755, 'setuid kept');
     assert.equal(lstatSync(join(dest, 'bin')).mode & 0o7777, 0o555, 'a read-only directory was written into and restored');
@@ -286,7 +286,7 @@ test('rootless: files owned by the caller, owners in user.rootlesscontainers lik
     const compared = await asUser('unshare', ['-Urm', 'sh', '-c', `mount -t overlay overlay -o ro,userxattr,lowerdir=${lower} ${merged} && exec ${process.execPath} --input-type=module -e "$0"`, script]);
     assert.equal(compared.stdout.trim(), 'same', compared.stderr);
   } finally {
-    await exec('rm', ['-rf', dest, bundle, layersDir, merged]);
+    await user.remove();
   }
 });
 

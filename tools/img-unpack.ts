@@ -15,7 +15,7 @@ export const imgUnpack = defineCommand({
   usage: '$0 [options]\n$0 --store STORE --image REF --dest ROOTFS',
   examples: [
     ['img-fetch docker://127.0.0.1:5000/lab/busybox:latest --tls-verify=false | $0 --dest ./rootfs', 'flatten the image into ./rootfs (like umoci unpack)'],
-    ['img-fetch ... | $0 --layers', "one directory per layer in the store's cache, for ovl-mount"],
+    ['img-fetch docker://127.0.0.1:5000/lab/busybox:latest --tls-verify=false | $0 --layers', "one directory per layer in the store's cache, for ovl-mount"],
     ['$0 --store ./store --image lab/busybox:latest --dest ./rootfs', 'standalone: an image already in the store'],
   ],
   options: (y) =>
