@@ -50,9 +50,4 @@ umoci config --image "$layout:busybox" --os linux --architecture "$(dpkg --print
   --config.label org.opencontainers.image.title=lab-busybox >/dev/null
 umoci gc --layout "$layout"
 
-for dest in "$@"; do
-  case $dest in
-    docker://*) skopeo copy -q --dest-tls-verify=false ${DEST_CREDS:+--dest-creds "$DEST_CREDS"} "oci:$layout:busybox" "$dest" ;;
-    *) skopeo copy -q "oci:$layout:busybox" "$dest" ;;
-  esac
-done
+"$(dirname "$0")/push-image.sh" "oci:$layout:busybox" "$@"

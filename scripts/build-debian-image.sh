@@ -74,9 +74,4 @@ umoci config --image "$layout:debian" --os linux --architecture "$arch" \
   --config.workingdir / --config.label org.opencontainers.image.title=lab-debian >/dev/null
 umoci gc --layout "$layout"
 
-for dest in "$@"; do
-  case $dest in
-    docker://*) skopeo copy -q --dest-tls-verify=false ${DEST_CREDS:+--dest-creds "$DEST_CREDS"} "oci:$layout:debian" "$dest" ;;
-    *) skopeo copy -q "oci:$layout:debian" "$dest" ;;
-  esac
-done
+"$(dirname "$0")/push-image.sh" "oci:$layout:debian" "$@"

@@ -7,20 +7,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tool, type ExecResult } from './helpers/exec.js';
+import { tool, assertOneLineError } from './helpers/exec.js';
 import { tempDir } from './helpers/paths.js';
 import { pushBusybox, startRegistry, type TestRegistry } from './helpers/registry.js';
 import { authFilePaths, lookupCredentials, parseCredsFlag } from '../lib/auth.js';
 import { UsageError } from '../lib/errors.js';
 
 const basic = (user: string, password: string) => Buffer.from(`${user}:${password}`).toString('base64');
-
-function assertOneLineError(result: ExecResult, status: number, pattern: RegExp): void {
-  assert.equal(result.status, status, `exit status (stderr: ${result.stderr})`);
-  assert.equal(result.stdout, '');
-  assert.match(result.stderr, /^img-fetch: [^\n]*\n$/);
-  assert.match(result.stderr, pattern);
-}
 
 describe('an htpasswd registry', () => {
   let registry: TestRegistry;
@@ -52,9 +45,9 @@ describe('an htpasswd registry', () => {
   });
 
   test('no credentials, wrong credentials, a malformed --creds: one line each', async () => {
-    assertOneLineError(await pull([]), 1, new RegExp(`${registry.host}: authentication required.*--creds`));
-    assertOneLineError(await pull(['--creds', 'lab:wrong']), 1, new RegExp(`${registry.host}: authentication required for manifest lab/private:latest.*credentials were refused`));
-    assertOneLineError(await pull(['--creds', 'nocolon']), 2, /--creds: want USERNAME:PASSWORD/);
+    assertOneLineError(await pull([]), 'img-fetch', 1, new RegExp(`${registry.host}: authentication required.*--creds`));
+    assertOneLineError(await pull(['--creds', 'lab:wrong']), 'img-fetch', 1, new RegExp(`${registry.host}: authentication required for manifest lab/private:latest.*credentials were refused`));
+    assertOneLineError(await pull(['--creds', 'nocolon']), 'img-fetch', 2, /--creds: want USERNAME:PASSWORD/);
   });
 
   test('$REGISTRY_AUTH_FILE (containers-auth.json), with a repository-scoped key', async () => {
@@ -100,7 +93,7 @@ describe('an htpasswd registry', () => {
     assert.equal((await readFile(asked, 'utf8')).trim(), registry.host);
 
     await writeFile(join(dockerConfig, 'config.json'), JSON.stringify({ credHelpers: { [registry.host]: 'absent' } }));
-    assertOneLineError(await pull([], { DOCKER_CONFIG: dockerConfig }), 1, /docker-credential-absent is not installed/);
+    assertOneLineError(await pull([], { DOCKER_CONFIG: dockerConfig }), 'img-fetch', 1, /docker-credential-absent is not installed/);
   });
 
   test('--creds wins over the auth files', async () => {

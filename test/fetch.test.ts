@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { arch } from 'node:os';
 import { readFile, stat, open, readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { exec, mustExec, tool, type ExecResult } from './helpers/exec.js';
+import { exec, mustExec, tool, type ExecResult, assertOneLineError } from './helpers/exec.js';
 import { tempDir } from './helpers/paths.js';
 import { pushBusybox, startRegistry, type TestRegistry } from './helpers/registry.js';
 import { registryBlobData, skopeoPush, writeMultiArchIndex, writeRandomImage } from './helpers/images.js';
@@ -23,16 +23,6 @@ function imageOf(result: ExecResult): ImageSection {
   const doc = parseDocument(result.stdout);
   assert.ok(doc.image, 'no image section');
   return doc.image;
-}
-
-/** The one-line error contract: exit `status`, one line on stderr naming what is wrong, nothing on stdout. */
-function assertOneLineError(result: ExecResult, status: number, pattern: RegExp): void {
-  assert.equal(result.status, status, `exit status (stderr: ${result.stderr})`);
-  assert.equal(result.stdout, '');
-  const lines = result.stderr.split('\n').filter((l) => l !== '');
-  assert.equal(lines.length, 1, `one line on stderr, got: ${result.stderr}`);
-  assert.match(lines[0] as string, /^img-fetch: /);
-  assert.match(lines[0] as string, pattern);
 }
 
 describe('img-fetch from a real registry', () => {
@@ -96,15 +86,15 @@ describe('img-fetch from a real registry', () => {
 
   test('--tls-verify defaults to true: a plain-HTTP registry is one line with a hint', async () => {
     const result = await fetch([`docker://${busyboxRef}`, '--store', join(work.path, 'store-tls')]);
-    assertOneLineError(result, 1, /HTTPS.*--tls-verify=false/);
+    assertOneLineError(result, 'img-fetch', 1, /HTTPS.*--tls-verify=false/);
   });
 
   test('a tag that does not exist: one line, exit 1, nothing stored', async () => {
     const store = join(work.path, 'store-404');
     const result = await fetch([`docker://${registry.host}/lab/busybox:nope`, '--tls-verify=false', '--store', store]);
-    assertOneLineError(result, 1, new RegExp(`lab/busybox:nope.*not found|not found.*lab/busybox:nope`));
+    assertOneLineError(result, 'img-fetch', 1, new RegExp(`lab/busybox:nope.*not found|not found.*lab/busybox:nope`));
     const repo = await fetch([`docker://${registry.host}/lab/nothing:latest`, '--tls-verify=false', '--store', store]);
-    assertOneLineError(repo, 1, /lab\/nothing:latest.*not found/);
+    assertOneLineError(repo, 'img-fetch', 1, /lab\/nothing:latest.*not found/);
     const snapshot = await snapshotStore(store);
     assert.deepEqual(snapshot.files.filter((f) => f.startsWith('blobs/sha256/') && !f.endsWith('/')), []);
   });
@@ -127,9 +117,9 @@ describe('img-fetch from a real registry', () => {
     assert.equal(pinned.digest, host.digest);
 
     const missing = await fetch([`docker://${registry.host}/lab/multi:latest`, '--platform', 'linux/s390x', '--tls-verify=false', '--store', store]);
-    assertOneLineError(missing, 1, /no image for linux\/s390x.*linux\/(amd64|arm64)/);
+    assertOneLineError(missing, 'img-fetch', 1, /no image for linux\/s390x.*linux\/(amd64|arm64)/);
     const badFlag = await fetch([`docker://${registry.host}/lab/multi:latest`, '--platform', 'linux', '--tls-verify=false', '--store', store]);
-    assertOneLineError(badFlag, 2, /--platform/);
+    assertOneLineError(badFlag, 'img-fetch', 2, /--platform/);
     const listed = JSON.parse(await mustExec('skopeo', ['inspect', `oci:${store}:${registry.host}/lab/multi@${index.digest}`])) as { Architecture: string };
     assert.equal(listed.Architecture, 'arm64');
   });
@@ -179,12 +169,12 @@ describe('img-fetch from a real registry', () => {
     imageOf(await fetch([`docker://${busyboxRef}`, '--tls-verify=false', '--store', store]));
     const before = await snapshotStore(store);
     const result = await fetch([`docker://${registry.host}/lab/tamper:latest`, '--tls-verify=false', '--store', store]);
-    assertOneLineError(result, 1, new RegExp(victim));
+    assertOneLineError(result, 'img-fetch', 1, new RegExp(victim));
     assert.deepEqual(await snapshotStore(store), before);
 
     const dir = join(work.path, 'dir-tamper');
     const toDir = await fetch([`docker://${registry.host}/lab/tamper:latest`, '--tls-verify=false', '--dir', dir]);
-    assertOneLineError(toDir, 1, new RegExp(victim));
+    assertOneLineError(toDir, 'img-fetch', 1, new RegExp(victim));
     assert.deepEqual(await snapshotStore(dir), { files: [], index: '' });
   });
 
@@ -218,9 +208,9 @@ describe('img-fetch from a real registry', () => {
     assert.equal(inspected.Digest, inDir.digest);
 
     const missing = await fetch([`oci:${skopeoLayout}:nope`, '--store', store]);
-    assertOneLineError(missing, 1, /no image named "nope".*bb/);
+    assertOneLineError(missing, 'img-fetch', 1, /no image named "nope".*bb/);
     const notArchive = await fetch([`docker-archive:${join(busyboxLayout, 'index.json')}`, '--store', store]);
-    assertOneLineError(notArchive, 1, /not a tar archive|docker save/);
+    assertOneLineError(notArchive, 'img-fetch', 1, /not a tar archive|docker save/);
   });
 
   test('the pipe: other sections pass through; malformed stdin is exit 2 with nothing on stdout', async () => {
@@ -232,10 +222,10 @@ describe('img-fetch from a real registry', () => {
     assert.equal(result.stdout.split('\n').length, 2, 'one line');
 
     const bad = await fetch([`docker://${busyboxRef}`, '--tls-verify=false', '--store', join(work.path, 'store-bad')], { input: '{"documentVersion":1,"image":' });
-    assertOneLineError(bad, 2, /input: truncated JSON/);
+    assertOneLineError(bad, 'img-fetch', 2, /input: truncated JSON/);
     assert.deepEqual(await snapshotStore(join(work.path, 'store-bad')), { files: [], index: '' });
     const wrong = await fetch([`docker://${busyboxRef}`, '--tls-verify=false', '--store', store], { input: '{"documentVersion":1,"image":{"reference":""}}' });
-    assertOneLineError(wrong, 2, /^img-fetch: input\.image/);
+    assertOneLineError(wrong, 'img-fetch', 2, /^img-fetch: input\.image/);
   });
 
   test('progress: one line per layer event with --progress=plain, nothing in a pipe, a live display on a terminal', async () => {
@@ -324,7 +314,7 @@ describe('img-fetch when the network fails', () => {
       const before = await snapshotStore(store);
       proxy.faults.push({ match: (r) => r.method === 'GET' && isBigLayer(r.path), times: 1, cutAfterBytes: 8 << 20, onCut: () => registry.kill() });
       const result = await tool('img-fetch', [`docker://${proxy.host}/lab/big:latest`, '--tls-verify=false', '--store', store, '--retries', '2']);
-      assertOneLineError(result, 1, new RegExp(`${bigLayers[0]?.digest}|${proxy.host}`));
+      assertOneLineError(result, 'img-fetch', 1, new RegExp(`${bigLayers[0]?.digest}|${proxy.host}`));
       const after = await snapshotStore(store);
       assert.deepEqual(after.files.filter((f) => !before.files.includes(f)), []);
       assert.equal(after.index, before.index);

@@ -7,19 +7,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { tool, type ExecResult } from './helpers/exec.js';
+import { tool, assertOneLineError } from './helpers/exec.js';
 import { tempDir } from './helpers/paths.js';
 import { pushBusybox, startRegistry, type TestRegistry } from './helpers/registry.js';
 import { startTokenIssuer, TOKEN_ISSUER, type TokenIssuer } from './helpers/token-issuer.js';
 import { MANIFEST_ACCEPT } from '../lib/manifest.js';
 import { parseChallenge, Registry, retryAfterMs } from '../lib/registry.js';
-
-function assertOneLineError(result: ExecResult, status: number, pattern: RegExp): void {
-  assert.equal(result.status, status, `exit status (stderr: ${result.stderr})`);
-  assert.equal(result.stdout, '');
-  assert.match(result.stderr, /^img-fetch: [^\n]*\n$/);
-  assert.match(result.stderr, pattern);
-}
 
 describe('a token-auth registry (docker-registry auth: token, our test issuer)', () => {
   let issuer: TokenIssuer;
@@ -66,11 +59,11 @@ describe('a token-auth registry (docker-registry auth: token, our test issuer)',
 
   test('wrong credentials, and anonymous access refused: one line, exit 1', async () => {
     const wrong = await pull(['--store', join(work.path, 'store-wrong'), '--creds', 'lab:nope']);
-    assertOneLineError(wrong, 1, /token service refused the credentials of lab for lab\/busybox/);
+    assertOneLineError(wrong, 'img-fetch', 1, /token service refused the credentials of lab for lab\/busybox/);
     issuer.options.anonymousPull = false;
     try {
       const anonymous = await pull(['--store', join(work.path, 'store-wrong')]);
-      assertOneLineError(anonymous, 1, /refused anonymous access for lab\/busybox.*--creds/);
+      assertOneLineError(anonymous, 'img-fetch', 1, /refused anonymous access for lab\/busybox.*--creds/);
     } finally {
       issuer.options.anonymousPull = true;
     }
@@ -80,7 +73,7 @@ describe('a token-auth registry (docker-registry auth: token, our test issuer)',
     issuer.staleTokens = 1;
     const before = issuer.requests.length;
     const result = await pull(['--store', join(work.path, 'store-stale')]);
-    assertOneLineError(result, 1, new RegExp(`${registry.host}: authentication required for manifest lab/busybox:latest.*refused the token`));
+    assertOneLineError(result, 'img-fetch', 1, new RegExp(`${registry.host}: authentication required for manifest lab/busybox:latest.*refused the token`));
     assert.equal(issuer.requests.length - before, 1);
     issuer.staleTokens = 0;
   });

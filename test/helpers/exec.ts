@@ -1,4 +1,5 @@
 /** Running the real commands (and the oracles: skopeo, umoci, runc) as child processes. */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { toolPath } from './paths.js';
 
@@ -47,4 +48,12 @@ export async function mustExec(program: string, args: string[], options: ExecOpt
   const result = await exec(program, args, options);
   if (result.status !== 0) throw new Error(`${program} ${args.join(' ')} exited ${result.status ?? result.signal}: ${result.stderr.trim()}`);
   return result.stdout;
+}
+
+/** The one-line error contract: exit `status`, one line on stderr (`<command>: …`) matching `pattern`, nothing on stdout. */
+export function assertOneLineError(result: ExecResult, command: string, status: number, pattern: RegExp): void {
+  assert.equal(result.status, status, `exit status (stderr: ${result.stderr})`);
+  assert.equal(result.stdout, '');
+  assert.match(result.stderr, new RegExp(`^${command}: [^\\n]*\\n$`), 'one line on stderr');
+  assert.match(result.stderr, pattern);
 }
