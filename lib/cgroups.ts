@@ -193,7 +193,14 @@ function mkdirAll(dir: string): string[] {
   for (let i = 1; i <= parts.length; i++) {
     const path = `/${parts.slice(0, i).join('/')}`;
     if (existsSync(path)) continue;
-    mkdirSync(path);
+    try {
+      mkdirSync(path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EACCES' && code !== 'EPERM') throw err;
+      // A rootless container: nobody delegated this part of the cgroup tree to the user.
+      throw new HostError(`cannot create cgroup ${path}: ${code} (the cgroup tree is not delegated to you)`, { hint: 'limits in a rootless container need a cgroup v2 subtree delegated to the user (systemd: Delegate=yes); drop --memory/--pids-limit/--cpus, or run as root' });
+    }
     made.push(path);
   }
   return made;

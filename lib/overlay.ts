@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, readFileSync, statSync, statfsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, rm, stat, symlink } from 'node:fs/promises';
+import { release } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import type { MountSection } from './document.js';
 import { ContainerPartsError, HostError, NotFoundError, UsageError } from './errors.js';
@@ -119,7 +120,7 @@ async function mountRootless(lower: string[], upper: string | undefined, work: s
       const flags = `${upper === undefined ? 'ro,' : ''}userxattr,${options}`;
       const { argv } = unshareCommand(map.uidMappings, map.gidMappings, { mount: true });
       await run(argv[0] as string, [...argv.slice(1), 'mount', '-t', 'overlay', 'overlay', '-o', flags, target], { cwd }).catch((err: Error) => {
-        throw new OverlayMountError(`mount -t overlay -o userxattr in a user namespace failed: ${err.message}${/unknown|invalid|bad option/i.test(err.message) ? ' (userxattr needs Linux 5.11+)' : ''}`);
+        throw new OverlayMountError(`mount -t overlay -o userxattr in a user namespace failed: ${err.message}${kernelBefore(5, 11) ? ` (userxattr needs Linux 5.11+, this is ${release()})` : ''}`);
       });
       const result = section('overlay', lower, upper, work, target, flags);
       result.mountedIn = 'container';
@@ -146,6 +147,11 @@ async function mountRootless(lower: string[], upper: string | undefined, work: s
   }
 }
 
+function kernelBefore(major: number, minor: number): boolean {
+  const [a = 0, b = 0] = release().split('.').map((n) => parseInt(n, 10));
+  return a < major || (a === major && b < minor);
+}
+
 /** Why fuse-overlayfs cannot be used by this user, or undefined when it can. */
 function fuseUnavailable(): string | undefined {
   if (!commandExists('fuse-overlayfs')) return 'not installed (apt-get install fuse-overlayfs)';
@@ -155,7 +161,7 @@ function fuseUnavailable(): string | undefined {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return '/dev/fuse does not exist (modprobe fuse)';
     const mode = (statSync('/dev/fuse').mode & 0o777).toString(8).padStart(4, '0');
-    return `/dev/fuse is mode ${mode}, not open to you (an administrator can chmod 0666 /dev/fuse, as Debian's fuse3 package does)`;
+    return `/dev/fuse is mode ${mode}, not open to you (an administrator can chmod 0666 /dev/fuse, its usual mode)`;
   }
   return undefined;
 }

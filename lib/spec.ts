@@ -317,9 +317,9 @@ export function imageAnnotations(image: ImageConfig | undefined): Record<string,
 function checkMapped(user: RuntimeProcess['user'], uidMappings: IdMapping[], gidMappings: IdMapping[]): void {
   const inside = (id: number, maps: IdMapping[]) => maps.some((m) => id >= m.containerID && id < m.containerID + m.size);
   const describe = (maps: IdMapping[]) => maps.map((m) => `${m.containerID}-${m.containerID + m.size - 1}`).join(', ');
-  if (!inside(user.uid, uidMappings)) throw new UsageError(`user ${user.uid}: not mapped in a rootless container (mapped uids: ${describe(uidMappings)})`, { hint: 'run as root in the container, or without --rootless' });
+  if (!inside(user.uid, uidMappings)) throw new UsageError(`user ${user.uid}: not mapped in a rootless container (mapped uids: ${describe(uidMappings)})`, { hint: 'run as root in the container, or map more ids: a range for you in /etc/subuid and /etc/subgid' });
   for (const gid of [user.gid, ...(user.additionalGids ?? [])]) {
-    if (!inside(gid, gidMappings)) throw new UsageError(`group ${gid}: not mapped in a rootless container (mapped gids: ${describe(gidMappings)})`, { hint: 'run as root in the container, or without --rootless' });
+    if (!inside(gid, gidMappings)) throw new UsageError(`group ${gid}: not mapped in a rootless container (mapped gids: ${describe(gidMappings)})`, { hint: 'run as root in the container, or map more ids: a range for you in /etc/subuid and /etc/subgid' });
   }
 }
 

@@ -85,7 +85,7 @@ export function rootlessMappings(files = { subuid: '/etc/subuid', subgid: '/etc/
   const single = (warning: string): UserNamespaceMap => ({ uidMappings: mappingsFor(uid, []), gidMappings: mappingsFor(gid, []), ranged: false, warning });
   if (uidRanges.length === 0 || gidRanges.length === 0) {
     const missing = uidRanges.length === 0 ? files.subuid : files.subgid;
-    return single(`no range for ${name} in ${missing}: only your own id is mapped (to root), the image's other owners show as nobody (add one: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${name})`);
+    return single(`no range for ${name} in ${missing}: only your own id is mapped (to root), so every file shows as root's and the image's other users cannot be used (an administrator can add one: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${name})`);
   }
   if (!onPath('newuidmap') || !onPath('newgidmap')) return single('newuidmap/newgidmap not found: only your own id is mapped (apt-get install uidmap)');
   return { uidMappings: mappingsFor(uid, uidRanges), gidMappings: mappingsFor(gid, gidRanges), ranged: true };
