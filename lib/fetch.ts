@@ -179,7 +179,7 @@ async function copyBlob(content: ContentSource, write: DestinationWrite, blob: D
     item.done();
   } catch (err) {
     await writer.abort();
-    item.done(signal.aborted ? 'stopped' : `failed: ${describeError(err)}`);
+    item.failed(signal.aborted ? 'stopped' : `failed: ${describeError(err)}`);
     throw err;
   }
 }

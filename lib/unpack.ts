@@ -99,7 +99,7 @@ async function unpackLayers(layers: LayerDescriptor[], context: LayerContext): P
     paths.push(final);
     if (existsSync(final)) {
       options.debug?.(`layer ${layer.diffID}: already unpacked in ${final}`);
-      options.progress?.item(`layer ${layer.digest.slice(7, 19)}`).done('already unpacked');
+      options.progress?.skipped(`layer ${layer.digest.slice(7, 19)}`, 'already unpacked');
       skipped.push(...(await readSkipped(final)));
       continue;
     }
@@ -142,10 +142,10 @@ async function unpackLayer(root: string, layer: LayerDescriptor, index: number, 
     if (diffID !== layer.diffID) {
       throw new DigestMismatchError(`layer ${index + 1} (${layer.digest}): its uncompressed content has digest ${diffID}, but the image config's rootfs.diff_ids[${index}] is ${layer.diffID}`);
     }
-    item?.done(`done, ${result.entries} entries`);
+    item?.done(`${result.entries} entries`);
     return result.skipped;
   } catch (err) {
-    item?.done('failed');
+    item?.failed('failed');
     await source.close();
     throw err;
   }
