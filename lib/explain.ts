@@ -34,6 +34,8 @@ export function explainFetch(source: ImageSource, options: { store: string; dir?
 export interface ExplainMountInput {
   action: 'mount' | 'diff' | 'unmount';
   request?: { lower: string[]; upper?: string; work?: string; target?: string; readOnly: boolean; driver: string; name?: string };
+  /** Not root: the kernel's overlay only mounts inside a user namespace, with userxattr. */
+  rootless?: boolean;
   mount?: { target: string; lower: string[]; upper?: string };
   target?: string;
 }
@@ -58,7 +60,12 @@ export function explainMount(input: ExplainMountInput): ExplainStep[] {
   const steps: ExplainStep[] = [
     { comment: 'the container\'s dirs: upper holds its changes, work is overlay\'s scratch space (same filesystem as upper)', command: `mkdir -p ${request?.readOnly ? '' : `${shellQuote(upper)} ${shellQuote(work)} `}${shellQuote(merged)}` },
   ];
-  if (request?.driver !== 'fuse') steps.push({ comment: 'merge the layers (lowerdir is top first); over a page of options: cd to a dir of short symlinks and name them instead', command: `mount -t overlay overlay -o ${shellQuote(options)} ${shellQuote(merged)}` });
+  if (request?.driver !== 'fuse' && input.rootless) {
+    steps.push({
+      comment: 'without root the kernel\'s overlay mounts only in a user namespace of your own, reading user.overlay.* xattrs (userxattr); it goes when the namespace goes, so ovl-mount tries it there and leaves the mount to ns-enter or runc (mountedIn: container)',
+      command: `unshare --user --map-root-user --map-users=SUBUID,1,COUNT --map-groups=SUBGID,1,COUNT --mount mount -t overlay overlay -o ${shellQuote(`userxattr,${options}`)} ${shellQuote(merged)}`,
+    });
+  } else if (request?.driver !== 'fuse') steps.push({ comment: 'merge the layers (lowerdir is top first); over a page of options: cd to a dir of short symlinks and name them instead', command: `mount -t overlay overlay -o ${shellQuote(options)} ${shellQuote(merged)}` });
   if (request?.driver !== 'kernel') steps.push({ comment: request?.driver === 'fuse' ? 'the same merge in user space' : 'or, without the kernel\'s overlay: the same merge in user space', command: `fuse-overlayfs -o ${shellQuote(options)} ${shellQuote(merged)}` });
   return steps;
 }
@@ -159,7 +166,11 @@ export function explainRun(config: RuntimeConfig, argv: string[], options: { id:
     if (resources.pids) steps.push({ comment: 'the process limit: fork fails past it', command: `echo ${resources.pids.limit < 0 ? 'max' : resources.pids.limit} > /sys/fs/cgroup/pids/${config.linux?.cgroupsPath ?? `container-parts/${options.id}`}/pids.max` });
     steps.push({ comment: 'join it (the shell that runs everything below)', command: `echo $$ > ${cg}/cgroup.procs` });
   }
-  steps.push({ comment: 'new namespaces; the shell that follows runs inside them as PID 1 of the new pid namespace', command: `unshare ${flags} --propagation private sh` });
+  const maps = (mappings: Array<{ containerID: number; hostID: number; size: number }> | undefined, kind: 'users' | 'groups') =>
+    (mappings ?? []).map((m) => (m.containerID === 0 && m.size === 1 ? `--map-${kind === 'users' ? 'user' : 'group'}=0` : `--map-${kind}=${m.hostID},${m.containerID},${m.size}`)).join(' ');
+  const user = ns.has('user') ? `--user ${maps(config.linux?.uidMappings, 'users')} ${maps(config.linux?.gidMappings, 'groups')} ` : '';
+  const comment = user ? 'rootless: a user namespace maps you to root and your /etc/subuid range (newuidmap) to the image\'s other ids; in it, new namespaces; the shell that follows runs inside them as PID 1' : 'new namespaces; the shell that follows runs inside them as PID 1 of the new pid namespace';
+  steps.push({ comment, command: `unshare ${user}${flags} --propagation private sh` });
   if (config.hostname) steps.push({ comment: 'the container\'s host name (uts namespace)', command: `hostname ${shellQuote(config.hostname)}` });
   steps.push({ comment: 'the root must be a mount point for pivot_root', command: `mount --bind ${shellQuote(root)} ${shellQuote(root)}` });
   for (const mount of config.mounts ?? []) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** ovl-mount: merge image layers and a writable upper dir into one tree (mount -t overlay, fuse-overlayfs). */
 import { defineCommand, isMainModule, main, withStore } from '../lib/cli.js';
-import { diffContainerRoot, mountContainerRoot, pipedStore, unmountContainerRoot } from '../lib/container.js';
+import { diffContainerRoot, isRootless, mountContainerRoot, pipedStore, unmountContainerRoot } from '../lib/container.js';
 import { withSection, type PipeDocument } from '../lib/document.js';
 import { UsageError } from '../lib/errors.js';
 import { explainMount } from '../lib/explain.js';
@@ -60,7 +60,7 @@ export const ovlMount = defineCommand({
       storePath,
       warn: (m: string) => ctx.log.warn(m),
     };
-    if (args.explain) return ctx.explain(explainMount({ action: 'mount', request }));
+    if (args.explain) return ctx.explain(explainMount({ action: 'mount', request, rootless: isRootless() }));
     ctx.emit(withSection(doc, 'mount', await mountContainerRoot(request)));
   },
 });
