@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exec, mustExec, type ExecResult } from './helpers/exec.js';
-import { toolPath, tempDir } from './helpers/paths.js';
+import { REPO, toolPath, tempDir } from './helpers/paths.js';
 import { pushBusybox, startRegistry, type TestRegistry } from './helpers/registry.js';
 import { checkUserNamespaces, subordinateRanges } from '../lib/userns.js';
 import { HostError } from '../lib/errors.js';
@@ -163,6 +163,25 @@ describe('rootless: the pipeline as a user made with useradd', () => {
     } finally {
       await exec('userdel', ['-r', bare.name]);
     }
+  });
+
+  test('the lab debian image: its group owners, setuid bits, and su to another image user', async () => {
+    const work = await tempDir('cp-rootless-debian-');
+    try {
+      // debootstrap's tree is cached by the script (/var/cache/container-parts): minutes only the first time.
+      await mustExec(join(REPO, 'scripts', 'build-debian-image.sh'), [work.path, `docker://${registry.host}/lab/debian:latest`], { timeoutMs: 900_000 });
+    } finally {
+      await work.cleanup();
+    }
+    const script = 'id -u; touch /root/x; ls -ln /root; stat -c "%u %g %a %n" /var/mail /usr/bin/passwd; su nobody -s /bin/sh -c "touch /tmp/n; stat -c %u:%g /tmp/n"';
+    const result = await asUser(user, `${cmd('img-fetch')} docker://${registry.host}/lab/debian:latest --tls-verify=false -q | ${cmd('img-unpack')} --layers -q | ${cmd('ovl-mount')} -q | ${cmd('ns-enter')} --rm -- sh -c '${script}'`);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /^0\n/);
+    assert.match(result.stdout, /-rw-r--r-- 1 0 0 0 .* x$/m);
+    assert.match(result.stdout, /^0 8 2775 \/var\/mail$/m, 'root:mail and setgid, as in the image');
+    assert.match(result.stdout, /^0 0 4755 \/usr\/bin\/passwd$/m, 'the setuid bit chown would clear is kept');
+    assert.match(result.stdout, /^65534:65534$/m, 'su to nobody works: its id is mapped');
+    assert.deepEqual(hostMountsUnder(user.home), []);
   });
 
   test('cgroup limits without a delegated cgroup tree: a clear error', async () => {
