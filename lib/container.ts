@@ -152,8 +152,11 @@ function ownershipMarkers(store: OciLayout): string {
 
 /** Unmounts a container's overlay; with `remove`, also deletes its dirs (podman run --rm). */
 export async function unmountContainerRoot(mount: Pick<MountSection, 'target' | 'container' | 'mountedIn'>, options: { storePath: string; remove: boolean }): Promise<void> {
-  const { unmountOverlay } = await import('./overlay.js');
-  if (mount.mountedIn !== 'container') await unmountOverlay(mount.target, overlayStateRoot(await openStore(options.storePath)));
+  const { stateDirFor, unmountOverlay } = await import('./overlay.js');
+  const stateRoot = overlayStateRoot(await openStore(options.storePath));
+  if (mount.mountedIn !== 'container') await unmountOverlay(mount.target, stateRoot);
+  // Mounted only inside the container's namespaces, gone with them: only the short-name links remain to remove.
+  else await rm(stateDirFor(stateRoot, mount.target), { recursive: true, force: true });
   if (options.remove && mount.container) await removeContainerDir(mount.container.dir);
 }
 

@@ -97,6 +97,23 @@ describe('rootless: the pipeline as a user made with useradd', () => {
     assert.deepEqual(hostMountsUnder(user.home), [], 'the overlay lived and died in the container\'s mount namespace');
   });
 
+  test('130 more lower dirs with long paths: ovl-mount\'s short names, mounted from their dir inside the namespace; --rm removes them', async () => {
+    const script = [
+      'rm -rf many && mkdir many && i=0 && while [ $i -lt 130 ]; do i=$((i+1)); mkdir "many/an-empty-layer-with-a-long-name-to-overflow-one-page-of-options-$i"; done',
+      `lower=$(ls -d "$HOME"/many/* | tr '\\n' :)$(jq -r '.mount.lower | join(":")' mount.json)`,
+      `${cmd('ovl-mount')} --lower "$lower" > many.json`,
+      `${cmd('ns-enter')} --rm -- sh -c 'ls -ln /home' < many.json`,
+    ].join(' && ');
+    const result = await asUser(user, script);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /^drwxr-xr-x +2 1000 +1000 .* lab$/m);
+    const mount = JSON.parse(readFileSync(join(user.home, 'many.json'), 'utf8')).mount;
+    assert.equal(mount.lower.length, 132);
+    assert.ok(mount.optionsDir && mount.options.startsWith('userxattr,lowerdir=0:1:2:'), mount.options);
+    assert.ok(!existsSync(mount.optionsDir), 'the short-name links went with --rm');
+    assert.deepEqual(hostMountsUnder(user.home), []);
+  });
+
   test('seed 002: with -v /:/mnt the container\'s root cannot write the host\'s /root or /etc', async () => {
     const marker = `/root/cp-rootless-${process.pid}`;
     const result = await asUser(user, `${cmd('ns-enter')} -v /:/mnt -- sh -c 'echo hello > /mnt${marker}; echo hello > /mnt/etc/cp-rootless; ls /mnt/root' < mount.json`);
