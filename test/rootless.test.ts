@@ -11,7 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { exec, mustExec, type ExecResult } from './helpers/exec.js';
+import { mustExec, type ExecResult } from './helpers/exec.js';
+import { createTestUser, type TestUser } from './helpers/users.js';
 import { REPO, toolPath, tempDir } from './helpers/paths.js';
 import { pushBusybox, startRegistry, type TestRegistry } from './helpers/registry.js';
 import { checkUserNamespaces, subordinateRanges } from '../lib/userns.js';
@@ -21,22 +22,9 @@ import { shellQuote } from '../lib/shell.js';
 const RANGED = 'cprltest';
 const UNRANGED = 'cprlnorange';
 
-interface TestUser {
-  name: string;
-  uid: number;
-  home: string;
-}
-
-async function createUser(name: string, options: string[] = []): Promise<TestUser> {
-  if ((await exec('id', ['-u', name])).status === 0) await exec('userdel', ['-r', name]);
-  await mustExec('useradd', ['-m', ...options, name]);
-  const [, , uid, , , home] = (await mustExec('getent', ['passwd', name])).trim().split(':');
-  return { name, uid: Number(uid), home: home as string };
-}
-
-/** Runs a shell script as the user, with a clean environment (HOME, PATH) as a login would give. */
+/** Runs a shell script as the user, from its home. */
 function asUser(user: TestUser, script: string): Promise<ExecResult> {
-  return exec('runuser', ['-u', user.name, '--', 'env', '-i', `HOME=${user.home}`, 'PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', 'sh', '-c', `cd "$HOME" && ${script}`], { timeoutMs: 180_000 });
+  return user.run('sh', ['-c', `cd "$HOME" && ${script}`], { timeoutMs: 180_000 });
 }
 
 const node = shellQuote(process.execPath);
@@ -61,12 +49,12 @@ describe('rootless: the pipeline as a user made with useradd', () => {
       await work.cleanup();
     }
     image = `docker://${registry.host}/lab/busybox:latest`;
-    user = await createUser(RANGED);
+    user = await createTestUser(RANGED);
   });
 
   after(async () => {
     await registry?.stop();
-    if (user) await exec('userdel', ['-r', user.name]);
+    await user?.remove();
   });
 
   const fetchUnpack = () => `${cmd('img-fetch')} ${image} --tls-verify=false -q | ${cmd('img-unpack')} --layers -q`;
@@ -166,7 +154,7 @@ describe('rootless: the pipeline as a user made with useradd', () => {
   });
 
   test('no subordinate range: a warning, a single-id map, root inside', async () => {
-    const bare = await createUser(UNRANGED, ['-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0']);
+    const bare = await createTestUser(UNRANGED, ['-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0']);
     try {
       const result = await asUser(bare, `${fetchUnpack()} | ${cmd('ovl-mount')} -q | ${cmd('ns-enter')} --rm -- sh -c 'id -u; cat /proc/self/uid_map; ls -ln /home'`);
       assert.equal(result.status, 0, result.stderr);
@@ -178,7 +166,7 @@ describe('rootless: the pipeline as a user made with useradd', () => {
       assert.match(named.stderr, /user 1000: not mapped in a rootless container \(mapped uids: 0-0\)/);
       assert.deepEqual(hostMountsUnder(bare.home), []);
     } finally {
-      await exec('userdel', ['-r', bare.name]);
+      await bare.remove();
     }
   });
 

@@ -14,10 +14,11 @@ export interface TestUser {
   remove(): Promise<void>;
 }
 
-export async function createTestUser(name: string): Promise<TestUser> {
+/** `useraddArgs`: more useradd options, e.g. `-K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0` for a user without a subordinate range. */
+export async function createTestUser(name: string, useraddArgs: string[] = []): Promise<TestUser> {
   // A user left by a test run that was killed: start from a clean account.
   if ((await exec('id', ['-u', name])).status === 0) await exec('userdel', ['-r', '-f', name]);
-  await mustExec('useradd', ['-m', name]);
+  await mustExec('useradd', ['-m', ...useraddArgs, name]);
   const uid = Number((await mustExec('id', ['-u', name])).trim());
   const gid = Number((await mustExec('id', ['-g', name])).trim());
   const home = (await mustExec('sh', ['-c', `getent passwd ${name} | cut -d: -f6`])).trim();
