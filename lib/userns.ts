@@ -159,7 +159,9 @@ export function unshareCommand(uidMappings: IdMapping[] | undefined, gidMappings
   for (const m of gids.others) args.push(`--map-groups=${m.hostID},${m.containerID},${m.size}`);
   if (options.mount) args.push('--mount', '--propagation', 'private');
   args.push('--');
-  return { argv: args, setgroups: uid === 0 || gids.others.length > 0 };
+  // unshare writes gid_map itself when run by root, and then denies setgroups(2) in the
+  // namespace (/proc/PID/setgroups = deny); only newgidmap, for a user's subgid range, leaves it allowed.
+  return { argv: args, setgroups: uid !== 0 && gids.others.length > 0 };
 }
 
 function findOnPath(name: string, debianPackage: string): string {
