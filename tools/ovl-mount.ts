@@ -61,7 +61,9 @@ export const ovlMount = defineCommand({
       warn: (m: string) => ctx.log.warn(m),
     };
     if (args.explain) return ctx.explain(explainMount({ action: 'mount', request, rootless: isRootless() }));
-    ctx.emit(withSection(doc, 'mount', await mountContainerRoot(request)));
+    const mount = await mountContainerRoot(request);
+    ctx.log.debug(`${mount.driver}${mount.mountedIn === 'container' ? ' (mounted inside the container\'s namespaces by ns-enter)' : ''} at ${mount.target}: ${mount.options ?? ''}`);
+    ctx.emit(withSection(doc, 'mount', mount));
   },
 });
 
