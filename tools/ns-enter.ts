@@ -14,7 +14,7 @@ export const nsEnter = defineCommand({
   usage: '$0 [RUN FLAGS] [-- CMD ARGS...]\n$0 --rootfs DIR [RUN FLAGS] [-- CMD ARGS...]\n$0 --bundle DIR',
   examples: [
     ['img-fetch docker://127.0.0.1:5000/lab/busybox:latest --tls-verify=false | img-unpack | ovl-mount | $0 -- cat /etc/os-release', "the tutorial's container"],
-    ['... | ovl-mount | $0 --rm -- sh -c "echo $$"', 'PID 1; the container is removed afterwards'],
+    ['img-fetch docker://127.0.0.1:5000/lab/busybox:latest --tls-verify=false | img-unpack --layers | ovl-mount | $0 --rm -- sh -c "echo $$"', 'PID 1; the container is removed afterwards'],
     ['$0 --rootfs ./rootfs --net none -u lab -v "$PWD:/src:ro" -- sh', 'standalone'],
     ['$0 --bundle ./box', 'run a bundle from oci-spec or runc spec'],
   ],

@@ -18,7 +18,7 @@ export const ociSpec = defineCommand({
     ['$0 > config.json', 'the config `runc spec` writes'],
     ['$0 --rootless', 'the config `runc spec --rootless` writes'],
     ['img-fetch docker://127.0.0.1:5000/lab/busybox:latest --tls-verify=false | img-unpack | $0 --bundle ./box -e GREETING=hi --tmpfs /scratch -- sh -c "id; env"', 'a bundle from the image; then: runc run -b ./box box'],
-    ['... | ovl-mount | $0 --bundle ./box --read-only -v "$PWD/data:/data:ro"', 'the root is the merged overlay'],
+    ['img-fetch docker://127.0.0.1:5000/lab/busybox:latest --tls-verify=false | img-unpack --layers | ovl-mount | $0 --bundle ./box --read-only -v "$PWD/data:/data:ro"', 'the root is the merged overlay'],
     ['$0 --validate ./box/config.json', 'check any config.json; errors name the JSON path'],
   ],
   claimsShortFlags: RUN_FLAGS_SHORT_FLAGS,
@@ -28,7 +28,10 @@ export const ociSpec = defineCommand({
         .option('bundle', { type: 'string', alias: 'b', requiresArg: true, describe: 'Write DIR/config.json (root.path: the piped rootfs or merged overlay, else DIR/rootfs) and emit the document with a bundle section' })
         .option('rootless', { type: 'boolean', default: false, describe: 'A config for an unprivileged user, as `runc spec --rootless`: a user namespace maps you to root' })
         .option('validate', { type: 'string', requiresArg: true, describe: 'Check FILE against the runtime config schema and exit (0: valid; 2: the first problem, by JSON path)' }),
-    ),
+    )
+      // ns-enter's --init and --rm have no place in a config.json: refused here, so not offered in --help.
+      .hide('init')
+      .hide('rm'),
   async run(args, ctx) {
     const positional = args._.map(String);
     if (positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])}`, { hint: 'put the command after --, e.g. -- sh -c "id"' });

@@ -13,7 +13,7 @@ export const ovlMount = defineCommand({
   purpose: "Mount an overlay: the image's layers (read-only lower dirs) under a container's writable upper dir, merged at a target dir; show what a container changed; unmount.",
   usage: '$0 [options]\n$0 --lower L3:L2:L1 --upper U --work W --target MERGED\n$0 --diff [MERGED]\n$0 --unmount [MERGED]',
   examples: [
-    ['img-fetch ... | img-unpack --layers | $0', "mount the image's layers under a new container's dirs in the store"],
+    ['img-fetch docker://127.0.0.1:5000/lab/busybox:latest --tls-verify=false | img-unpack --layers | $0', "mount the image's layers under a new container's dirs in the store"],
     ['$0 --lower /l2:/l1 --upper /u --work /w --target /merged', 'like mount -t overlay overlay -o lowerdir=/l2:/l1,upperdir=/u,workdir=/w /merged'],
     ['$0 --diff /merged', 'list what the container added (A), changed (C), deleted (D) and made opaque (O)'],
     ['$0 --unmount /merged', 'unmount (or pipe the document in)'],
