@@ -11,12 +11,14 @@
  * Everything in a config is either carried out or refused with an error naming the field.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, realpathSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, posix, resolve } from 'node:path';
 import { ContainerPartsError, HostError, UnsupportedError, UsageError } from './errors.js';
 import type { IdMapping, RuntimeConfig, RuntimeMount } from './runtime-spec.js';
 import { unshareCommand } from './userns.js';
 import { resolveInRoot } from './rootfs.js';
+import { shellQuote } from './shell.js';
 import type { Cgroup } from './cgroups.js';
 
 export interface RunOptions {
@@ -30,6 +32,12 @@ export interface RunOptions {
   stdinIsTerminal: boolean;
   /** The dir a root overlay's relative option names (ovl-mount's short links) are relative to. */
   overlayDir?: string;
+  /**
+   * An empty host dir (made and removed by runContainer) whose numbered subdirs are the mount
+   * points of staged mounts: those bwrap cannot make with their flags (noexec), made first in a
+   * private mount namespace and then bound in by bwrap, which keeps a bound mount's flags.
+   */
+  stagingDir?: string;
   /** Called with the container's first process (host pid) once it exists. */
   onStart?: (pid: number) => void;
   debug?: (message: string) => void;
@@ -61,6 +69,8 @@ export interface ExecutionPlan {
   terminal: boolean;
   /** Whether bwrap waits on --block-fd for the cgroup and oom_score_adj to be set. */
   blocks: boolean;
+  /** How many subdirs of stagingDir the prelude mounts on (0: none). */
+  staged: number;
 }
 
 const FD_INFO = 3;
@@ -71,7 +81,7 @@ const FD_BLOCK = 5;
  * Translates a runtime config into a bwrap command line (pure apart from looking at the host
  * paths it binds). Throws UnsupportedError naming the first field it cannot carry out.
  */
-export function planExecution(config: RuntimeConfig, options: Pick<RunOptions, 'bundleDir' | 'init' | 'stdinIsTerminal' | 'overlayDir'>): ExecutionPlan {
+export function planExecution(config: RuntimeConfig, options: Pick<RunOptions, 'bundleDir' | 'init' | 'stdinIsTerminal' | 'overlayDir' | 'stagingDir'>): ExecutionPlan {
   checkKnownFields('', config, ['ociVersion', 'process', 'root', 'hostname', 'mounts', 'annotations', 'linux', 'hooks', 'domainname']);
   if (!/^1\./.test(config.ociVersion ?? '')) throw new UnsupportedError(`ociVersion: ${JSON.stringify(config.ociVersion)} is not a 1.x runtime-spec version`);
   if (config.domainname) throw new UnsupportedError('domainname: not supported by ns-enter (bubblewrap sets no NIS domain name)');
@@ -138,9 +148,15 @@ export function planExecution(config: RuntimeConfig, options: Pick<RunOptions, '
   let hasDev = false;
   const mounts = config.mounts ?? [];
   const rootOverlay = mounts[0]?.type === 'overlay' && posix.normalize(mounts[0].destination) === '/' ? mounts[0] : undefined;
+  const staged: PreludeStep[] = [];
+  const stage = (step: (at: string) => PreludeStep): string => {
+    const at = join(options.stagingDir ?? '/nonexistent', String(staged.length));
+    staged.push(step(at));
+    return at;
+  };
   for (const [i, mount] of mounts.entries()) {
     if (mount === rootOverlay) continue;
-    const translated = translateMount(mount, `mounts[${i}]`, hasDev, root);
+    const translated = translateMount(mount, `mounts[${i}]`, hasDev, root, stage);
     if (mount.type === 'tmpfs' && posix.normalize(mount.destination) === '/dev') hasDev = true;
     args.push(...translated.args);
     late.push(...translated.late);
@@ -167,11 +183,12 @@ export function planExecution(config: RuntimeConfig, options: Pick<RunOptions, '
   // A user namespace, and a mount namespace for the root overlay, are made around bwrap by
   // util-linux unshare (bwrap 0.8 maps only one id, and cannot mount an overlay); bwrap then
   // runs as that namespace's root and makes the rest as it does for real root.
-  const outer = mapped || rootOverlay ? unshareCommand(mapped?.uidMappings, mapped?.gidMappings, { mount: true }) : undefined;
-  const prelude = rootOverlay ? overlayPrelude(rootOverlay, root, options.overlayDir) : [];
+  const steps = [...(rootOverlay ? [overlayStep(rootOverlay, root, options.overlayDir)] : []), ...staged];
+  const outer = mapped || steps.length > 0 ? unshareCommand(mapped?.uidMappings, mapped?.gidMappings, { mount: true }) : undefined;
+  const prelude = steps.length > 0 ? mountPrelude(steps) : [];
   const command = [...helpers.setpriv, ...setprivArgs(proc, outer?.setgroups ?? true), '--', ...(options.init ? [`${HELPER_DIR}/catatonit`, '--'] : []), ...proc.args];
   const argv = [...rlimitPrefix(proc.rlimits ?? []), ...(outer?.argv ?? []), ...prelude, bwrap, ...args, '--', ...command];
-  return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait };
+  return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait, staged: staged.length };
 }
 
 /** A user namespace's maps: both required (runtime-spec), and only with a user namespace. */
@@ -181,22 +198,38 @@ function userMappings(linux: NonNullable<RuntimeConfig['linux']>): { uidMappings
   return { uidMappings, gidMappings };
 }
 
-/** What the outer shell reports on the info fd when the root overlay cannot be mounted. */
-const OVERLAY_FAILED = 'overlay-failed: ';
+/** What the outer shell reports on the info fd when a mount it makes fails. */
+const MOUNT_FAILED = 'mount-failed: ';
+
+/** One mount the prelude makes before bwrap starts: what it is (for the error) and the shell command. */
+interface PreludeStep {
+  what: string;
+  command: string;
+}
 
 /**
  * A rootless root overlay (ovl-mount's `mountedIn: container`): mounted at root.path inside the
  * new user and mount namespaces, from the dir its relative names are relative to, then bwrap
  * binds it as /. It goes when the namespace goes, so nothing is left mounted on the host.
- * A failure is reported on the info fd as one line (mount's own reason).
  */
-function overlayPrelude(mount: RuntimeMount, root: string, dir: string | undefined): string[] {
+function overlayStep(mount: RuntimeMount, root: string, dir: string | undefined): PreludeStep {
   const options = mount.options ?? [];
   const unknown = options.find((o) => !/^(lowerdir|upperdir|workdir)=/.test(o) && !['ro', 'rw', 'userxattr', 'nosuid', 'nodev', 'noexec', 'relatime', 'noatime'].includes(o) && !/^(redirect_dir|index|xino|metacopy|volatile|uuid)(=|$)/.test(o));
   if (unknown !== undefined) throw new UnsupportedError(`mounts[0].options: ${unknown} is not an overlay option ns-enter passes on`);
   if (!options.some((o) => o.startsWith('lowerdir='))) throw new UnsupportedError('mounts[0].options: an overlay at / needs lowerdir=');
-  const script = `cd "$1" && err=$(mount -t overlay overlay -o "$2" "$3" 2>&1) || { printf '${OVERLAY_FAILED}%s\n' "$err" >&${FD_INFO}; exit 125; }; shift 3; exec "$@"`;
-  return ['/bin/sh', '-c', script, 'sh', dir ?? '/', options.join(','), root];
+  return { what: "the container's overlay", command: `(cd ${shellQuote(dir ?? '/')} && mount -t overlay overlay -o ${shellQuote(options.join(','))} ${shellQuote(root)})` };
+}
+
+/**
+ * The shell that runs in the outer (private) mount namespace: each step's mount, then bwrap.
+ * A failure is reported on the info fd as one line (mount's own reason) and ends the run.
+ */
+function mountPrelude(steps: PreludeStep[]): string[] {
+  const script = steps
+    // "$( (" : a space, or the shell reads "$((" as arithmetic.
+    .map((step) => `err=$( ${step.command} 2>&1) || { printf '${MOUNT_FAILED}%s: %s\\n' ${shellQuote(step.what)} "$err" >&${FD_INFO}; exit 125; }`)
+    .join('; ');
+  return ['/bin/sh', '-c', `${script}; exec "$@"`, 'sh'];
 }
 
 function checkKnownFields(prefix: string, value: object, known: string[]): void {
@@ -216,10 +249,15 @@ function tmpfsMode(root: string, destination: string, options: string[]): string
   return (options.find((o) => o.startsWith('mode='))?.slice(5) ?? '755').padStart(4, '0');
 }
 
-/** Options bwrap's mounts honour or make moot (its mounts are nosuid, its binds recursive and private). */
+/**
+ * Options bwrap's mounts honour or make moot (its mounts are nosuid, its binds recursive and
+ * private; a tmpfs or bind with noexec is staged, see RunOptions.stagingDir).
+ */
 const HARMLESS_OPTIONS = new Set(['nosuid', 'nodev', 'noexec', 'strictatime', 'relatime', 'noatime', 'rw', 'bind', 'rbind', 'private', 'rprivate', 'slave', 'rslave', 'newinstance']);
 
-function translateMount(mount: RuntimeMount, field: string, hasDev: boolean, root: string): { args: string[]; late: string[] } {
+type Stage = (step: (at: string) => PreludeStep) => string;
+
+function translateMount(mount: RuntimeMount, field: string, hasDev: boolean, root: string, stage: Stage): { args: string[]; late: string[] } {
   const destination = posix.normalize(mount.destination);
   if (!destination.startsWith('/')) throw new UnsupportedError(`${field}.destination: must be absolute`);
   const options = mount.options ?? [];
@@ -235,7 +273,10 @@ function translateMount(mount: RuntimeMount, field: string, hasDev: boolean, roo
     unknown(() => false);
     if (!mount.source) throw new UnsupportedError(`${field}.source: a bind mount needs a source`);
     if (!existsSync(mount.source)) throw new UsageError(`${field}.source: ${mount.source} does not exist`);
-    return { args: [readOnly ? '--ro-bind' : '--bind', mount.source, destination], late: [] };
+    const source = options.includes('noexec')
+      ? stage((at) => ({ what: `${field} (${destination})`, command: `mount --rbind ${shellQuote(mount.source as string)} ${shellQuote(at)} && mount -o remount,bind,noexec ${shellQuote(at)}` }))
+      : mount.source;
+    return { args: [readOnly ? '--ro-bind' : '--bind', source, destination], late: [] };
   }
   switch (mount.type) {
     case 'proc':
@@ -246,6 +287,11 @@ function translateMount(mount: RuntimeMount, field: string, hasDev: boolean, roo
       if (destination === '/dev') return { args: ['--dev', '/dev'], late };
       const size = options.find((o) => o.startsWith('size='))?.slice(5);
       const mode = tmpfsMode(root, destination, options);
+      if (options.includes('noexec')) {
+        const flags = ['noexec', 'nosuid', 'nodev', `mode=${mode}`, ...(size ? [`size=${parseSize(size, field)}`] : [])].join(',');
+        const at = stage((at) => ({ what: `${field} (${destination})`, command: `mount -t tmpfs -o ${flags} tmpfs ${shellQuote(at)}` }));
+        return { args: ['--bind', at, destination], late };
+      }
       return { args: [...(size ? ['--size', String(parseSize(size, field))] : []), '--perms', mode, '--tmpfs', destination], late };
     }
     case 'devpts':
@@ -465,7 +511,39 @@ export interface ExitStatus {
  * SIGUSR2 to it, and returns its exit status. The cgroup is removed afterwards.
  */
 export async function runContainer(config: RuntimeConfig, options: RunOptions): Promise<ExitStatus> {
-  const plan = planExecution(config, options);
+  const stagingDir = options.stagingDir ?? stagingDirFor(process.pid);
+  const plan = planExecution(config, { ...options, stagingDir });
+  if (plan.staged > 0) {
+    mkdirSync(stagingDir, { mode: 0o700 });
+    for (let i = 0; i < plan.staged; i++) mkdirSync(join(stagingDir, String(i)));
+  }
+  try {
+    return await runPlanned(plan, options);
+  } finally {
+    if (plan.staged > 0) removeStagingDir(stagingDir, plan.staged);
+  }
+}
+
+/** The staging dir of one ns-enter process (it runs one container). */
+export function stagingDirFor(pid: number): string {
+  return join(tmpdir(), `ns-enter-staging-${pid}`);
+}
+
+/**
+ * The staged mounts lived in the container's private mount namespace and went with it; their
+ * mount points are empty dirs here. rmdir, not a recursive remove: it can never delete content.
+ */
+function removeStagingDir(dir: string, count: number): void {
+  for (const path of [...Array.from({ length: count }, (_, i) => join(dir, String(i))), dir]) {
+    try {
+      rmdirSync(path);
+    } catch {
+      // not made (the run failed first), or not empty: left for the user to see
+    }
+  }
+}
+
+async function runPlanned(plan: ExecutionPlan, options: RunOptions): Promise<ExitStatus> {
   options.debug?.(`exec: ${plan.argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')}`);
   const limits = cgroupLimits(plan.resources);
   let cgroup: Cgroup | undefined;
@@ -540,9 +618,9 @@ function spawnAndWait(plan: ExecutionPlan, cgroup: Cgroup | undefined, options: 
     child.on('close', (code, signal) => {
       for (const signal of FORWARDED_SIGNALS) process.off(signal, forward);
       if (failure) return reject(failure instanceof ContainerPartsError ? failure : new HostError(`cannot set up the container: ${failure.message}`));
-      const overlayFailure = infoText.indexOf(OVERLAY_FAILED);
-      if (containerPid === undefined && overlayFailure !== -1) {
-        return reject(new HostError(`cannot mount the container's overlay in its namespaces: ${infoText.slice(overlayFailure + OVERLAY_FAILED.length).trim().replace(/\s*\n\s*/g, '; ')}`));
+      const mountFailure = infoText.indexOf(MOUNT_FAILED);
+      if (containerPid === undefined && mountFailure !== -1) {
+        return reject(new HostError(`cannot mount ${infoText.slice(mountFailure + MOUNT_FAILED.length).trim().replace(/\s*\n\s*/g, '; ')}`));
       }
       if (containerPid === undefined) return reject(new HostError(`${plan.argv.includes('--user') ? 'the user namespace or bubblewrap' : 'bubblewrap'} could not set up the container (its reason is on the line above)`));
       const final = exitCode ?? (signal ? 128 + (signalNumber(signal) ?? 0) : (code ?? 1));

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec, mustExec, tool } from './helpers/exec.js';
 import { busyboxRootfs, mountsUnder, unmountAll } from './helpers/mounts.js';
@@ -180,6 +180,25 @@ describe('ns-enter', () => {
     assert.equal(readFileSync(join(shared, 'out'), 'utf8'), 'out\n');
     const readOnly = await run(['--read-only', '--', 'sh', '-c', 'touch /x 2>&1']);
     assert.match(readOnly.stdout, /Read-only file system/);
+  });
+
+  test('noexec is carried out: tmpfs mounts (--tmpfs, /dev/shm) and noexec binds refuse to run files, as under runc; nothing is left staged', async () => {
+    const shared = join(work.path, 'noexec-src');
+    await mkdir(shared, { recursive: true });
+    await writeFile(join(shared, 'tool'), '#!/bin/sh\necho ran\n', { mode: 0o755 });
+    const bundle = join(work.path, 'noexec-bundle');
+    const script = 'for d in /scratch /dev/shm; do cp /src/tool $d/t; chmod +x $d/t; $d/t 2>/dev/null || echo "$d: refused"; done; /src/tool 2>/dev/null || echo "/src: refused"; grep -c noexec /proc/self/mountinfo >/dev/null && echo listed';
+    const config = await runcSpecConfig(bundle, ['sh', '-c', script]);
+    config.root = { path: rootfs, readonly: false };
+    config.mounts = [...(config.mounts ?? []), { destination: '/scratch', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'noexec', 'mode=1777'] }, { destination: '/src', type: 'bind', source: shared, options: ['rbind', 'ro', 'noexec'] }];
+    await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
+    const runc = await exec('runc', ['run', '-b', bundle, `cp-ns-noexec-${process.pid}`]);
+    const ours = await tool('ns-enter', ['--bundle', bundle]);
+    assert.equal(runc.status, 0, runc.stderr);
+    assert.equal(ours.status, 0, ours.stderr);
+    assert.equal(ours.stdout, runc.stdout);
+    assert.equal(ours.stdout, '/scratch: refused\n/dev/shm: refused\n/src: refused\nlisted\n');
+    assert.deepEqual(readdirSync(tmpdir()).filter((f) => f.startsWith('ns-enter-staging-')), []);
   });
 
   test('--memory kills a process that allocates past it (137); --pids-limit stops a fork loop; the cgroup is gone after', async () => {

@@ -3,7 +3,7 @@
 import { defineCommand, isMainModule, main, withStore } from '../lib/cli.js';
 import { pipedStore, prepareRun, runPrepared } from '../lib/container.js';
 import { UsageError } from '../lib/errors.js';
-import { planExecution } from '../lib/namespaces.js';
+import { planExecution, stagingDirFor } from '../lib/namespaces.js';
 import { resolveStorePath } from '../lib/paths.js';
 import { parseRunFlags, RUN_FLAGS_SHORT_FLAGS, withRunFlags } from '../lib/runflags.js';
 
@@ -38,7 +38,7 @@ export const nsEnter = defineCommand({
     const stdinIsTerminal = ctx.io.stdin.isTTY === true;
     // Loaded only here: explain.js reaches the image code, which the hot path must not load.
     const { explainRun } = args.explain ? await import('../lib/explain.js') : { explainRun: undefined };
-    if (explainRun) return ctx.explain(explainRun(prepared.config, planExecution(prepared.config, { bundleDir: prepared.bundleDir, init: flags.init, stdinIsTerminal: true, overlayDir: prepared.mount?.optionsDir }).argv, { id: prepared.id, init: flags.init }));
+    if (explainRun) return ctx.explain(explainRun(prepared.config, planExecution(prepared.config, { bundleDir: prepared.bundleDir, init: flags.init, stdinIsTerminal: true, overlayDir: prepared.mount?.optionsDir, stagingDir: stagingDirFor(process.pid) }).argv, { id: prepared.id, init: flags.init }));
     const status = await runPrepared(prepared, { flags, storePath: pipedStore(args.store, document) ?? resolveStorePath(args.store, ctx.io.env), stdinIsTerminal, debug: (m) => ctx.log.debug(m), warn: (m) => ctx.log.warn(m) });
     if (status.oomKilled) ctx.log.warn('the container went over its memory limit and was killed (OOM)');
     return status.code;
