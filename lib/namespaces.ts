@@ -18,6 +18,7 @@ import { ContainerPartsError, HostError, UnsupportedError, UsageError } from './
 import type { IdMapping, RuntimeConfig, RuntimeMount } from './runtime-spec.js';
 import { unshareCommand } from './userns.js';
 import { resolveInRoot } from './rootfs.js';
+import { findProgram } from './host.js';
 import { shellQuote } from './shell.js';
 import type { Cgroup } from './cgroups.js';
 
@@ -45,18 +46,6 @@ export interface RunOptions {
 
 /** Where helper binaries appear inside the container: bwrap's own /dev tmpfs, so the rootfs is not touched. */
 export const HELPER_DIR = '/dev/.ns-enter';
-
-export const DEBIAN_PACKAGES: Record<string, string> = { bwrap: 'bubblewrap', setpriv: 'util-linux', prlimit: 'util-linux', catatonit: 'catatonit' };
-
-/** The host program for `name`, or a HostError naming the Debian package that has it. */
-export function findProgram(name: string): string {
-  for (const dir of (process.env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
-    if (dir === '') continue;
-    const candidate = join(dir, name);
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new HostError(`${name} not found`, { hint: `apt-get install ${DEBIAN_PACKAGES[name] ?? name}` });
-}
 
 /** The plan for one run: the argv to spawn, and what has to happen between start and unblock. */
 export interface ExecutionPlan {

@@ -14,6 +14,7 @@ import { join, relative, resolve } from 'node:path';
 import type { MountSection } from './document.js';
 import { ContainerPartsError, HostError, NotFoundError, UsageError } from './errors.js';
 import { checkUserNamespaces, unshareCommand, type UserNamespaceMap } from './userns.js';
+import { programPath } from './host.js';
 
 export type OverlayDriver = 'overlay' | 'fuse-overlayfs';
 export type DriverChoice = 'auto' | 'kernel' | 'fuse';
@@ -86,7 +87,7 @@ export async function mountOverlay(request: OverlayRequest): Promise<MountSectio
     }
     if (choice === 'kernel') throw new HostError(`overlay not supported: ${errors.join('; ')}`);
   }
-  if (!commandExists('fuse-overlayfs')) {
+  if (programPath('fuse-overlayfs') === undefined) {
     errors.push('fuse-overlayfs is not installed (apt-get install fuse-overlayfs)');
     throw new HostError(`cannot mount an overlay at ${target}: ${errors.join('; ')}`);
   }
@@ -154,7 +155,7 @@ function kernelBefore(major: number, minor: number): boolean {
 
 /** Why fuse-overlayfs cannot be used by this user, or undefined when it can. */
 function fuseUnavailable(): string | undefined {
-  if (!commandExists('fuse-overlayfs')) return 'not installed (apt-get install fuse-overlayfs)';
+  if (programPath('fuse-overlayfs') === undefined) return 'not installed (apt-get install fuse-overlayfs)';
   try {
     accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
   } catch (err) {
@@ -422,9 +423,6 @@ async function kernelHasOverlay(): Promise<boolean> {
   return listed();
 }
 
-export function commandExists(name: string): boolean {
-  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((dir) => dir !== '' && existsSync(join(dir, name)));
-}
 
 /** Runs a program; rejects with its stderr's last line (the tools print one reason there). */
 export function run(program: string, args: string[], options: { cwd?: string } = {}): Promise<string> {

@@ -13,12 +13,13 @@
  * removing them again is done from inside the namespace too (`removeTree`).
  */
 import { execFile } from 'node:child_process';
-import { existsSync, lstatSync, readFileSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { HostError } from './errors.js';
+import { findProgram, programPath } from './host.js';
 import type { IdMapping } from './runtime-spec.js';
 
 export interface SubordinateRange {
@@ -87,13 +88,10 @@ export function rootlessMappings(files = { subuid: '/etc/subuid', subgid: '/etc/
     const missing = uidRanges.length === 0 ? files.subuid : files.subgid;
     return single(`no range for ${name} in ${missing}: only your own id is mapped (to root), so every file shows as root's and the image's other users cannot be used (an administrator can add one: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${name})`);
   }
-  if (!onPath('newuidmap') || !onPath('newgidmap')) return single('newuidmap/newgidmap not found: only your own id is mapped (apt-get install uidmap)');
+  if (programPath('newuidmap') === undefined || programPath('newgidmap') === undefined) return single('newuidmap/newgidmap not found: only your own id is mapped (apt-get install uidmap)');
   return { uidMappings: mappingsFor(uid, uidRanges), gidMappings: mappingsFor(gid, gidRanges), ranged: true };
 }
 
-function onPath(name: string): boolean {
-  return (process.env.PATH || '/usr/bin:/bin').split(':').some((dir) => dir !== '' && existsSync(join(dir, name)));
-}
 
 /**
  * Whether this kernel lets the caller make a user namespace; a HostError saying which knob
@@ -137,7 +135,7 @@ export interface UnshareCommand {
  * namespace too, private, so what is mounted there never reaches the host.
  */
 export function unshareCommand(uidMappings: IdMapping[] | undefined, gidMappings: IdMapping[] | undefined, options: { mount: boolean }): UnshareCommand {
-  const unshare = findOnPath('unshare', 'util-linux');
+  const unshare = findProgram('unshare');
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   const args = [unshare];
@@ -164,12 +162,6 @@ export function unshareCommand(uidMappings: IdMapping[] | undefined, gidMappings
   return { argv: args, setgroups: uid !== 0 && gids.others.length > 0 };
 }
 
-function findOnPath(name: string, debianPackage: string): string {
-  for (const dir of (process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
-    if (dir !== '' && existsSync(join(dir, name))) return join(dir, name);
-  }
-  throw new HostError(`${name} not found`, { hint: `apt-get install ${debianPackage}` });
-}
 
 /** Runs argv to completion; rejects with the last line it printed on stderr. */
 function runToEnd(argv: string[], input?: string): Promise<string> {
@@ -271,7 +263,7 @@ export async function applyRecordedOwnership(trees: string[], map: UserNamespace
   const { argv } = unshareCommand(map.uidMappings, map.gidMappings, { mount: false });
   let output: string;
   try {
-    output = await runToEnd([...argv, findOnPath('python3', 'python3'), '-c', OWNERSHIP_SCRIPT, ...pending]);
+    output = await runToEnd([...argv, findProgram('python3'), '-c', OWNERSHIP_SCRIPT, ...pending]);
   } catch (err) {
     throw new HostError(`cannot give the image's owners to its files in a user namespace: ${(err as Error).message}`);
   }
@@ -296,7 +288,7 @@ export async function removeTree(path: string, map: () => UserNamespaceMap = roo
   }
   const { uidMappings, gidMappings } = map();
   const { argv } = unshareCommand(uidMappings, gidMappings, { mount: false });
-  await runToEnd([...argv, findOnPath('rm', 'coreutils'), '-rf', '--', path]).catch((err: Error) => {
+  await runToEnd([...argv, findProgram('rm'), '-rf', '--', path]).catch((err: Error) => {
     throw new HostError(`cannot remove ${path}: ${err.message}`);
   });
 }

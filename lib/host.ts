@@ -1,0 +1,40 @@
+/**
+ * Programs of the host's that the toolkit runs (bwrap, setpriv, unshare, mount, ...): found on
+ * PATH, or a HostError naming the Debian package that has them. One search for all of them.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { HostError } from './errors.js';
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** The Debian package of each program the toolkit runs, for the hint when one is missing. */
+export const DEBIAN_PACKAGES: Record<string, string> = {
+  bwrap: 'bubblewrap',
+  setpriv: 'util-linux',
+  prlimit: 'util-linux',
+  unshare: 'util-linux',
+  catatonit: 'catatonit',
+  newuidmap: 'uidmap',
+  newgidmap: 'uidmap',
+  'fuse-overlayfs': 'fuse-overlayfs',
+  python3: 'python3',
+  rm: 'coreutils',
+};
+
+/** Where `name` is on PATH, or undefined. */
+export function programPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH || DEFAULT_PATH).split(':')) {
+    if (dir === '') continue;
+    const candidate = join(dir, name);
+    if (existsSync(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+/** Where `name` is on PATH, or a HostError naming the Debian package that has it. */
+export function findProgram(name: string): string {
+  const path = programPath(name);
+  if (path === undefined) throw new HostError(`${name} not found`, { hint: `apt-get install ${DEBIAN_PACKAGES[name] ?? name}` });
+  return path;
+}
