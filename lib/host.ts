@@ -2,6 +2,7 @@
  * Programs of the host's that the toolkit runs (bwrap, setpriv, unshare, mount, ...): found on
  * PATH, or a HostError naming the Debian package that has them. One search for all of them.
  */
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostError } from './errors.js';
@@ -37,4 +38,22 @@ export function findProgram(name: string): string {
   const path = programPath(name);
   if (path === undefined) throw new HostError(`${name} not found`, { hint: `apt-get install ${DEBIAN_PACKAGES[name] ?? name}` });
   return path;
+}
+
+/**
+ * Runs a program to completion and resolves with its stdout; rejects with a HostError whose
+ * message is the line its stderr ends with (mount, python and the util-linux tools put their
+ * reason there; mount's dmesg(1) hint line is dropped).
+ */
+export function runProgram(argv: string[], options: { cwd?: string; input?: string } = {}): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const [program, ...args] = argv as [string, ...string[]];
+    const child = execFile(program, args, { cwd: options.cwd, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+      if (!error) return resolvePromise(stdout);
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return reject(new HostError(`${program} not found`, { hint: `apt-get install ${DEBIAN_PACKAGES[program] ?? program}` }));
+      const lines = String(stderr).split('\n').filter((l) => l.trim() !== '' && !/dmesg\(1\) may have more/.test(l));
+      reject(new HostError((lines.pop() ?? `${program} exited ${error.code}`).trim()));
+    });
+    if (options.input !== undefined) child.stdin?.end(options.input);
+  });
 }

@@ -5,16 +5,15 @@
  * /proc/self/mountinfo; and diffed the way the kernel records changes in UPPER: new files,
  * copied-up files, whiteouts (0/0 character devices) and opaque directories (an xattr).
  */
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, readFileSync, statSync, statfsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, rm, stat, symlink } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import type { MountSection } from './document.js';
-import { ContainerPartsError, HostError, NotFoundError, UsageError } from './errors.js';
+import { HostError, NotFoundError, UsageError } from './errors.js';
 import { checkUserNamespaces, unshareCommand, type UserNamespaceMap } from './userns.js';
-import { programPath } from './host.js';
+import { programPath, runProgram } from './host.js';
 
 export type OverlayDriver = 'overlay' | 'fuse-overlayfs';
 export type DriverChoice = 'auto' | 'kernel' | 'fuse';
@@ -120,7 +119,7 @@ async function mountRootless(lower: string[], upper: string | undefined, work: s
       const { options, cwd } = await overlayOptions(lower, upper, work, stateDir);
       const flags = `${upper === undefined ? 'ro,' : ''}userxattr,${options}`;
       const { argv } = unshareCommand(map.uidMappings, map.gidMappings, { mount: true });
-      await run(argv[0] as string, [...argv.slice(1), 'mount', '-t', 'overlay', 'overlay', '-o', flags, target], { cwd }).catch((err: Error) => {
+      await runProgram([...argv, 'mount', '-t', 'overlay', 'overlay', '-o', flags, target], { cwd }).catch((err: Error) => {
         throw new OverlayMountError(`mount -t overlay -o userxattr in a user namespace failed: ${err.message}${kernelBefore(5, 11) ? ` (userxattr needs Linux 5.11+, this is ${release()})` : ''}`);
       });
       const result = section('overlay', lower, upper, work, target, flags);
@@ -218,7 +217,7 @@ async function mountKernel(lower: string[], upper: string | undefined, work: str
   const { options, cwd } = await overlayOptions(lower, upper, work, stateDir);
   const flags = upper === undefined ? `ro,${options}` : options;
   try {
-    await run('mount', ['-t', 'overlay', 'overlay', '-o', flags, target], { cwd });
+    await runProgram(['mount', '-t', 'overlay', 'overlay', '-o', flags, target], { cwd });
   } catch (err) {
     throw new OverlayMountError(`mount -t overlay failed: ${await kernelReason((err as Error).message, upper)}`);
   }
@@ -228,7 +227,7 @@ async function mountKernel(lower: string[], upper: string | undefined, work: str
 async function mountFuse(lower: string[], upper: string | undefined, work: string | undefined, target: string, stateDir: string): Promise<string> {
   const { options, cwd } = await overlayOptions(lower, upper, work, stateDir);
   const flags = upper === undefined ? `ro,${options}` : options;
-  await run('fuse-overlayfs', ['-o', flags, target], { cwd }).catch((err: Error) => {
+  await runProgram(['fuse-overlayfs', '-o', flags, target], { cwd }).catch((err: Error) => {
     throw new OverlayMountError(`fuse-overlayfs failed: ${err.message}`);
   });
   return flags;
@@ -236,7 +235,7 @@ async function mountFuse(lower: string[], upper: string | undefined, work: strin
 
 /** mount(8) says "wrong fs type, bad option..." for every refusal; the kernel log says why. */
 async function kernelReason(message: string, upper: string | undefined): Promise<string> {
-  const log = await run('dmesg', ['--notime']).catch(() => '');
+  const log = await runProgram(['dmesg', '--notime']).catch(() => '');
   const reason = log.split('\n').filter((l) => /overlayfs: /.test(l)).pop();
   if (reason) return reason.replace(/^.*overlayfs: /, 'overlayfs: ');
   if (upper !== undefined) return `${message} (the upper's filesystem may lack what overlay needs: xattrs, d_type, tmpfile)`;
@@ -247,7 +246,7 @@ async function kernelReason(message: string, upper: string | undefined): Promise
 export async function unmountOverlay(target: string, stateRoot: string): Promise<void> {
   const path = resolve(target);
   if (!(await isMountPoint(path))) throw new NotFoundError(`${path} is not mounted`);
-  await run('umount', [path]).catch((err: Error) => {
+  await runProgram(['umount', path]).catch((err: Error) => {
     if (/busy/i.test(err.message)) throw new HostError(`${path}: target is busy`, { hint: `a process still uses it: see fuser -vm ${path}` });
     throw new HostError(`umount ${path} failed: ${err.message}`);
   });
@@ -388,7 +387,7 @@ async function findInLowers(lower: string[], rel: string) {
  * call lists them for the whole tree.
  */
 async function opaqueDirectories(upper: string): Promise<Set<string>> {
-  const output = await run('getfattr', ['-R', '-h', '--absolute-names', '-d', '-m', '^(trusted|user)\\.(overlay|fuseoverlayfs)\\.opaque$', upper]).catch((err: Error) => {
+  const output = await runProgram(['getfattr', '-R', '-h', '--absolute-names', '-d', '-m', '^(trusted|user)\\.(overlay|fuseoverlayfs)\\.opaque$', upper]).catch((err: Error) => {
     if (/ENOENT|not found/.test(err.message)) throw new HostError('getfattr is not installed (apt-get install attr)');
     throw err;
   });
@@ -419,19 +418,8 @@ async function requireDirectory(path: string, what: string): Promise<void> {
 async function kernelHasOverlay(): Promise<boolean> {
   const listed = () => /\toverlay$/m.test(readFileSync('/proc/filesystems', 'utf8'));
   if (listed()) return true;
-  await run('modprobe', ['-q', 'overlay']).catch(() => undefined);
+  await runProgram(['modprobe', '-q', 'overlay']).catch(() => undefined);
   return listed();
 }
 
 
-/** Runs a program; rejects with its stderr's last line (the tools print one reason there). */
-export function run(program: string, args: string[], options: { cwd?: string } = {}): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    execFile(program, args, { cwd: options.cwd, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
-      if (!error) return resolvePromise(stdout);
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return reject(new HostError(`${program} not found`));
-      const lines = String(stderr).trim().split('\n').filter((l) => l.trim() !== '' && !/dmesg\(1\) may have more/.test(l));
-      reject(new ContainerPartsError((lines[0] ?? `${program} exited ${error.code}`).trim()));
-    });
-  });
-}

@@ -12,14 +12,13 @@
  * lands on the range's host id. Files owned that way belong to the range, not to the user:
  * removing them again is done from inside the namespace too (`removeTree`).
  */
-import { execFile } from 'node:child_process';
 import { lstatSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { HostError } from './errors.js';
-import { findProgram, programPath } from './host.js';
+import { findProgram, programPath, runProgram } from './host.js';
 import type { IdMapping } from './runtime-spec.js';
 
 export interface SubordinateRange {
@@ -163,18 +162,6 @@ export function unshareCommand(uidMappings: IdMapping[] | undefined, gidMappings
 }
 
 
-/** Runs argv to completion; rejects with the last line it printed on stderr. */
-function runToEnd(argv: string[], input?: string): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const [program, ...args] = argv as [string, ...string[]];
-    const child = execFile(program, args, { maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
-      if (!error) return resolvePromise(stdout);
-      const lines = String(stderr).trim().split('\n').filter((l) => l.trim() !== '');
-      reject(new HostError(lines.pop() ?? `${program} exited ${error.code}`));
-    });
-    if (input !== undefined) child.stdin?.end(input);
-  });
-}
 
 /**
  * Walks each tree and gives every file the owner its user.rootlesscontainers xattr records
@@ -263,7 +250,7 @@ export async function applyRecordedOwnership(trees: string[], map: UserNamespace
   const { argv } = unshareCommand(map.uidMappings, map.gidMappings, { mount: false });
   let output: string;
   try {
-    output = await runToEnd([...argv, findProgram('python3'), '-c', OWNERSHIP_SCRIPT, ...pending]);
+    output = await runProgram([...argv, findProgram('python3'), '-c', OWNERSHIP_SCRIPT, ...pending]);
   } catch (err) {
     throw new HostError(`cannot give the image's owners to its files in a user namespace: ${(err as Error).message}`);
   }
@@ -288,7 +275,7 @@ export async function removeTree(path: string, map: () => UserNamespaceMap = roo
   }
   const { uidMappings, gidMappings } = map();
   const { argv } = unshareCommand(uidMappings, gidMappings, { mount: false });
-  await runToEnd([...argv, findProgram('rm'), '-rf', '--', path]).catch((err: Error) => {
+  await runProgram([...argv, findProgram('rm'), '-rf', '--', path]).catch((err: Error) => {
     throw new HostError(`cannot remove ${path}: ${err.message}`);
   });
 }
