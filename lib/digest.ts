@@ -1,6 +1,6 @@
 /** sha256 digests as the OCI specs write them: `sha256:` and 64 lower-case hex digits. */
 import { createHash } from 'node:crypto';
-import { DigestMismatchError, UnsupportedError } from './errors.js';
+import { UnsupportedError } from './errors.js';
 
 export const SHA256 = /^sha256:([a-f0-9]{64})$/;
 
@@ -13,12 +13,4 @@ export function digestHex(digest: string): string {
   const match = SHA256.exec(digest);
   if (!match) throw new UnsupportedError(`unsupported digest "${digest}" (only sha256 is supported)`);
   return match[1] as string;
-}
-
-export function assertDigest(what: string, data: Buffer, expected: string, expectedSize?: number): void {
-  if (expectedSize !== undefined && data.length !== expectedSize) {
-    throw new DigestMismatchError(`${what} ${expected}: size ${data.length} does not match the expected ${expectedSize}`);
-  }
-  const actual = digestOf(data);
-  if (actual !== expected) throw new DigestMismatchError(`${what} ${expected}: content has digest ${actual}`);
 }

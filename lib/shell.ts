@@ -3,7 +3,3 @@ export function shellQuote(word: string): string {
   if (/^[\w@%+=:,./-]+$/.test(word)) return word;
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
-
-export function shellLine(words: string[]): string {
-  return words.map(shellQuote).join(' ');
-}
