@@ -4,6 +4,7 @@
  * container's state outlives one run until the user removes it (podman's containers/ID).
  */
 import { randomBytes } from 'node:crypto';
+import { openSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { MountSection, PipeDocument } from './document.js';
@@ -230,15 +231,28 @@ export function prepareRun(request: RunRequest): PreparedRun {
 }
 
 /** Runs a prepared container; with --rm, then unmounts its overlay and removes its dirs (podman run --rm). */
-export async function runPrepared(prepared: PreparedRun, options: { flags: RunFlags; storePath: string; stdinIsTerminal: boolean; debug?: (m: string) => void; warn?: (m: string) => void }): Promise<ExitStatus> {
+export async function runPrepared(prepared: PreparedRun, options: { flags: RunFlags; storePath: string; stdinIsTerminal: boolean; stdin?: number; debug?: (m: string) => void; warn?: (m: string) => void }): Promise<ExitStatus> {
   if (prepared.userNamespace) {
     checkUserNamespaces();
     if (prepared.userNamespace.warning) options.warn?.(prepared.userNamespace.warning);
     if (prepared.ownedTrees) await giveRecordedOwners(prepared.ownedTrees, prepared.userNamespace, await openStore(options.storePath), options.warn);
   }
   try {
-    return await runContainer(prepared.config, { id: prepared.id, bundleDir: prepared.bundleDir, init: options.flags.init, stdinIsTerminal: options.stdinIsTerminal, overlayDir: prepared.mount?.optionsDir, debug: options.debug });
+    return await runContainer(prepared.config, { id: prepared.id, bundleDir: prepared.bundleDir, init: options.flags.init, stdinIsTerminal: options.stdinIsTerminal, stdin: options.stdin, overlayDir: prepared.mount?.optionsDir, debug: options.debug });
   } finally {
     if (options.flags.rm && prepared.mount) await unmountContainerRoot(prepared.mount, { storePath: options.storePath, remove: true });
+  }
+}
+
+/**
+ * The terminal, opened for reading, or undefined when there is none (CI, a daemon). The
+ * tutorial's `img-fetch … | ovl-mount | ns-enter -- sh` hands ns-enter its document on stdin,
+ * which is then used up: the container's shell reads the terminal instead, as `xargs -o` does.
+ */
+export function openTerminal(): number | undefined {
+  try {
+    return openSync('/dev/tty', 'r');
+  } catch {
+    return undefined;
   }
 }

@@ -29,8 +29,10 @@ export interface RunOptions {
   bundleDir?: string;
   /** --init: catatonit as PID 1, forwarding signals to the command and reaping zombies (podman run --init). */
   init?: boolean;
-  /** Whether our stdin is a terminal (process.terminal needs one). */
+  /** Whether the container's stdin is a terminal (process.terminal needs one). */
   stdinIsTerminal: boolean;
+  /** The container's stdin, when it is not ours (an fd of the terminal, see openTerminal). */
+  stdin?: number;
   /** The dir a root overlay's relative option names (ovl-mount's short links) are relative to. */
   overlayDir?: string;
   /**
@@ -559,7 +561,7 @@ function spawnAndWait(plan: ExecutionPlan, cgroup: Cgroup | undefined, options: 
   return new Promise((resolvePromise, reject) => {
     const [program, ...args] = plan.argv as [string, ...string[]];
     // Node sets up fds 3-5 as socket pairs: bwrap writes JSON to 3 and 4 and waits to read from 5.
-    const child = spawn(program, args, { stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe', plan.blocks ? 'pipe' : 'ignore'] });
+    const child = spawn(program, args, { stdio: [options.stdin ?? 'inherit', 'inherit', 'inherit', 'pipe', 'pipe', plan.blocks ? 'pipe' : 'ignore'] });
     const fds = child.stdio as unknown as Array<NodeJS.ReadableStream & NodeJS.WritableStream>;
     const info = fds[FD_INFO] as NodeJS.ReadableStream;
     const status = fds[FD_STATUS] as NodeJS.ReadableStream;

@@ -169,6 +169,19 @@ describe('ns-enter', () => {
     assert.match(noTty.stderr, /^ns-enter: process\.terminal: true needs a terminal on stdin/);
   });
 
+  test("a document piped in uses up stdin: the command reads the terminal instead, as the tutorial's shell does; without one, stdin is at its end", async () => {
+    const doc = join(work.path, 'flat-doc.json');
+    await writeFile(doc, JSON.stringify({ documentVersion: 1, rootfs: { mode: 'flat', path: rootfs } }));
+    const command = `cat ${doc} | ${process.execPath} ${toolPath('ns-enter')} -- sh -c 'test -t 0 && echo stdin-is-a-tty; read line; echo "read: $line"'`;
+    const result = await exec('script', ['-qec', command, '/dev/null'], { input: 'typed\n' });
+    assert.equal(result.status, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /stdin-is-a-tty/);
+    assert.match(result.stdout, /read: typed/);
+    const noTerminal = await tool('ns-enter', ['--', 'sh', '-c', 'test -t 0 || echo no-tty; read line || echo at-end'], { input: JSON.stringify({ documentVersion: 1, rootfs: { mode: 'flat', path: rootfs } }) });
+    assert.equal(noTerminal.status, 0, noTerminal.stderr);
+    assert.equal(noTerminal.stdout, 'no-tty\nat-end\n');
+  });
+
   test('-v SRC:DST[:ro], --tmpfs, -e, -w, --read-only', async () => {
     const shared = join(work.path, 'shared');
     await mkdir(shared, { recursive: true });

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** ns-enter: run a command in new namespaces on a root filesystem (like unshare + pivot_root, runc run, podman run). */
 import { defineCommand, isMainModule, main, withStore } from '../lib/cli.js';
-import { pipedStore, prepareRun, runPrepared } from '../lib/container.js';
+import { openTerminal, pipedStore, prepareRun, runPrepared } from '../lib/container.js';
 import { UsageError } from '../lib/errors.js';
 import { planExecution, stagingDirFor } from '../lib/namespaces.js';
 import { resolveStorePath } from '../lib/paths.js';
@@ -35,11 +35,13 @@ export const nsEnter = defineCommand({
     // With --rootfs or --bundle stdin belongs to the container, so no document is read from it.
     const document = args.rootfs === undefined && args.bundle === undefined ? await ctx.document() : undefined;
     const prepared = prepareRun({ document, bundle: args.bundle, rootfs: args.rootfs, flags, args: (args['--'] ?? []).map(String), name: args.name });
-    const stdinIsTerminal = ctx.io.stdin.isTTY === true;
+    // A document piped in on stdin used it up: the command reads the terminal, if there is one.
+    const terminal = document !== undefined && args.input === undefined && !args.explain ? openTerminal() : undefined;
+    const stdinIsTerminal = terminal !== undefined || ctx.io.stdin.isTTY === true;
     // Loaded only here: explain.js reaches the image code, which the hot path must not load.
     const { explainRun } = args.explain ? await import('../lib/explain.js') : { explainRun: undefined };
     if (explainRun) return ctx.explain(explainRun(prepared.config, planExecution(prepared.config, { bundleDir: prepared.bundleDir, init: flags.init, stdinIsTerminal: true, overlayDir: prepared.mount?.optionsDir, stagingDir: stagingDirFor(process.pid) }).argv, { id: prepared.id, init: flags.init }));
-    const status = await runPrepared(prepared, { flags, storePath: pipedStore(args.store, document) ?? resolveStorePath(args.store, ctx.io.env), stdinIsTerminal, debug: (m) => ctx.log.debug(m), warn: (m) => ctx.log.warn(m) });
+    const status = await runPrepared(prepared, { flags, storePath: pipedStore(args.store, document) ?? resolveStorePath(args.store, ctx.io.env), stdinIsTerminal, stdin: terminal, debug: (m) => ctx.log.debug(m), warn: (m) => ctx.log.warn(m) });
     if (status.oomKilled) ctx.log.warn('the container went over its memory limit and was killed (OOM)');
     return status.code;
   },
