@@ -69,21 +69,32 @@ async function unpackFlat(layers: LayerDescriptor[], context: LayerContext): Pro
     return section(await readSkipped(dest));
   }
   if (!isMissingOrEmptyDir(dest)) throw new ClobberError(`--dest ${dest} exists and is not empty`, { hint: 'remove it, or choose another destination' });
-  const temp = await tempBeside(dest);
   const skipped: SkippedEntry[] = [];
-  try {
+  // Only the default destination is shared with other img-unpacks of the same image.
+  await buildInPlace(dest, { shared: !options.dest, rootless: context.rootless }, async (temp) => {
     for (const [i, layer] of layers.entries()) skipped.push(...(await unpackLayer(temp, layer, i, 'flat', context)));
     if (!options.dest) await writeSkipped(dest, skipped);
-    await rename(temp, dest).catch((err: NodeJS.ErrnoException) => {
-      // Only the default destination is shared: another img-unpack of the same image finished first.
-      if (options.dest || (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST')) throw err;
-      removeTree(temp, context.rootless);
+  });
+  return section(skipped);
+}
+
+/**
+ * Builds a tree in a temp dir beside `final` and renames it into place, so `final` is never
+ * half-written; on failure the temp tree goes. Where `final` is shared (the store's caches),
+ * another img-unpack that finished the same tree first wins: theirs is as good as ours.
+ */
+async function buildInPlace(final: string, options: { shared: boolean; rootless: boolean }, build: (temp: string) => Promise<void>): Promise<void> {
+  const temp = await tempBeside(final);
+  try {
+    await build(temp);
+    await rename(temp, final).catch((err: NodeJS.ErrnoException) => {
+      if (!options.shared || (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST')) throw err;
+      removeTree(temp, options.rootless);
     });
   } catch (err) {
-    removeTree(temp, context.rootless);
+    removeTree(temp, options.rootless);
     throw err;
   }
-  return section(skipped);
 }
 
 async function unpackLayers(layers: LayerDescriptor[], context: LayerContext): Promise<RootfsSection> {
@@ -103,20 +114,11 @@ async function unpackLayers(layers: LayerDescriptor[], context: LayerContext): P
       skipped.push(...(await readSkipped(final)));
       continue;
     }
-    const temp = await tempBeside(final);
-    try {
+    await buildInPlace(final, { shared: true, rootless }, async (temp) => {
       const layerSkipped = await unpackLayer(temp, layer, i, 'overlay', context, [...paths.slice(0, -1)].reverse());
       await writeSkipped(final, layerSkipped);
       skipped.push(...layerSkipped);
-      await rename(temp, final).catch((err: NodeJS.ErrnoException) => {
-        // Another img-unpack finished the same layer first: theirs is as good as ours.
-        if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
-        removeTree(temp, rootless);
-      });
-    } catch (err) {
-      removeTree(temp, rootless);
-      throw err;
-    }
+    });
   }
   return { mode: 'layers', layers: paths, config: image.config, skipped, ...(rootless ? { userxattr: true } : {}) };
 }
