@@ -15,7 +15,7 @@ import type { RuntimeConfig } from './runtime-spec.js';
 import { buildConfig, readRuntimeConfig, rootFromDocument } from './spec.js';
 import type { Change, DriverChoice } from './overlay.js';
 import type { OciLayout } from './store.js';
-import { applyRecordedOwnership, checkUserNamespaces, removeTree, rootlessMappings, type UserNamespaceMap } from './userns.js';
+import { applyRecordedOwnership, checkUserNamespaces, removeRangeOwnedTree, rootlessMappings, type UserNamespaceMap } from './userns.js';
 
 export interface ContainerDirs {
   id: string;
@@ -48,7 +48,7 @@ export async function createContainerDirs(dirs: ContainerDirs, options: { readOn
 export async function removeContainerDir(dir: string): Promise<void> {
   if (!isRootless()) return rm(dir, { recursive: true, force: true });
   // Files the container's other users made belong to the subordinate range: removed in the namespace.
-  await removeTree(dir);
+  await removeRangeOwnedTree(dir);
 }
 
 /** Whether we run unprivileged: a rootless container (a user namespace maps us to root). */

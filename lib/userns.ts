@@ -10,7 +10,7 @@
  * user.rootlesscontainers xattr (umoci's protobuf); `applyRecordedOwnership` gives the files
  * those owners for real by chowning them from inside the user namespace, where chown(1000)
  * lands on the range's host id. Files owned that way belong to the range, not to the user:
- * removing them again is done from inside the namespace too (`removeTree`).
+ * removing them again is done from inside the namespace too (`removeRangeOwnedTree`).
  */
 import { lstatSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -265,7 +265,7 @@ export async function applyRecordedOwnership(trees: string[], map: UserNamespace
  * range's ids made): the user cannot unlink those in a sticky or range-owned dir, so what a
  * plain removal leaves is removed again from inside a user namespace with the same mappings.
  */
-export async function removeTree(path: string, map: () => UserNamespaceMap = rootlessMappings): Promise<void> {
+export async function removeRangeOwnedTree(path: string, map: () => UserNamespaceMap = rootlessMappings): Promise<void> {
   try {
     await rm(path, { recursive: true, force: true });
     return;
