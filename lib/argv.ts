@@ -3,9 +3,9 @@
  * (ns-enter: loading and building yargs costs more than the container run itself). It reads
  * the SAME option definitions (the command's yargs builder is run against a recorder, not
  * copied) and handles only the plain forms: --name value, --name=value, -x value, booleans,
- * repeatable options, choices, defaults, and everything after `--`. Anything else — help,
- * an unknown or malformed option, a positional, bundled short flags — returns undefined and
- * yargs parses the line, with its messages.
+ * repeatable options, choices, defaults, positionals, and everything after `--`. Anything
+ * else — help, an unknown or malformed option, a number as a positional (yargs makes it a
+ * number), bundled short flags — returns undefined and yargs parses the line, with its messages.
  */
 import type { Argv } from 'yargs';
 
@@ -17,7 +17,7 @@ interface OptionDefinition {
   default?: unknown;
 }
 
-/** Runs a yargs builder against a recorder; undefined when it uses anything but .option(). */
+/** Runs a yargs builder against a recorder; undefined when it uses anything but .option() and .hide(). */
 export function recordOptions(build: (y: Argv) => unknown): Map<string, OptionDefinition> | undefined {
   const options = new Map<string, OptionDefinition>();
   let plain = true;
@@ -29,6 +29,8 @@ export function recordOptions(build: (y: Argv) => unknown): Map<string, OptionDe
           return recorder;
         };
       }
+      // Hiding an option from --help does not change how a line parses.
+      if (property === 'hide') return () => recorder;
       plain = false;
       return () => recorder;
     },
@@ -55,7 +57,11 @@ export function parsePlainArgv(options: Map<string, OptionDefinition>, argv: str
   for (let i = 0; i < before.length; i++) {
     const token = before[i] as string;
     const match = /^(--?)([^=]+)(?:=(.*))?$/s.exec(token);
-    if (!match) return undefined; // a positional
+    if (!match) {
+      if (token.trim() !== '' && Number.isFinite(Number(token))) return undefined;
+      (args._ as string[]).push(token);
+      continue;
+    }
     const [, dashes, key, inline] = match as unknown as [string, string, string, string | undefined];
     if (dashes === '-' && key.length !== 1) return undefined; // bundled short flags
     let entry = byName.get(key);

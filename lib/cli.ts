@@ -59,7 +59,10 @@ export interface RunContext {
   document(): Promise<PipeDocument | undefined>;
   /** Writes the document as one line on stdout. */
   emit(doc: PipeDocument): void;
-  /** Prints --explain lines: commands a reader could type, each with a short comment. */
+  /**
+   * Prints --explain lines: commands a reader could type, each with a short comment. Tools
+   * import lib/explain.js only then: it reaches the code of every step, which a run need not load.
+   */
   explain(steps: ExplainStep[]): void;
 }
 
@@ -76,8 +79,6 @@ export interface CommandSpec<A> {
   options(y: Argv<CommonArgs>): Argv<A>;
   /** Short flags the command's own options take over from the common ones (podman's -v is --volume). */
   claimsShortFlags?: readonly string[];
-  /** Plain command lines are read without loading yargs (lib/argv.ts): for commands whose start-up is benchmarked. */
-  quickParse?: boolean;
   run(args: A & CommonArgs, ctx: RunContext): Promise<number | void>;
 }
 
@@ -158,9 +159,12 @@ function loadYargs(): typeof import('yargs').default {
   return createRequire(import.meta.url)('yargs') as typeof import('yargs').default;
 }
 
-/** The quick reading of a plain command line (same option definitions), or undefined for yargs. */
+/**
+ * The quick reading of a plain command line (same option definitions), or undefined for yargs:
+ * loading yargs costs ~40 ms, as much as some commands' whole work, and every run of a
+ * pipeline pays it once per stage.
+ */
 function quickParse<A>(spec: CommandSpec<A>, argv: string[]): Record<string, unknown> | undefined {
-  if (!spec.quickParse) return undefined;
   const options = recordOptions((y) => spec.options(withCommonOptions(y, spec.claimsShortFlags)));
   return options && parsePlainArgv(options, argv);
 }

@@ -19,7 +19,6 @@ export const nsEnter = defineCommand({
     ['$0 --bundle ./box', 'run a bundle from oci-spec or runc spec'],
   ],
   claimsShortFlags: RUN_FLAGS_SHORT_FLAGS,
-  quickParse: true,
   options: (y) =>
     withRunFlags(
       withStore(y)
