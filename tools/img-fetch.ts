@@ -4,7 +4,6 @@ import { defineCommand, isMainModule, main, withProgress, withStore, withTlsVeri
 import { parseCredsFlag } from '../lib/auth.js';
 import { withSection } from '../lib/document.js';
 import { UsageError } from '../lib/errors.js';
-import { explainFetch } from '../lib/explain.js';
 import { fetchImage } from '../lib/fetch.js';
 import { parsePlatform } from '../lib/manifest.js';
 import { resolveStorePath } from '../lib/paths.js';
@@ -33,7 +32,7 @@ export const imgFetch = defineCommand({
     if (positional.length !== 1) throw new UsageError(positional.length === 0 ? 'missing SOURCE (e.g. docker://127.0.0.1:5000/lab/busybox:latest)' : `one SOURCE only, got ${positional.length}`);
     const source = parseSource(positional[0] as string);
     const store = resolveStorePath(args.store, ctx.io.env);
-    if (args.explain) return ctx.explain(explainFetch(source, { store, dir: args.dir, tlsVerify: args['tls-verify'] }));
+    if (args.explain) return ctx.explain((await import('../lib/explain.js')).explainFetch(source, { store, dir: args.dir, tlsVerify: args['tls-verify'] }));
     const doc = await ctx.document();
     const progress = createProgress(args.progress, ctx.io.stderr, args.quiet);
     try {

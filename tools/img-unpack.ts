@@ -3,7 +3,6 @@
 import { defineCommand, isMainModule, main, withProgress, withStore } from '../lib/cli.js';
 import { withSection } from '../lib/document.js';
 import { UsageError } from '../lib/errors.js';
-import { explainUnpack } from '../lib/explain.js';
 import { parsePlatform } from '../lib/manifest.js';
 import { resolveStorePath } from '../lib/paths.js';
 import { createProgress } from '../lib/progress.js';
@@ -30,7 +29,7 @@ export const imgUnpack = defineCommand({
     const doc = await ctx.document();
     const image = args.image !== undefined ? await readStoredImage(resolveStorePath(args.store, ctx.io.env), args.image, args.platform ? parsePlatform(args.platform) : undefined) : doc?.image;
     if (!image) throw new UsageError('no image: pipe in img-fetch output, or give --image REF (and --store)');
-    if (args.explain) return ctx.explain(explainUnpack(image, { dest: args.dest, layers: args.layers }));
+    if (args.explain) return ctx.explain((await import('../lib/explain.js')).explainUnpack(image, { dest: args.dest, layers: args.layers }));
     const progress = createProgress(args.progress, ctx.io.stderr, args.quiet);
     try {
       const rootfs = await unpackImage(image, {

@@ -4,7 +4,6 @@ import { resolve } from 'node:path';
 import { defineCommand, isMainModule, main } from '../lib/cli.js';
 import { withSection } from '../lib/document.js';
 import { UsageError } from '../lib/errors.js';
-import { explainSpec } from '../lib/explain.js';
 import { resolveStorePath } from '../lib/paths.js';
 import { hasRunFlags, parseRunFlags, RUN_FLAGS_SHORT_FLAGS, withRunFlags } from '../lib/runflags.js';
 import { configForRequest, formatConfig, readRuntimeConfig, validateRuntimeConfig, writeBundleConfig } from '../lib/spec.js';
@@ -53,7 +52,7 @@ export const ociSpec = defineCommand({
       ? await import('../lib/container.js').then((m) => m.rootlessBundleMappings(document, m.pipedStore(undefined, document) ?? resolveStorePath(undefined, ctx.io.env), (w) => ctx.log.warn(w)))
       : undefined;
     const { config, rootfs } = configForRequest({ document, bundle, flags, rootless: args.rootless, args: command, cwd: process.cwd(), idMappings });
-    if (args.explain) return ctx.explain(explainSpec(config, { bundle, rootless: args.rootless }));
+    if (args.explain) return ctx.explain((await import('../lib/explain.js')).explainSpec(config, { bundle, rootless: args.rootless }));
     if (!bundle) {
       validateRuntimeConfig(config, 'config.json (generated)');
       // runc's exact bytes (no final newline), plus one on a terminal so the prompt starts on its own line.
