@@ -6,13 +6,9 @@
  * the config's rootfs.diff_ids; nothing appears under its final name unless it is complete
  * and verified (unpacked into a temp dir beside it, renamed at the end).
  */
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, realpath, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { pipeline } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import { digestHex } from './digest.js';
 import { ClobberError, DigestMismatchError, HostError, NotFoundError, UnsupportedError, UsageError } from './errors.js';
 import { applyLayer, removeTree } from './layer.js';
@@ -20,7 +16,8 @@ import { hostPlatform, parseManifest, selectPlatform } from './manifest.js';
 import { formatReference, parseReference } from './reference.js';
 import { OciLayout, type ImageManifest } from './store.js';
 import { Syscalls } from './syscalls.js';
-import { layerCompression, TarReader, type Compression } from './tarstream.js';
+import { layerCompression, TarReader } from './tarstream.js';
+import { LayerStreams } from './layerstream.js';
 import type { ImageConfig, ImageSection, LayerDescriptor, Platform, RootfsSection, SkippedEntry } from './document.js';
 import type { Progress } from './progress.js';
 
@@ -43,12 +40,12 @@ export async function unpackImage(image: ImageSection, options: UnpackOptions): 
   }
   const layers = image.layers.map((layer, i) => ({ ...layer, diffID: diffIDs[i] as string }));
   for (const layer of layers) layerCompression(layer.mediaType);
-  const context: LayerContext = { image, rootless, syscalls: new Syscalls(), xattrsSet: new Map(), options };
+  const context: LayerContext = { image, rootless, syscalls: new Syscalls(), streams: new LayerStreams(), xattrsSet: new Map(), options };
   try {
     if (options.layers) return await unpackLayers(layers, context);
     return await unpackFlat(layers, context);
   } finally {
-    await context.syscalls.close();
+    await Promise.all([context.syscalls.close(), context.streams.close()]);
   }
 }
 
@@ -56,6 +53,8 @@ interface LayerContext {
   image: ImageSection;
   rootless: boolean;
   syscalls: Syscalls;
+  /** Decompresses and hashes layers on a thread of its own. */
+  streams: LayerStreams;
   xattrsSet: Map<string, string[]>;
   options: UnpackOptions;
 }
@@ -126,8 +125,9 @@ async function unpackLayers(layers: LayerDescriptor[], context: LayerContext): P
 async function unpackLayer(root: string, layer: LayerDescriptor, index: number, whiteouts: 'flat' | 'overlay', context: LayerContext, lowers: string[] = []): Promise<SkippedEntry[]> {
   const { options } = context;
   const item = options.progress?.item(`layer ${layer.digest.slice(7, 19)}`);
-  const stream = openLayer(blobPath(context.image, layer.digest), layerCompression(layer.mediaType), layer.digest);
-  const source = new HashingSource(stream);
+  const path = blobPath(context.image, layer.digest);
+  if (!existsSync(path)) throw new NotFoundError(`layer ${layer.digest} is not in the store (${path})`);
+  const source = context.streams.open(path, layerCompression(layer.mediaType), layer.digest);
   source.onBytes = (n) => item?.add(n);
   try {
     const result = await applyLayer(root, new TarReader(source), {
@@ -140,7 +140,7 @@ async function unpackLayer(root: string, layer: LayerDescriptor, index: number, 
       warn: (m) => options.warn?.(m),
     }).catch((err) => rewordHostError(err, context.rootless));
     // The diff_id covers the whole uncompressed stream, tar end blocks and padding included.
-    const diffID = await source.drain();
+    const diffID = await source.digest();
     if (diffID !== layer.diffID) {
       throw new DigestMismatchError(`layer ${index + 1} (${layer.digest}): its uncompressed content has digest ${diffID}, but the image config's rootfs.diff_ids[${index}] is ${layer.diffID}`);
     }
@@ -148,7 +148,7 @@ async function unpackLayer(root: string, layer: LayerDescriptor, index: number, 
     return result.skipped;
   } catch (err) {
     item?.failed('failed');
-    await source.close();
+    source.close();
     throw err;
   }
 }
@@ -160,71 +160,6 @@ function rewordHostError(err: unknown, rootless: boolean): never {
     throw new HostError(`${(err as NodeJS.ErrnoException).syscall} ${(err as NodeJS.ErrnoException).path}: ${code === 'EPERM' ? 'operation not permitted' : 'invalid argument (an id not mapped in this user namespace?)'}`, { hint: 'maybe run as a normal user for a rootless unpack?', cause: err });
   }
   throw err;
-}
-
-/** The uncompressed chunks of a layer blob: read in 1 MiB pieces, gunzipped by node's zlib or piped through `zstd -dc`. */
-async function* openLayer(path: string, compression: Compression, digest: string): AsyncGenerator<Buffer> {
-  if (!existsSync(path)) throw new NotFoundError(`layer ${digest} is not in the store (${path})`);
-  if (compression === 'none') {
-    yield* createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
-    return;
-  }
-  if (compression === 'gzip') {
-    const gunzip = createGunzip({ chunkSize: 1 << 20 });
-    pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), gunzip, () => undefined);
-    try {
-      for await (const chunk of gunzip as AsyncIterable<Buffer>) yield chunk;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code?.startsWith('Z_')) throw new UnsupportedError(`layer ${digest}: not valid gzip data (${(err as Error).message})`);
-      throw err;
-    } finally {
-      gunzip.destroy();
-    }
-    return;
-  }
-  // Node 20 has no zstd: the zstd program decompresses, one process per layer.
-  const child = spawn('zstd', ['-dc', '--no-progress', '--', path], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((resolveExit, reject) => {
-    child.on('error', (err) => reject(new HostError(`cannot run zstd to decompress layer ${digest}: ${(err as NodeJS.ErrnoException).code}`, { hint: 'apt-get install zstd' })));
-    child.on('close', (code) => resolveExit(code));
-  });
-  exited.catch(() => undefined);
-  try {
-    for await (const chunk of child.stdout as AsyncIterable<Buffer>) yield chunk;
-    const code = await exited;
-    if (code !== 0) throw new UnsupportedError(`layer ${digest}: zstd could not decompress it (${stderr.trim().split('\n').pop() ?? `exit ${code}`})`);
-  } finally {
-    if (child.exitCode === null) child.kill();
-  }
-}
-
-/** Passes chunks through while hashing them. */
-class HashingSource implements AsyncIterator<Buffer> {
-  private readonly hash = createHash('sha256');
-  onBytes?: (n: number) => void;
-
-  constructor(private readonly inner: AsyncGenerator<Buffer>) {}
-
-  async next(): Promise<IteratorResult<Buffer>> {
-    const result = await this.inner.next();
-    if (!result.done) {
-      this.hash.update(result.value);
-      this.onBytes?.(result.value.length);
-    }
-    return result;
-  }
-
-  /** Reads what the tar reader left (end blocks, padding) and returns the digest of everything. */
-  async drain(): Promise<string> {
-    while (!(await this.next()).done);
-    return `sha256:${this.hash.digest('hex')}`;
-  }
-
-  async close(): Promise<void> {
-    await this.inner.return(undefined).catch(() => undefined);
-  }
 }
 
 function blobPath(image: ImageSection, digest: string): string {

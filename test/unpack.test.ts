@@ -7,6 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { exec, mustExec, tool } from './helpers/exec.js';
 import { SCRIPTS, tempDir, toolPath } from './helpers/paths.js';
 import { describeTree, treeDiff } from './helpers/tree.js';
@@ -93,6 +94,26 @@ test('a layer whose content does not match its diff_id: an error, and no destina
   const layers = await tool('img-unpack', unpackArgs('wrong-diffid', join(work.path, 'wrong-layers'), ['--layers']));
   assert.equal(layers.status, 1);
   assert.deepEqual(readdirSync(join(work.path, 'wrong-layers')), [], 'no layer dir under its final name');
+});
+
+test('a layer that is not valid gzip or zstd: one line naming the layer, and no destination', async () => {
+  const tar = await writeTar([{ name: 'file', content: 'x'.repeat(100_000) }]);
+  const gzip = gzipSync(tar);
+  // A gzip stream cut in the middle, and zstd's magic number followed by garbage.
+  await writeImage(layout, 'bad-gzip', [{ tar, stored: gzip.subarray(0, gzip.length >> 1) }]);
+  await writeImage(layout, 'bad-zstd', [{ tar, compression: 'zstd', stored: Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(64, 7)]) }]);
+  for (const [tag, pattern] of [
+    ['bad-gzip', /^img-unpack: layer sha256:[0-9a-f]{64}: not valid gzip data \(.+\)\n$/],
+    ['bad-zstd', /^img-unpack: layer sha256:[0-9a-f]{64}: zstd could not decompress it \(.+\)\n$/],
+  ] as const) {
+    const dest = join(work.path, tag);
+    const result = await tool('img-unpack', unpackArgs(tag, dest));
+    assert.equal(result.status, 1, result.stderr);
+    assert.match(result.stderr, pattern);
+    assert.equal(result.stdout, '');
+    assert.ok(!existsSync(dest), `${tag}: no destination`);
+    assert.deepEqual(readdirSync(work.path).filter((n) => n.includes('unpacking')), [], `${tag}: no temp dir left`);
+  }
 });
 
 test('hostile layers are contained: our tree equals umoci, and the host is untouched', async () => {

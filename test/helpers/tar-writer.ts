@@ -97,6 +97,8 @@ export interface LayerBlob {
   compression?: Compression;
   /** Write this as the config's diff_id instead of the real one (to test the check). */
   diffID?: string;
+  /** Store these bytes as the blob instead of the compressed tar (a corrupt layer). */
+  stored?: Buffer;
 }
 
 const MEDIA = { gzip: 'application/vnd.oci.image.layer.v1.tar+gzip', zstd: 'application/vnd.oci.image.layer.v1.tar+zstd', none: 'application/vnd.oci.image.layer.v1.tar' };
@@ -119,7 +121,7 @@ export async function writeImage(layout: string, tag: string, layers: LayerBlob[
   const diffIDs = [];
   for (const layer of layers) {
     const compression = layer.compression ?? 'gzip';
-    const blob = compression === 'gzip' ? gzipSync(layer.tar) : compression === 'zstd' ? await zstd(layer.tar) : layer.tar;
+    const blob = layer.stored ?? (compression === 'gzip' ? gzipSync(layer.tar) : compression === 'zstd' ? await zstd(layer.tar) : layer.tar);
     descriptors.push({ mediaType: MEDIA[compression], ...(await put(blob)) });
     diffIDs.push(layer.diffID ?? sha256(layer.tar));
   }
