@@ -41,6 +41,16 @@ export function findProgram(name: string): string {
 }
 
 /**
+ * The python3 that runs the helpers (mknod/xattr calls, the rootless ownership fix): Debian's
+ * /usr/bin/python3 when it is there (scripts/install-deps.sh installs it), else the one on
+ * PATH. The helpers use only the os module, and a python3 earlier on PATH may be a pyenv shim,
+ * which spends ~40 ms in bash before python even starts, on every unpack.
+ */
+export function systemPython(): string {
+  return existsSync('/usr/bin/python3') ? '/usr/bin/python3' : findProgram('python3');
+}
+
+/**
  * Runs a program to completion and resolves with its stdout; rejects with a HostError whose
  * message is the line its stderr ends with (mount, python and the util-linux tools put their
  * reason there; mount's dmesg(1) hint line is dropped).

@@ -14,6 +14,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { HostError } from './errors.js';
+import { systemPython } from './host.js';
 
 const SERVER = String.raw`
 import base64, errno, json, os, sys
@@ -85,7 +86,7 @@ export class Syscalls {
   private start(): ChildProcessWithoutNullStreams {
     if (this.child) return this.child;
     // -I -S: isolated and without site packages, so it starts in a few milliseconds.
-    const child = spawn('python3', ['-I', '-S', '-c', SERVER], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(systemPython(), ['-I', '-S', '-c', SERVER], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (text: string) => this.receive(text));

@@ -18,7 +18,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { HostError } from './errors.js';
-import { findProgram, programPath, runProgram } from './host.js';
+import { findProgram, programPath, runProgram, systemPython } from './host.js';
 import type { IdMapping } from './runtime-spec.js';
 
 export interface SubordinateRange {
@@ -250,7 +250,7 @@ export async function applyRecordedOwnership(trees: string[], map: UserNamespace
   const { argv } = unshareCommand(map.uidMappings, map.gidMappings, { mount: false });
   let output: string;
   try {
-    output = await runProgram([...argv, findProgram('python3'), '-c', OWNERSHIP_SCRIPT, ...pending]);
+    output = await runProgram([...argv, systemPython(), '-c', OWNERSHIP_SCRIPT, ...pending]);
   } catch (err) {
     throw new HostError(`cannot give the image's owners to its files in a user namespace: ${(err as Error).message}`);
   }
