@@ -165,6 +165,8 @@ function loadYargs(): typeof import('yargs').default {
  * pipeline pays it once per stage.
  */
 function quickParse<A>(spec: CommandSpec<A>, argv: string[]): Record<string, unknown> | undefined {
+  // `completion` is yargs' command, not a positional.
+  if (helpOrVersionShown(argv)) return undefined;
   const options = recordOptions((y) => spec.options(withCommonOptions(y, spec.claimsShortFlags)));
   return options && parsePlainArgv(options, argv);
 }

@@ -350,7 +350,7 @@ class ResponseParser {
         if (line !== '') throw new HttpProtocolError('malformed chunked encoding');
         this.chunkState = 'size';
       } else if (this.chunkState === 'size') {
-        const size = /^([0-9a-fA-F]{1,12})(?:;.*)?$/.exec(line.trim());
+        const size = /^([0-9a-fA-F]{1,12})[ \t]*(?:;.*)?$/.exec(line.trim());
         if (!size) throw new HttpProtocolError('malformed chunked encoding');
         this.chunkLeft = parseInt(size[1] as string, 16);
         this.chunkState = this.chunkLeft === 0 ? 'trailer' : 'data';
