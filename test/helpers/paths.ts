@@ -1,6 +1,8 @@
-/** Paths the tests need: the checkout, the compiled tools, the shared specs beside the repo. */
+/** Paths the tests need: the checkout, the compiled tools, the shared specs. */
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 
@@ -8,8 +10,26 @@ import { tmpdir } from 'node:os';
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const TOOLS = join(REPO, 'dist', 'tools');
 export const SCRIPTS = join(REPO, 'scripts');
-/** ../shared/specs: the official OCI specs and schemas, the tests' oracle. */
-export const SPECS = join(REPO, '..', 'shared', 'specs');
+/**
+ * The official OCI specs and schemas, the tests' oracle (never copied into the project):
+ * $CONTAINER_PARTS_SPECS, else shared/specs beside this checkout, else beside the checkout this
+ * one was cloned from, so a clone made elsewhere (`git clone . /tmp/fresh`) still finds them.
+ */
+export const SPECS = locateSpecs();
+
+function locateSpecs(): string {
+  const beside = (checkout: string) => join(checkout, '..', 'shared', 'specs');
+  const candidates = [process.env.CONTAINER_PARTS_SPECS, beside(REPO)];
+  const found = candidates.find((c) => c !== undefined && existsSync(c));
+  if (found) return found;
+  try {
+    const origin = execFileSync('git', ['-C', REPO, 'config', '--get', 'remote.origin.url'], { encoding: 'utf8' }).trim();
+    if (isAbsolute(origin) && existsSync(beside(origin))) return beside(origin);
+  } catch {
+    // not a clone of a local checkout
+  }
+  return beside(REPO);
+}
 
 export function toolPath(name: string): string {
   return join(TOOLS, `${name}.js`);
