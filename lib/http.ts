@@ -73,8 +73,7 @@ export class HttpClient {
         return await reused.exchange(request, url, signal);
       } catch (err) {
         // The server may close an idle connection just as we reuse it: try once on a new one.
-        if (!reused.answered && !signal?.aborted) return (await this.connect(url)).exchange(request, url, signal);
-        throw err;
+        if (reused.answered || signal?.aborted) throw err;
       }
     }
     return (await this.connect(url)).exchange(request, url, signal);
@@ -169,8 +168,9 @@ class Connection {
             // An idle connection must not keep the process alive.
             this.socket.unref();
             this.released(this);
+          } else {
+            this.socket.destroy();
           }
-          else this.socket.destroy();
         },
         destroyed: () => {
           signal?.removeEventListener('abort', onAbort);
