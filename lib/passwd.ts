@@ -40,12 +40,19 @@ function readContainerFile(root: string, path: string): string | undefined {
   }
 }
 
+/** The colon-separated records of a passwd-style file that have at least `minFields` fields; comment lines skipped. */
+function* records(text: string, minFields: number): Generator<string[]> {
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const fields = line.split(':');
+    if (fields.length >= minFields) yield fields;
+  }
+}
+
 /** Parses /etc/passwd: name:password:uid:gid:gecos:home:shell; lines that do not parse are skipped, as glibc does. */
 export function parsePasswd(text: string): PasswdEntry[] {
   const entries: PasswdEntry[] = [];
-  for (const line of text.split('\n')) {
-    const fields = line.split(':');
-    if (fields.length < 4 || line.startsWith('#')) continue;
+  for (const fields of records(text, 4)) {
     const uid = parseId(fields[2] as string);
     const gid = parseId(fields[3] as string);
     if (uid === undefined || gid === undefined) continue;
@@ -57,9 +64,7 @@ export function parsePasswd(text: string): PasswdEntry[] {
 /** Parses /etc/group: name:password:gid:member,member. */
 export function parseGroup(text: string): GroupEntry[] {
   const entries: GroupEntry[] = [];
-  for (const line of text.split('\n')) {
-    const fields = line.split(':');
-    if (fields.length < 3 || line.startsWith('#')) continue;
+  for (const fields of records(text, 3)) {
     const gid = parseId(fields[2] as string);
     if (gid === undefined) continue;
     entries.push({ name: fields[0] as string, gid, members: (fields[3] ?? '').split(',').map((m) => m.trim()).filter((m) => m !== '') });
