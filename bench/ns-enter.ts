@@ -12,7 +12,7 @@ import { compare } from './harness.js';
 import { busyboxRootfs } from '../test/helpers/mounts.js';
 import { mustExec } from '../test/helpers/exec.js';
 import { tempDir, toolPath } from '../test/helpers/paths.js';
-import { shellQuote } from '../lib/shell.js';
+import { shellQuote } from '../lib/core/shell.js';
 
 export async function run(): Promise<void> {
   const work = await tempDir('cp-bench-ns-');

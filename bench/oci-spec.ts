@@ -8,7 +8,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compare } from './harness.js';
 import { tempDir, toolPath } from '../test/helpers/paths.js';
-import { shellQuote } from '../lib/shell.js';
+import { shellQuote } from '../lib/core/shell.js';
 
 export async function run(): Promise<void> {
   const work = await tempDir('cp-bench-spec-');

@@ -1,52 +1,59 @@
 /**
- * Which modules may import which, like go-containerregistry's test that forbids crane from
- * importing the daemon package: fetching and unpacking never reach the namespace code, and the
- * hot path of ns-enter never loads the network or tar code.
+ * The architecture, enforced on every import (lib/README.md): which folder of lib/ may import
+ * which, that nothing in lib imports the commands or the pipe front (cli), and that ns-enter's
+ * load path reaches no image transport, store, tar, overlay, ajv or explain code. The checker
+ * is itself tested on a fixture with forbidden imports, so it cannot pass by reading nothing.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { REPO } from './helpers/paths.js';
+import { ALLOWED, importsOf, importsOfFiles, loadPath, sourceFiles, violations } from './helpers/imports.js';
 
 const DIST = join(REPO, 'dist');
 
-/** Every module reachable from `entry` by static imports: project files by path, packages by name. */
-function importGraph(entry: string): Set<string> {
-  const seen = new Set<string>();
-  const visit = (file: string) => {
-    if (seen.has(file)) return;
-    seen.add(file);
-    const source = readFileSync(file, 'utf8');
-    for (const match of source.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+['"]([^'"]+)['"]/gm)) {
-      const specifier = match[1] as string;
-      if (specifier.startsWith('.')) visit(resolve(dirname(file), specifier));
-      else seen.add(`package:${specifier.replace(/^node:/, 'node:')}`);
-    }
-  };
-  visit(entry);
-  return seen;
-}
+test('lib/ is folders of the architecture, each with its README', () => {
+  const entries = readdirSync(join(REPO, 'lib'));
+  for (const name of entries) {
+    if (name === 'README.md') continue;
+    assert.ok(statSync(join(REPO, 'lib', name)).isDirectory(), `lib/${name} is a folder`);
+    assert.ok(name in ALLOWED, `lib/${name} is a folder the rules know`);
+    assert.ok(existsSync(join(REPO, 'lib', name, 'README.md')), `lib/${name}/README.md exists`);
+  }
+  assert.ok(entries.includes('core') && entries.includes('image') && entries.includes('run'));
+});
 
-function reachable(entry: string): string[] {
-  return [...importGraph(join(DIST, entry))].map((m) => (m.startsWith('package:') ? m : m.slice(DIST.length + 1)));
-}
+test('every import in lib/ and tools/ follows the folder rules', () => {
+  const files = [...sourceFiles(REPO, 'lib'), ...sourceFiles(REPO, 'tools')];
+  const imports = importsOfFiles(REPO, files);
+  assert.ok(imports.length > 100, `read ${imports.length} imports`);
+  assert.ok(imports.some((i) => i.dynamic), 'dynamic imports are read too');
+  assert.deepEqual(violations(imports), []);
+});
 
-const NAMESPACE_CODE = ['lib/namespaces.js', 'lib/overlay.js', 'lib/cgroups.js'];
-
-test('fetch and layer code never import the namespace code', () => {
-  for (const entry of ['lib/fetch.js', 'lib/layer.js', 'lib/unpack.js', 'tools/img-fetch.js', 'tools/img-unpack.js']) {
-    assert.ok(existsSync(join(DIST, entry)), `${entry} is built`);
-    const graph = reachable(entry);
-    for (const forbidden of NAMESPACE_CODE) assert.ok(!graph.includes(forbidden), `${entry} reaches ${forbidden}`);
+test('the checker rejects a fixture with forbidden imports, static and dynamic', () => {
+  const fixture = [
+    ...importsOf('lib/image/bad.ts', "import { runContainer } from '../run/namespaces.js';"),
+    ...importsOf('lib/layer/bad.ts', "const { mountOverlay } = await import('../mount/overlay.js');"),
+    ...importsOf('lib/run/bad.ts', "import type { PipeDocument } from '../cli/document.js';"),
+    ...importsOf('lib/core/bad.ts', "export { x } from '../image/model.js';"),
+    ...importsOf('lib/mount/bad.ts', "import Ajv from 'ajv';"),
+    ...importsOf('lib/image/ok.ts', "import { digestOf } from '../core/digest.js';"),
+    ...importsOf('lib/stray.ts', "import { x } from './core/errors.js';"),
+  ];
+  const found = violations(fixture);
+  assert.equal(found.length, 6, found.join('\n'));
+  for (const bad of ['lib/image/bad.ts', 'lib/layer/bad.ts', 'lib/run/bad.ts', 'lib/core/bad.ts', 'lib/mount/bad.ts', 'lib/stray.ts']) {
+    assert.ok(found.some((line) => line.startsWith(bad)), `${bad} is rejected`);
   }
 });
 
-test("ns-enter's hot path loads no registry, tar or fetch code", () => {
+test("ns-enter's load path reaches no image transport, store, tar, overlay, ajv or explain code", () => {
   const entry = 'tools/ns-enter.js';
   assert.ok(existsSync(join(DIST, entry)), `${entry} is built`);
-  const graph = reachable(entry);
-  for (const forbidden of ['lib/fetch.js', 'lib/registry.js', 'lib/layer.js', 'package:node-fetch', 'package:tar']) {
-    assert.ok(!graph.includes(forbidden), `${entry} reaches ${forbidden}`);
-  }
+  const loaded = [...loadPath(DIST, entry)];
+  assert.ok(loaded.includes('lib/run/namespaces.js'), 'the load path is followed');
+  const forbidden = [/^lib\/image\/transport\//, /^lib\/image\/store\//, /^lib\/layer\//, /^lib\/mount\/overlay/, /^lib\/cli\/explain/, /^package:(ajv|tar)$/];
+  for (const module of loaded) assert.ok(!forbidden.some((re) => re.test(module)), `ns-enter loads ${module}`);
 });

@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 /** img-fetch: pull an image into the content-addressed store (like `skopeo copy`, `crane pull`). */
-import { defineCommand, isMainModule, main, withProgress, withStore, withTlsVerify } from '../lib/cli.js';
-import { parseCredsFlag } from '../lib/auth.js';
-import { withSection } from '../lib/document.js';
-import { UsageError } from '../lib/errors.js';
-import { fetchImage } from '../lib/fetch.js';
-import { parsePlatform } from '../lib/manifest.js';
-import { resolveStorePath } from '../lib/paths.js';
-import { createProgress } from '../lib/progress.js';
-import { parseSource } from '../lib/reference.js';
+import { defineCommand, isMainModule, main, withProgress, withStore, withTlsVerify } from '../lib/cli/command.js';
+import { parseCredsFlag } from '../lib/image/transport/auth.js';
+import { withSection } from '../lib/cli/document.js';
+import { UsageError } from '../lib/core/errors.js';
+import { fetchImage } from '../lib/image/fetch.js';
+import { parsePlatform } from '../lib/image/manifest.js';
+import { resolveStorePath } from '../lib/core/paths.js';
+import { createProgress } from '../lib/core/progress.js';
+import { parseSource } from '../lib/image/reference.js';
 
 export const imgFetch = defineCommand({
   name: 'img-fetch',
@@ -32,7 +32,7 @@ export const imgFetch = defineCommand({
     if (positional.length !== 1) throw new UsageError(positional.length === 0 ? 'missing SOURCE (e.g. docker://127.0.0.1:5000/lab/busybox:latest)' : `one SOURCE only, got ${positional.length}`);
     const source = parseSource(positional[0] as string);
     const store = resolveStorePath(args.store, ctx.io.env);
-    if (args.explain) return ctx.explain((await import('../lib/explain.js')).explainFetch(source, { store, dir: args.dir, tlsVerify: args['tls-verify'] }));
+    if (args.explain) return ctx.explain((await import('../lib/cli/explain.js')).explainFetch(source, { store, dir: args.dir, tlsVerify: args['tls-verify'] }));
     const doc = await ctx.document();
     const progress = createProgress(args.progress, ctx.io.stderr, args.quiet);
     try {

@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 /** img-unpack: apply an image's layers into a root filesystem (like `umoci unpack`, or `tar xf` of each layer). */
-import { defineCommand, isMainModule, main, withProgress, withStore } from '../lib/cli.js';
-import { withSection } from '../lib/document.js';
-import { UsageError } from '../lib/errors.js';
-import { parsePlatform } from '../lib/manifest.js';
-import { resolveStorePath } from '../lib/paths.js';
-import { createProgress } from '../lib/progress.js';
-import { readStoredImage, unpackImage } from '../lib/unpack.js';
+import { defineCommand, isMainModule, main, withProgress, withStore } from '../lib/cli/command.js';
+import { withSection } from '../lib/cli/document.js';
+import { UsageError } from '../lib/core/errors.js';
+import { parsePlatform } from '../lib/image/manifest.js';
+import { resolveStorePath } from '../lib/core/paths.js';
+import { createProgress } from '../lib/core/progress.js';
+import { readStoredImage, unpackImage } from '../lib/layer/unpack.js';
 
 export const imgUnpack = defineCommand({
   name: 'img-unpack',
@@ -29,7 +29,7 @@ export const imgUnpack = defineCommand({
     const doc = await ctx.document();
     const image = args.image !== undefined ? await readStoredImage(resolveStorePath(args.store, ctx.io.env), args.image, args.platform ? parsePlatform(args.platform) : undefined) : doc?.image;
     if (!image) throw new UsageError('no image: pipe in img-fetch output, or give --image REF (and --store)');
-    if (args.explain) return ctx.explain((await import('../lib/explain.js')).explainUnpack(image, { dest: args.dest, layers: args.layers }));
+    if (args.explain) return ctx.explain((await import('../lib/cli/explain.js')).explainUnpack(image, { dest: args.dest, layers: args.layers }));
     const progress = createProgress(args.progress, ctx.io.stderr, args.quiet);
     try {
       const rootfs = await unpackImage(image, {

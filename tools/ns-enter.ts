@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /** ns-enter: run a command in new namespaces on a root filesystem (like unshare + pivot_root, runc run, podman run). */
-import { defineCommand, isMainModule, main, withStore } from '../lib/cli.js';
-import { openTerminal, pipedStore, prepareRun, runPrepared } from '../lib/container.js';
-import { UsageError } from '../lib/errors.js';
-import { planExecution, stagingDirFor } from '../lib/namespaces.js';
-import { resolveStorePath } from '../lib/paths.js';
-import { parseRunFlags, RUN_FLAGS_SHORT_FLAGS, withRunFlags } from '../lib/runflags.js';
+import { defineCommand, isMainModule, main, withStore } from '../lib/cli/command.js';
+import { openTerminal, pipedStore, prepareRun, runPrepared } from '../lib/run/container.js';
+import { UsageError } from '../lib/core/errors.js';
+import { planExecution, stagingDirFor } from '../lib/run/namespaces.js';
+import { resolveStorePath } from '../lib/core/paths.js';
+import { parseRunFlags } from '../lib/run/runflags.js';
+import { RUN_FLAGS_SHORT_FLAGS, withRunFlags } from '../lib/cli/run-flags.js';
 
 export const nsEnter = defineCommand({
   name: 'ns-enter',
@@ -38,7 +39,7 @@ export const nsEnter = defineCommand({
     const terminal = document !== undefined && args.input === undefined && !args.explain ? openTerminal() : undefined;
     const stdinIsTerminal = terminal !== undefined || ctx.io.stdin.isTTY === true;
     // Loaded only here: explain.js reaches the image code, which the hot path must not load.
-    const { explainRun } = args.explain ? await import('../lib/explain.js') : { explainRun: undefined };
+    const { explainRun } = args.explain ? await import('../lib/cli/explain.js') : { explainRun: undefined };
     if (explainRun) return ctx.explain(explainRun(prepared.config, planExecution(prepared.config, { bundleDir: prepared.bundleDir, init: flags.init, stdinIsTerminal: true, overlayDir: prepared.mount?.optionsDir, stagingDir: stagingDirFor(process.pid) }).argv, { id: prepared.id, init: flags.init }));
     const status = await runPrepared(prepared, { flags, storePath: pipedStore(args.store, document) ?? resolveStorePath(args.store, ctx.io.env), stdinIsTerminal, stdin: terminal, debug: (m) => ctx.log.debug(m), warn: (m) => ctx.log.warn(m) });
     if (status.oomKilled) ctx.log.warn('the container went over its memory limit and was killed (OOM)');

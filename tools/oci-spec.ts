@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /** oci-spec: write an OCI runtime config.json (like `runc spec`, or the one podman builds from an image and run flags). */
 import { resolve } from 'node:path';
-import { defineCommand, isMainModule, main } from '../lib/cli.js';
-import { withSection } from '../lib/document.js';
-import { UsageError } from '../lib/errors.js';
-import { resolveStorePath } from '../lib/paths.js';
-import { hasRunFlags, parseRunFlags, RUN_FLAGS_SHORT_FLAGS, withRunFlags } from '../lib/runflags.js';
-import { configForRequest, formatConfig, readRuntimeConfig, validateRuntimeConfig, writeBundleConfig } from '../lib/spec.js';
+import { defineCommand, isMainModule, main } from '../lib/cli/command.js';
+import { withSection } from '../lib/cli/document.js';
+import { UsageError } from '../lib/core/errors.js';
+import { resolveStorePath } from '../lib/core/paths.js';
+import { hasRunFlags, parseRunFlags } from '../lib/run/runflags.js';
+import { RUN_FLAGS_SHORT_FLAGS, withRunFlags } from '../lib/cli/run-flags.js';
+import { configForRequest, formatConfig, readRuntimeConfig, validateRuntimeConfig, writeBundleConfig } from '../lib/run/spec.js';
 
 export const ociSpec = defineCommand({
   name: 'oci-spec',
@@ -49,10 +50,10 @@ export const ociSpec = defineCommand({
     if (document && !bundle) throw new UsageError('a piped document needs --bundle DIR', { hint: 'the config goes to DIR/config.json and the document goes on' });
     // A user's rootless bundle from an image maps the user's subordinate ids too (lib/userns.ts), as podman does.
     const idMappings = args.rootless && document && !args.explain && (process.geteuid?.() ?? 0) !== 0
-      ? await import('../lib/container.js').then((m) => m.rootlessBundleMappings(document, m.pipedStore(undefined, document) ?? resolveStorePath(undefined, ctx.io.env), (w) => ctx.log.warn(w)))
+      ? await import('../lib/run/container.js').then((m) => m.rootlessBundleMappings(document, m.pipedStore(undefined, document) ?? resolveStorePath(undefined, ctx.io.env), (w) => ctx.log.warn(w)))
       : undefined;
     const { config, rootfs } = configForRequest({ document, bundle, flags, rootless: args.rootless, args: command, cwd: process.cwd(), idMappings });
-    if (args.explain) return ctx.explain((await import('../lib/explain.js')).explainSpec(config, { bundle, rootless: args.rootless }));
+    if (args.explain) return ctx.explain((await import('../lib/cli/explain.js')).explainSpec(config, { bundle, rootless: args.rootless }));
     if (!bundle) {
       validateRuntimeConfig(config, 'config.json (generated)');
       // runc's exact bytes (no final newline), plus one on a terminal so the prompt starts on its own line.

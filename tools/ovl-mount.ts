@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 /** ovl-mount: merge image layers and a writable upper dir into one tree (mount -t overlay, fuse-overlayfs). */
-import { defineCommand, isMainModule, main, withStore } from '../lib/cli.js';
-import { diffContainerRoot, isRootless, mountContainerRoot, pipedStore, unmountContainerRoot } from '../lib/container.js';
-import { withSection, type PipeDocument } from '../lib/document.js';
-import { UsageError } from '../lib/errors.js';
-import { formatChange, type DriverChoice } from '../lib/overlay.js';
-import { resolveStorePath } from '../lib/paths.js';
+import { defineCommand, isMainModule, main, withStore } from '../lib/cli/command.js';
+import { diffContainerRoot, isRootless, mountContainerRoot, pipedStore, unmountContainerRoot } from '../lib/run/container.js';
+import { withSection, type PipeDocument } from '../lib/cli/document.js';
+import { UsageError } from '../lib/core/errors.js';
+import { formatChange, type DriverChoice } from '../lib/mount/overlay.js';
+import { resolveStorePath } from '../lib/core/paths.js';
 
 export const ovlMount = defineCommand({
   name: 'ovl-mount',
@@ -37,7 +37,7 @@ export const ovlMount = defineCommand({
 
     if (args.diff || args.unmount) {
       const target = positional[0] ?? doc?.mount?.target;
-      if (args.explain) return ctx.explain((await import('../lib/explain.js')).explainMount({ action: args.diff ? 'diff' : 'unmount', mount: doc?.mount, target }));
+      if (args.explain) return ctx.explain((await import('../lib/cli/explain.js')).explainMount({ action: args.diff ? 'diff' : 'unmount', mount: doc?.mount, target }));
       if (args.diff) {
         for (const change of await diffContainerRoot(positional[0] === undefined ? doc?.mount : undefined, positional[0], storePath)) ctx.io.stdout.write(`${formatChange(change)}\n`);
         return;
@@ -59,7 +59,7 @@ export const ovlMount = defineCommand({
       storePath,
       warn: (m: string) => ctx.log.warn(m),
     };
-    if (args.explain) return ctx.explain((await import('../lib/explain.js')).explainMount({ action: 'mount', request, rootless: isRootless() }));
+    if (args.explain) return ctx.explain((await import('../lib/cli/explain.js')).explainMount({ action: 'mount', request, rootless: isRootless() }));
     const mount = await mountContainerRoot(request);
     ctx.log.debug(`${mount.driver}${mount.mountedIn === 'container' ? ' (mounted inside the container\'s namespaces by ns-enter)' : ''} at ${mount.target}: ${mount.options ?? ''}`);
     ctx.emit(withSection(doc, 'mount', mount));

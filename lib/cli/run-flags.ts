@@ -1,0 +1,34 @@
+/**
+ * The podman-run-style flags as one yargs builder that oci-spec and ns-enter both compose;
+ * run/runflags.ts parses what it gives into the typed, checked `RunFlags`.
+ */
+import type { Argv } from 'yargs';
+
+/** The common short flags the run flags take over: podman's -v is --volume, so --verbose keeps only its long form. */
+export const RUN_FLAGS_SHORT_FLAGS = ['v'] as const;
+
+/** Adds the run flags to a parser (set `claimsShortFlags: RUN_FLAGS_SHORT_FLAGS` in the command); compose it like the builders in cli/command.ts. */
+export function withRunFlags<T>(y: Argv<T>) {
+  // array + nargs 1: a repeatable flag that takes exactly one value, so `-e A=1 sh` keeps `sh`.
+  const repeatable = { type: 'string', array: true, nargs: 1, requiresArg: true } as const;
+  return y
+    .option('env', { ...repeatable, alias: 'e', describe: 'Set NAME=VALUE in the container environment (NAME alone: take the value from this environment)', group: 'Run flags:' })
+    .option('workdir', { type: 'string', alias: 'w', requiresArg: true, describe: 'Working directory inside the container (default: the image WorkingDir, else /)', group: 'Run flags:' })
+    .option('user', { type: 'string', alias: 'u', requiresArg: true, describe: "USER[:GROUP], names or ids, resolved from the rootfs's /etc/passwd and /etc/group (default: the image User, else root)", group: 'Run flags:' })
+    .option('hostname', { type: 'string', requiresArg: true, describe: 'Container host name', group: 'Run flags:' })
+    .option('volume', { ...repeatable, alias: 'v', describe: 'Bind mount SRC:DST[:ro|rw] (SRC an absolute or ./relative host path)', group: 'Run flags:' })
+    .option('tmpfs', { ...repeatable, describe: 'Mount a tmpfs at DST[:OPTIONS] (default options rw,noexec,nosuid,nodev,mode=1777)', group: 'Run flags:' })
+    .option('network', { type: 'string', alias: 'net', requiresArg: true, choices: ['none', 'host'], describe: 'none: a private network namespace with only loopback; host: share the host network', group: 'Run flags:' })
+    .option('memory', { type: 'string', alias: 'm', requiresArg: true, describe: 'Memory limit, e.g. 512m, 1g (units b, k, m, g)', group: 'Run flags:' })
+    .option('pids-limit', { type: 'number', requiresArg: true, describe: 'Maximum number of processes (-1: unlimited)', group: 'Run flags:' })
+    .option('cpus', { type: 'number', requiresArg: true, describe: 'CPU limit in CPUs, e.g. 1.5 (a CFS quota over a 100ms period)', group: 'Run flags:' })
+    .option('cap-add', { ...repeatable, describe: 'Add a capability (NET_ADMIN or CAP_NET_ADMIN; comma-separated lists; ALL)', group: 'Run flags:' })
+    .option('cap-drop', { ...repeatable, describe: 'Drop a capability (same forms as --cap-add)', group: 'Run flags:' })
+    .option('read-only', { type: 'boolean', default: false, describe: 'Mount the root filesystem read-only', group: 'Run flags:' })
+    .option('tty', { type: 'boolean', alias: 't', default: false, describe: 'Give the process a terminal', group: 'Run flags:' })
+    .option('entrypoint', { type: 'string', describe: 'Replace the image Entrypoint: a command, or a JSON array like \'["/bin/sh","-c"]\'; "" clears it', group: 'Run flags:' })
+    .option('annotation', { ...repeatable, describe: 'Add an annotation KEY=VALUE to the config', group: 'Run flags:' })
+    .option('init', { type: 'boolean', default: false, describe: 'Run an init as PID 1 that forwards signals and reaps zombies (ns-enter)', group: 'Run flags:' })
+    .option('rm', { type: 'boolean', default: false, describe: "Remove the container's state when it exits (ns-enter)", group: 'Run flags:' });
+}
+

@@ -1,0 +1,115 @@
+/**
+ * Registry credentials, looked up the way skopeo and podman do: --creds, then
+ * $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, $DOCKER_CONFIG/config.json or
+ * ~/.docker/config.json; in each, `credHelpers` for the registry, `auths` entries (base64
+ * user:password, most specific key first), then `credsStore`.
+ */
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { AuthError, UsageError } from '../../core/errors.js';
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+interface AuthFile {
+  auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
+  credHelpers?: Record<string, string>;
+  credsStore?: string;
+}
+
+export function parseCredsFlag(value: string): Credentials {
+  const colon = value.indexOf(':');
+  if (colon <= 0) throw new UsageError('--creds: want USERNAME:PASSWORD');
+  return { username: value.slice(0, colon), password: value.slice(colon + 1) };
+}
+
+/** The auth files to read, in order. */
+export function authFilePaths(env: NodeJS.ProcessEnv): string[] {
+  const home = env.HOME || homedir();
+  const paths: string[] = [];
+  if (env.REGISTRY_AUTH_FILE) paths.push(env.REGISTRY_AUTH_FILE);
+  if (env.XDG_RUNTIME_DIR) paths.push(join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
+  paths.push(join(env.DOCKER_CONFIG || join(home, '.docker'), 'config.json'));
+  return paths;
+}
+
+/** Credentials for `registry` (and `repository`, for per-namespace entries), or undefined for anonymous. */
+export async function lookupCredentials(registry: string, repository: string, env: NodeJS.ProcessEnv = process.env): Promise<Credentials | undefined> {
+  for (const path of authFilePaths(env)) {
+    const file = await readAuthFile(path);
+    if (!file) continue;
+    const helper = file.credHelpers?.[registry] ?? file.credHelpers?.[dockerHubKey(registry)];
+    if (helper) return credentialHelperGet(helper, registry, env);
+    const entry = matchAuthEntry(file, registry, repository);
+    if (entry) return entry;
+    if (file.credsStore) {
+      const fromStore = await credentialHelperGet(file.credsStore, registry, env).catch(() => undefined);
+      if (fromStore) return fromStore;
+    }
+  }
+  return undefined;
+}
+
+function dockerHubKey(registry: string): string {
+  return registry === 'docker.io' ? 'https://index.docker.io/v1/' : registry;
+}
+
+function matchAuthEntry(file: AuthFile, registry: string, repository: string): Credentials | undefined {
+  const auths = file.auths ?? {};
+  // containers-auth.json allows registry/namespace keys: the longest match wins.
+  const parts = repository.split('/');
+  const candidates: string[] = [];
+  for (let i = parts.length; i >= 1; i--) candidates.push(`${registry}/${parts.slice(0, i).join('/')}`);
+  candidates.push(registry, `https://${registry}`, `http://${registry}`, dockerHubKey(registry), `${dockerHubKey(registry)}`.replace(/\/v1\/$/, ''));
+  for (const key of candidates) {
+    const entry = auths[key];
+    if (!entry) continue;
+    if (entry.auth) {
+      const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon > 0) return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+    }
+    if (entry.username && entry.password) return { username: entry.username, password: entry.password };
+  }
+  return undefined;
+}
+
+async function readAuthFile(path: string): Promise<AuthFile | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    return JSON.parse(text) as AuthFile;
+  } catch {
+    throw new AuthError(`${path}: not valid JSON`);
+  }
+}
+
+/** Runs `docker-credential-NAME get`, the credential helper protocol. */
+function credentialHelperGet(name: string, registry: string, env: NodeJS.ProcessEnv): Promise<Credentials | undefined> {
+  const program = `docker-credential-${name}`;
+  return new Promise((resolve, reject) => {
+    const child = execFile(program, ['get'], { env, timeout: 30_000 }, (err, stdout) => {
+      if (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return reject(new AuthError(`credential helper ${program} is not installed`));
+        if (/credentials not found/i.test(stdout)) return resolve(undefined);
+        return reject(new AuthError(`credential helper ${program} failed for ${registry}`));
+      }
+      try {
+        const reply = JSON.parse(stdout) as { Username?: string; Secret?: string };
+        if (!reply.Secret) return resolve(undefined);
+        resolve({ username: reply.Username ?? '<token>', password: reply.Secret });
+      } catch {
+        reject(new AuthError(`credential helper ${program} printed something that is not JSON`));
+      }
+    });
+    child.stdin?.end(registry === 'docker.io' ? 'https://index.docker.io/v1/' : registry);
+  });
+}

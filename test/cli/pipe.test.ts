@@ -1,0 +1,60 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable, Writable } from 'node:stream';
+import { parseDocument } from '../../lib/cli/pipe.js';
+import { runCommand, defineCommand, type Io } from '../../lib/cli/command.js';
+import { withSection } from '../../lib/cli/document.js';
+import { InputError } from '../../lib/core/errors.js';
+
+function memoryIo(input: string): Io & { out: () => string; err: () => string } {
+  let out = '';
+  let err = '';
+  const stdin = Readable.from([Buffer.from(input)]) as Readable & { isTTY?: boolean };
+  const stdout = new Writable({ write: (c, _e, cb) => ((out += c.toString()), cb()) });
+  const stderr = new Writable({ write: (c, _e, cb) => ((err += c.toString()), cb()) });
+  return { stdin, stdout, stderr, env: {}, out: () => out, err: () => err };
+}
+
+const echoCommand = defineCommand({
+  name: 'echo-doc',
+  purpose: 'test command',
+  usage: '$0',
+  examples: [],
+  options: (y) => y,
+  async run(_args, ctx) {
+    ctx.emit(withSection(await ctx.document(), 'echo', { ok: true }));
+  },
+});
+
+test('a document names the field that is wrong', () => {
+  assert.throws(() => parseDocument('{"documentVersion":1,"image":{"layers":[{}]}}'), (e: unknown) => e instanceof InputError && /^input\.image: missing required field/.test(e.message));
+  const layer = { mediaType: 'x', digest: 'sha256:zz', size: 1, diffID: `sha256:${'0'.repeat(64)}` };
+  const image = { reference: 'r', digest: `sha256:${'0'.repeat(64)}`, store: '/s', layout: 'oci', manifest: { mediaType: 'x', digest: `sha256:${'0'.repeat(64)}`, size: 1 }, config: { rootfs: { type: 'layers', diff_ids: [] } }, layers: [layer], platform: { os: 'linux', architecture: 'amd64' } };
+  assert.throws(() => parseDocument(JSON.stringify({ documentVersion: 1, image })), { message: /^input\.image\.layers\[0\]\.digest: must match/ });
+  assert.throws(() => parseDocument('{"documentVersion":2}'), { message: /^input\.documentVersion: must be 1/ });
+  assert.throws(() => parseDocument('{"documentVersion":1'), { message: /truncated/ });
+  assert.throws(() => parseDocument('nope'), { message: /not a JSON document/ });
+});
+
+test('a command passes other sections through and writes one line', async () => {
+  const io = memoryIo('{"documentVersion":1,"mine":{"a":[1,2]}}\n');
+  assert.equal(await runCommand(echoCommand, [], io), 0);
+  assert.equal(io.out(), '{"documentVersion":1,"mine":{"a":[1,2]},"echo":{"ok":true}}\n');
+  assert.equal(io.err(), '');
+});
+
+test('bad input: exit 2, one line on stderr, nothing on stdout', async () => {
+  const io = memoryIo('{"documentVersion":1,');
+  assert.equal(await runCommand(echoCommand, [], io), 2);
+  assert.equal(io.out(), '');
+  assert.match(io.err(), /^echo-doc: input: truncated JSON document\n$/);
+});
+
+test('an empty pipe is no document; unknown flags are usage errors', async () => {
+  const io = memoryIo('');
+  assert.equal(await runCommand(echoCommand, [], io), 0);
+  assert.equal(io.out(), '{"documentVersion":1,"echo":{"ok":true}}\n');
+  const bad = memoryIo('');
+  assert.equal(await runCommand(echoCommand, ['--nope'], bad), 2);
+  assert.match(bad.err(), /^echo-doc: Unknown argument: nope\n$/);
+});

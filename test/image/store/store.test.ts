@@ -1,0 +1,112 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { digestOf } from '../../../lib/core/digest.js';
+import { ClobberError, DigestMismatchError, NotFoundError, UnsupportedError } from '../../../lib/core/errors.js';
+import { DirLayout, OciLayout } from '../../../lib/image/store/store.js';
+import { MEDIA_TYPES, REF_NAME_ANNOTATION } from '../../../lib/image/model.js';
+import { tempDir } from '../../helpers/paths.js';
+import { snapshotStore } from '../../helpers/store-snapshot.js';
+import { ociSchema } from '../../helpers/oci-schema.js';
+import { mustExec } from '../../helpers/exec.js';
+
+async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await tempDir('cp-store-');
+  try {
+    await fn(dir.path);
+  } finally {
+    await dir.cleanup();
+  }
+}
+
+test('a new store is an OCI layout the image-spec schemas and umoci accept', () =>
+  withTemp(async (dir) => {
+    const store = join(dir, 'store');
+    const layout = await OciLayout.open(store, { create: true });
+    ociSchema('image-layout-schema.json')(JSON.parse(await readFile(join(store, 'oci-layout'), 'utf8')));
+    const config = await layout.putBytes(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } })), MEDIA_TYPES.ociConfig);
+    const manifest = await layout.putBytes(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest, config, layers: [] })), MEDIA_TYPES.ociManifest);
+    await layout.tag('lab/empty:1', { ...manifest, platform: { os: 'linux', architecture: 'amd64' } });
+    await layout.tag('lab/empty:1', manifest);
+    const index = await layout.readIndex();
+    ociSchema('image-index-schema.json')(index);
+    assert.equal(index.manifests.length, 1, 'a name names one image');
+    assert.equal((await layout.resolve('lab/empty:1')).annotations?.[REF_NAME_ANNOTATION], 'lab/empty:1');
+    await assert.rejects(layout.resolve('nope'), (e: unknown) => e instanceof NotFoundError && /no image named "nope" \(it has: lab\/empty:1\)/.test(e.message));
+    assert.match(await mustExec('umoci', ['ls', '--layout', store]), /lab\/empty:1/);
+  }));
+
+test('a transaction is all or nothing: staged blobs are invisible until commit, and abort leaves nothing', () =>
+  withTemp(async (dir) => {
+    const layout = await OciLayout.open(join(dir, 'store'), { create: true });
+    const before = await snapshotStore(layout.root);
+    const a = Buffer.from('layer a');
+    const txn = await layout.begin();
+    const writer = await txn.blobWriter({ digest: digestOf(a), size: a.length });
+    await writer.write(a);
+    await writer.commit();
+    assert.equal(await layout.hasBlob(digestOf(a)), false, 'not in the store before commit');
+    assert.equal(await txn.hasBlob(digestOf(a), a.length), true);
+    await txn.abort();
+    assert.deepEqual(await snapshotStore(layout.root), before);
+
+    const again = await layout.begin();
+    await again.putBytes(a, 'x');
+    await again.commit();
+    assert.equal(await layout.hasBlob(digestOf(a), a.length), true);
+    assert.deepEqual((await snapshotStore(layout.root)).files.filter((f) => f.startsWith('.')), [], 'no staging dir left');
+  }));
+
+test('a blob that does not match its digest or size is refused and leaves no file', () =>
+  withTemp(async (dir) => {
+    const layout = await OciLayout.open(join(dir, 'store'), { create: true });
+    const before = await snapshotStore(layout.root);
+    const claimed = digestOf('the real content');
+    await assert.rejects(
+      layout.putBlob((async function* () {
+        yield Buffer.from('something else!!');
+      })(), { digest: claimed, size: 16 }),
+      (e: unknown) => e instanceof DigestMismatchError && e.message.startsWith(`blob ${claimed}: content has digest sha256:`),
+    );
+    await assert.rejects(
+      layout.putBlob((async function* () {
+        yield Buffer.from('too long for the size');
+      })(), { digest: claimed, size: 4 }),
+      /more than the expected 4 bytes/,
+    );
+    assert.deepEqual(await snapshotStore(layout.root), before);
+  }));
+
+test('what a killed pull left (a staging dir of a dead process) is swept on the next open', () =>
+  withTemp(async (dir) => {
+    const store = join(dir, 'store');
+    await OciLayout.open(store, { create: true });
+    const child = await mustExec('sh', ['-c', 'echo $$']);
+    const stale = join(store, `.staging-${child.trim()}-deadbeef`);
+    await mkdir(stale);
+    await writeFile(join(stale, 'x.part'), 'half a layer');
+    await OciLayout.open(store, { create: true });
+    assert.deepEqual((await snapshotStore(store)).files.filter((f) => f.startsWith('.')), []);
+  }));
+
+test('open refuses what is not an OCI layout', () =>
+  withTemp(async (dir) => {
+    await assert.rejects(OciLayout.open(dir), (e: unknown) => e instanceof NotFoundError && /not an OCI image layout/.test(e.message));
+    await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"9"}');
+    await assert.rejects(OciLayout.open(dir), UnsupportedError);
+  }));
+
+test("dir: layouts: a foreign non-empty directory is refused; a failed write removes a directory it created", () =>
+  withTemp(async (dir) => {
+    const foreign = join(dir, 'foreign');
+    await mkdir(foreign);
+    await writeFile(join(foreign, 'notes.txt'), 'mine');
+    await assert.rejects(DirLayout.create(foreign), ClobberError);
+    const fresh = join(dir, 'fresh');
+    const layout = await DirLayout.create(fresh);
+    const txn = await layout.begin();
+    await txn.putBytes(Buffer.from('x'), 'x');
+    await layout.abort(txn);
+    assert.deepEqual(await snapshotStore(fresh), { files: [], index: '' });
+  }));

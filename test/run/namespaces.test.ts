@@ -1,0 +1,283 @@
+/**
+ * ns-enter on the real kernel: the lab busybox image (built with the lab script, unpacked by
+ * umoci) runs in new namespaces; runc runs the same bundles side by side as the oracle.
+ * Every mount a test makes is unmounted in after(), also when a test failed.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exec, mustExec, tool } from '../helpers/exec.js';
+import { busyboxRootfs, mountsUnder, unmountAll } from '../helpers/mounts.js';
+import { tempDir, toolPath } from '../helpers/paths.js';
+import { planExecution, sharedObjects } from '../../lib/run/namespaces.js';
+import { UnsupportedError } from '../../lib/core/errors.js';
+import type { RuntimeConfig } from '../../lib/run/runtime-spec.js';
+
+let work: { path: string; cleanup: () => Promise<void> };
+let rootfs: string;
+let layout: string;
+const PODMAN_CAPS_MASK = '00000000800405fb';
+
+before(async () => {
+  work = await tempDir('cp-ns-');
+  ({ rootfs, layout } = await busyboxRootfs(work.path));
+});
+
+after(async () => {
+  await unmountAll(work.path);
+  assert.deepEqual(mountsUnder(work.path), []);
+  await work.cleanup();
+});
+
+function run(args: string[], input?: string) {
+  return tool('ns-enter', ['--rootfs', rootfs, ...args], { input });
+}
+
+/** A config like runc spec's, for the busybox rootfs, as the executor's tests build it. */
+async function runcSpecConfig(dir: string, args: string[]): Promise<RuntimeConfig> {
+  await mkdir(dir, { recursive: true });
+  await mustExec('runc', ['spec', '--bundle', dir]);
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as RuntimeConfig;
+  config.root = { path: rootfs, readonly: true };
+  (config.process as NonNullable<RuntimeConfig['process']>).terminal = false;
+  (config.process as NonNullable<RuntimeConfig['process']>).args = args;
+  await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2));
+  return config;
+}
+
+describe('ns-enter', () => {
+  test('the one-line pipeline on the lab busybox image: os-release, PID 1, --rm removes the container', async () => {
+    const store = join(work.path, 'store');
+    const dist = (name: string) => `node ${toolPath(name)}`;
+    const pipeline = `${dist('img-fetch')} oci:${layout}:busybox --store ${store} -q | ${dist('img-unpack')} --layers | ${dist('ovl-mount')} | ${dist('ns-enter')} --rm -- sh -c 'cat /etc/os-release; echo pid=$$'`;
+    const result = await exec('bash', ['-o', 'pipefail', '-c', pipeline]);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /^NAME="container-parts lab busybox"$/m);
+    assert.match(result.stdout, /^pid=1$/m);
+    assert.deepEqual(mountsUnder(store), [], '--rm unmounted the overlay');
+    assert.deepEqual(existsSync(join(store, 'containers')) ? readdirSync(join(store, 'containers')) : [], [], '--rm removed the container dirs');
+  });
+
+  test('PID 1, own hostname, only its own processes, a private network with lo only, host files out of reach', async () => {
+    const marker = join(work.path, 'host-only-marker');
+    await writeFile(marker, 'secret');
+    const result = await run(['--hostname', 'box', '--', 'sh', '-c', `echo pid=$$; hostname; ls /proc | grep -E '^[0-9]+$' | wc -l; cat /proc/net/dev | tail -n +3 | cut -d: -f1; ls ${marker} 2>&1; ls /.oldroot 2>&1; cat /proc/1/cmdline | tr '\\0' ' '`]);
+    assert.equal(result.status, 0, result.stderr);
+    const lines = result.stdout.trim().split('\n').map((l) => l.trim());
+    assert.equal(lines[0], 'pid=1');
+    assert.equal(lines[1], 'box');
+    assert.notEqual(lines[1], hostname());
+    assert.ok(Number(lines[2]) <= 4, `only the container's processes in /proc, got ${lines[2]}`);
+    assert.equal(lines[3], 'lo');
+    assert.match(lines[4] as string, /No such file or directory/);
+    assert.match(lines[5] as string, /No such file or directory/, 'the old root is detached');
+    assert.match(lines[6] as string, /^sh -c /);
+    const hostNet = await run(['--net', 'host', '--', 'sh', '-c', 'cat /proc/net/dev | wc -l']);
+    assert.ok(Number(hostNet.stdout.trim()) > 3, '--net host shares the host interfaces');
+  });
+
+  test('/proc, /sys, /dev: masked and read-only paths, a private /dev with pts, shm, mqueue', async () => {
+    const result = await run(['--', 'sh', '-c', [
+      'ls /dev | tr "\\n" " "; echo',
+      'ls /dev/pts | tr "\\n" " "; echo',
+      'touch /sys/x 2>&1 | grep -c "Read-only"',
+      '(echo 1 > /proc/sys/kernel/ns_last_pid) 2>&1 | grep -c "Read-only"',
+      'ls /proc/acpi 2>&1 | wc -l',
+      'wc -c < /proc/keys',
+      'mount | grep -E " /dev/(shm|mqueue|pts) " | cut -d" " -f1,3,5 | tr "\\n" ";"',
+    ].join('; ')]);
+    assert.equal(result.status, 0, result.stderr);
+    const [dev, pts, sysRo, sysrqRo, acpi, keys, mounts] = result.stdout.trim().split('\n');
+    for (const node of ['null', 'zero', 'full', 'random', 'urandom', 'tty', 'pts', 'shm', 'mqueue', 'ptmx']) assert.ok(dev?.split(' ').includes(node), `/dev has ${node}: ${dev}`);
+    assert.ok(!dev?.split(' ').includes('sda') && !dev?.split(' ').includes('vda'), 'no host disks');
+    assert.equal(pts?.trim(), 'ptmx');
+    assert.equal(sysRo, '1');
+    assert.equal(sysrqRo, '1');
+    assert.equal(acpi, '0');
+    assert.equal(keys, '0');
+    assert.match(mounts as string, /devpts \/dev\/pts devpts;/);
+    assert.match(mounts as string, /\/dev\/shm tmpfs;/);
+    assert.match(mounts as string, /mqueue \/dev\/mqueue mqueue;/);
+  });
+
+  test("capabilities: podman's default set (--cap-add/--cap-drop change it), no_new_privs; -u with names", async () => {
+    const root = await run(['--', 'sh', '-c', 'grep -E "^(CapBnd|CapEff|NoNewPrivs)" /proc/self/status']);
+    assert.equal(root.status, 0, root.stderr);
+    assert.match(root.stdout, new RegExp(`CapEff:\\s+${PODMAN_CAPS_MASK}`));
+    assert.match(root.stdout, new RegExp(`CapBnd:\\s+${PODMAN_CAPS_MASK}`));
+    assert.match(root.stdout, /NoNewPrivs:\s+1/);
+    const changed = await run(['--cap-drop', 'CHOWN', '--cap-add', 'NET_ADMIN', '--', 'sh', '-c', 'grep CapEff /proc/self/status; chown 1000 /tmp 2>&1']);
+    // podman's set less CHOWN (bit 0) plus NET_ADMIN (bit 12).
+    assert.match(changed.stdout, /CapEff:\s+00000000800415fa/);
+    assert.match(changed.stdout, /Operation not permitted/);
+    const user = await run(['-u', 'lab', '--', 'sh', '-c', 'id; grep -E "^Cap(Eff|Bnd)" /proc/self/status; touch /root/x 2>&1']);
+    assert.equal(user.status, 1);
+    assert.match(user.stdout, /^uid=1000\(lab\) gid=1000\(lab\) groups=.*10\(wheel\)/m);
+    assert.match(user.stdout, /CapEff:\s+0000000000000000/);
+    assert.match(user.stdout, /Permission denied/);
+    const group = await run(['-u', 'nobody:wheel', '--', 'id']);
+    assert.match(group.stdout, /^uid=65534\(nobody\) gid=10\(wheel\)/);
+    const unknown = await run(['-u', 'ghost', '--', 'id']);
+    assert.equal(unknown.status, 1);
+    assert.match(unknown.stderr, /^ns-enter: user "ghost": no such user in the rootfs's \/etc\/passwd/);
+  });
+
+  test('exit status, death by signal (128+N), stdin passes through', async () => {
+    assert.equal((await run(['--', 'sh', '-c', 'exit 7'])).status, 7);
+    assert.equal((await run(['--init', '--', 'sh', '-c', 'kill -TERM $$'])).status, 143);
+    assert.equal((await run(['--', 'sh', '-c', 'kill -KILL $$; sleep 1; exit 3'])).status, 3, 'PID 1 does not die of a signal it sent itself (the kernel protects init)');
+    const echoed = await run(['--', 'cat'], 'hi\n');
+    assert.equal(echoed.stdout, 'hi\n');
+    const missing = await run(['--', '/bin/nope']);
+    assert.notEqual(missing.status, 0);
+  });
+
+  test('SIGTERM and SIGINT sent to ns-enter reach the container; --init forwards them and reaps zombies', async () => {
+    const started = (args: string[]) => {
+      const child = spawn(process.execPath, [toolPath('ns-enter'), '--rootfs', rootfs, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      const ready = new Promise<void>((resolve) => child.stdout.on('data', () => out.includes('ready') && resolve()));
+      const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      return { child, ready, done, out: () => out };
+    };
+    const trapped = started(['--', 'sh', '-c', 'trap "echo got TERM; exit 3" TERM; echo ready; while :; do sleep 0.1; done']);
+    await trapped.ready;
+    trapped.child.kill('SIGTERM');
+    assert.equal(await trapped.done, 3);
+    assert.match(trapped.out(), /got TERM/);
+    const init = started(['--init', '--', 'sh', '-c', 'sleep 0.2 & echo ready; exec sleep 60']);
+    await init.ready;
+    init.child.kill('SIGINT');
+    assert.equal(await init.done, 130);
+    const zombies = await run(['--init', '--', 'sh', '-c', '(sleep 0.1 &) ; sleep 0.5; ps -o stat,comm | grep -c "^Z"']);
+    assert.equal(zombies.stdout.trim(), '0', 'the orphan was reaped by the init');
+  });
+
+  test('-t gives the command a terminal (driven with script(1))', async () => {
+    const command = `${process.execPath} ${toolPath('ns-enter')} --rootfs ${rootfs} -t -- sh -c 'test -t 0 && test -t 1 && echo has-a-tty; echo TERM=$TERM'`;
+    const result = await exec('script', ['-qec', command, '/dev/null']);
+    assert.equal(result.status, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /has-a-tty/);
+    assert.match(result.stdout, /TERM=xterm/);
+    const noTty = await run(['-t', '--', 'true']);
+    assert.equal(noTty.status, 1);
+    assert.match(noTty.stderr, /^ns-enter: process\.terminal: true needs a terminal on stdin/);
+  });
+
+  test("a document piped in uses up stdin: the command reads the terminal instead, as the tutorial's shell does; without one, stdin is at its end", async () => {
+    const doc = join(work.path, 'flat-doc.json');
+    await writeFile(doc, JSON.stringify({ documentVersion: 1, rootfs: { mode: 'flat', path: rootfs } }));
+    const command = `cat ${doc} | ${process.execPath} ${toolPath('ns-enter')} -- sh -c 'test -t 0 && echo stdin-is-a-tty; read line; echo "read: $line"'`;
+    const result = await exec('script', ['-qec', command, '/dev/null'], { input: 'typed\n' });
+    assert.equal(result.status, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /stdin-is-a-tty/);
+    assert.match(result.stdout, /read: typed/);
+    const noTerminal = await tool('ns-enter', ['--', 'sh', '-c', 'test -t 0 || echo no-tty; read line || echo at-end'], { input: JSON.stringify({ documentVersion: 1, rootfs: { mode: 'flat', path: rootfs } }) });
+    assert.equal(noTerminal.status, 0, noTerminal.stderr);
+    assert.equal(noTerminal.stdout, 'no-tty\nat-end\n');
+  });
+
+  test('-v SRC:DST[:ro], --tmpfs, -e, -w, --read-only', async () => {
+    const shared = join(work.path, 'shared');
+    await mkdir(shared, { recursive: true });
+    await writeFile(join(shared, 'in'), 'from host\n');
+    const result = await run(['-v', `${shared}:/data`, '-v', `${shared}:/ro:ro`, '--tmpfs', '/scratch', '-e', 'GREETING=hi', '-w', '/data', '--', 'sh', '-c',
+      'cat in; echo out > /data/out; touch /ro/x 2>&1 | grep -c Read-only; touch /scratch/t && mount | grep -c " /scratch type tmpfs"; echo $GREETING; pwd']);
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual(result.stdout.trim().split('\n'), ['from host', '1', '1', 'hi', '/data']);
+    assert.equal(readFileSync(join(shared, 'out'), 'utf8'), 'out\n');
+    const readOnly = await run(['--read-only', '--', 'sh', '-c', 'touch /x 2>&1']);
+    assert.match(readOnly.stdout, /Read-only file system/);
+  });
+
+  test('noexec is carried out: tmpfs mounts (--tmpfs, /dev/shm) and noexec binds refuse to run files, as under runc; nothing is left staged', async () => {
+    const shared = join(work.path, 'noexec-src');
+    await mkdir(shared, { recursive: true });
+    await writeFile(join(shared, 'tool'), '#!/bin/sh\necho ran\n', { mode: 0o755 });
+    const bundle = join(work.path, 'noexec-bundle');
+    const script = 'for d in /scratch /dev/shm; do cp /src/tool $d/t; chmod +x $d/t; $d/t 2>/dev/null || echo "$d: refused"; done; /src/tool 2>/dev/null || echo "/src: refused"; grep -c noexec /proc/self/mountinfo >/dev/null && echo listed';
+    const config = await runcSpecConfig(bundle, ['sh', '-c', script]);
+    config.root = { path: rootfs, readonly: false };
+    config.mounts = [...(config.mounts ?? []), { destination: '/scratch', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'noexec', 'mode=1777'] }, { destination: '/src', type: 'bind', source: shared, options: ['rbind', 'ro', 'noexec'] }];
+    await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
+    const runc = await exec('runc', ['run', '-b', bundle, `cp-ns-noexec-${process.pid}`]);
+    const ours = await tool('ns-enter', ['--bundle', bundle]);
+    assert.equal(runc.status, 0, runc.stderr);
+    assert.equal(ours.status, 0, ours.stderr);
+    assert.equal(ours.stdout, runc.stdout);
+    assert.equal(ours.stdout, '/scratch: refused\n/dev/shm: refused\n/src: refused\nlisted\n');
+    assert.deepEqual(readdirSync(tmpdir()).filter((f) => f.startsWith('ns-enter-staging-')), []);
+  });
+
+  test('--memory kills a process that allocates past it (137); --pids-limit stops a fork loop; the cgroup is gone after', async () => {
+    const memory = await run(['--name', 'memtest', '--memory', '16m', '--', 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64M', 'count=1']);
+    assert.equal(memory.status, 137, memory.stderr);
+    assert.match(memory.stderr, /went over its memory limit/);
+    const roomy = await run(['--memory', '256m', '--', 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64M', 'count=1']);
+    assert.equal(roomy.status, 0, roomy.stderr);
+    const pids = await run(['--name', 'pidtest', '--pids-limit', '8', '--', 'sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 1 & done; wait']);
+    assert.match(pids.stderr, /can't fork/);
+    const cpus = await run(['--name', 'cputest', '--cpus', '0.5', '--', 'sh', '-c', 'cat /sys/fs/cgroup/cpu/container-parts/cputest/cpu.cfs_quota_us']);
+    assert.equal(cpus.stdout.trim(), '50000');
+    for (const name of ['memtest', 'pidtest', 'cputest']) {
+      for (const controller of ['memory', 'pids', 'cpu']) assert.ok(!existsSync(`/sys/fs/cgroup/${controller}/container-parts/${name}`), `${controller}/${name} removed`);
+    }
+  });
+
+  test('--bundle: a runc spec config gives the same output under runc and ns-enter', async () => {
+    const bundle = join(work.path, 'runc-bundle');
+    const script = 'id; hostname; grep -E "^Cap(Eff|Bnd)|NoNewPrivs" /proc/self/status; echo pid=$$; ls /; ulimit -n; touch /x 2>&1';
+    await runcSpecConfig(bundle, ['sh', '-c', script]);
+    const runc = await exec('runc', ['run', '-b', bundle, `cp-ns-test-${process.pid}`]);
+    const ours = await tool('ns-enter', ['--bundle', bundle]);
+    assert.equal(ours.status, runc.status, ours.stderr);
+    assert.equal(ours.stdout, runc.stdout);
+    assert.match(ours.stdout, /Read-only file system/);
+  });
+
+  test('a config field the executor cannot carry out is an error naming it', async () => {
+    const bundle = join(work.path, 'unsupported');
+    const config = await runcSpecConfig(bundle, ['true']);
+    const cases: Array<[(c: RuntimeConfig) => void, RegExp]> = [
+      [(c) => ((c.linux as NonNullable<RuntimeConfig['linux']>).sysctl = { 'net.ipv4.ip_forward': '1' }), /^linux\.sysctl: /],
+      [(c) => ((c.linux as NonNullable<RuntimeConfig['linux']>).seccomp = { defaultAction: 'SCMP_ACT_ALLOW' }), /^linux\.seccomp: /],
+      [(c) => ((c.process as NonNullable<RuntimeConfig['process']>).noNewPrivileges = false), /^process\.noNewPrivileges: /],
+      [(c) => (c.mounts as NonNullable<RuntimeConfig['mounts']>).push({ destination: '/n', type: 'nfs', source: 'x:/y' }), /^mounts\[7\]\.type: nfs /],
+      [(c) => ((c.process as NonNullable<RuntimeConfig['process']>).capabilities = { bounding: ['CAP_KILL'], effective: [] }), /^process\.capabilities\.effective: /],
+      [(c) => ((c.linux as NonNullable<RuntimeConfig['linux']>).namespaces = [{ type: 'pid' }]), /^linux\.namespaces: a mount namespace is required/],
+      [(c) => ((c as Record<string, unknown>).vm = {}), /^vm: not supported/],
+    ];
+    for (const [edit, message] of cases) {
+      const copy = structuredClone(config);
+      edit(copy);
+      assert.throws(() => planExecution(copy, { stdinIsTerminal: false }), (err: unknown) => err instanceof UnsupportedError && message.test(err.message), String(message));
+    }
+    const copy = structuredClone(config);
+    (copy.linux as NonNullable<RuntimeConfig['linux']>).sysctl = { 'kernel.domainname': 'x' };
+    await writeFile(join(bundle, 'config.json'), JSON.stringify(copy));
+    const result = await tool('ns-enter', ['--bundle', bundle]);
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /^ns-enter: linux\.sysctl: not supported by ns-enter\n$/);
+  });
+
+  test("setpriv's libraries are found from its ELF headers; a missing bwrap names the package", async () => {
+    const found = sharedObjects('/usr/bin/setpriv');
+    assert.ok(found.interpreter && existsSync(found.interpreter));
+    assert.ok(found.libraries.some((l) => l.name === 'libc.so.6'));
+    const result = await tool('ns-enter', ['--rootfs', rootfs, '--', 'true'], { env: { PATH: '/nonexistent' } });
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /^ns-enter: bwrap not found \(apt-get install bubblewrap\)\n$/);
+  });
+
+  test('--explain prints unshare, mount and pivot_root commands and runs nothing', async () => {
+    const result = await run(['--explain', '--memory', '64m', '--', 'sh']);
+    assert.equal(result.status, 0, result.stderr);
+    for (const expected of [/^unshare --mount --uts --ipc --pid --fork --net/m, /pivot_root \. \.oldroot/, /mount -t proc proc/, /memory\.limit_in_bytes/, /setpriv --reuid 0/, /bwrap .*--unshare-pid/]) assert.match(result.stdout, expected);
+  });
+});
+
