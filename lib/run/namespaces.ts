@@ -7,11 +7,12 @@
  *
  * Everything in a config is either carried out or refused with an error naming the field.
  */
-import { mkdirSync, rmdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cgroupLimits, planExecution, type ExecutionPlan, type PlanOptions } from './bwrap-plan.js';
 import type { Cgroup } from './cgroups.js';
+import { helperPath } from './privileges.js';
 import type { RuntimeConfig } from './runtime-spec.js';
 import { spawnAndWait, type ExitStatus } from './supervise.js';
 
@@ -73,9 +74,12 @@ async function runPlanned(plan: ExecutionPlan, options: RunOptions): Promise<Exi
     const { createCgroup } = await import('./cgroups.js');
     cgroup = await createCgroup(plan.cgroupsPath ?? `container-parts/${options.id}`, limits);
   }
+  const path = helperPath();
+  const fd = openSync(path, 'r');
   try {
-    return await spawnAndWait({ plan, cgroup, stdin: options.stdin, onStart: options.onStart });
+    return await spawnAndWait({ plan, cgroup, stdin: options.stdin, onStart: options.onStart, helper: { path, fd } });
   } finally {
+    closeSync(fd);
     await cgroup?.remove();
   }
 }
