@@ -464,6 +464,8 @@ static int relay_loop(int master, pid_t child, int signals) {
       struct signalfd_siginfo info;
       if (read(signals, &info, sizeof info) == sizeof info) {
         if (info.ssi_signo == SIGWINCH) follow_window_size(master);
+        /* ns-enter died (kill -9): the container goes with it (bwrap dies with its parent, us), the terminal is restored. */
+        if (info.ssi_signo == SIGUSR1) { kill(child, SIGKILL); waitpid(child, &status, 0); break; }
         if (info.ssi_signo == SIGCHLD && waitpid(child, &status, WNOHANG) == child) continue;
       }
     }
@@ -490,9 +492,11 @@ static int relay_main(char **command) {
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) die(1, "cannot make the console socket: %s", strerror(errno));
   sigset_t handled;
   sigemptyset(&handled);
-  for (int s = 0, list[] = {SIGCHLD, SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU}; s < 9; s++) sigaddset(&handled, list[s]);
+  for (int s = 0, list[] = {SIGCHLD, SIGWINCH, SIGUSR1, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU}; s < 10; s++) sigaddset(&handled, list[s]);
   sigset_t old;
   sigprocmask(SIG_BLOCK, &handled, &old);
+  pid_t parent = getppid();
+  if (prctl(PR_SET_PDEATHSIG, SIGUSR1, 0, 0, 0) != 0 || getppid() != parent) die(1, "ns-enter is gone");
   pid_t child = fork();
   if (child < 0) die(1, "fork: %s", strerror(errno));
   if (child == 0) {
