@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exec, mustExec, tool } from '../helpers/exec.js';
+import { assertOneLineError, exec, mustExec, tool } from '../helpers/exec.js';
 import { busyboxRootfs, mountsUnder, unmountAll } from '../helpers/mounts.js';
 import { tempDir, toolPath } from '../helpers/paths.js';
 import { planExecution } from '../../lib/run/bwrap-plan.js';
@@ -358,6 +358,22 @@ describe('ns-enter', () => {
     assert.equal(twin.stdout, '', twin.stderr);
     const flags = await run(['--cap-add', 'MKNOD', '--tmpfs', '/x:rw,exec', '--tmpfs', '/y:dev', '--', 'sh', '-c', script]);
     assert.equal(flags.stdout, 'x-exec\ny-dev\n', flags.stderr);
+  });
+
+  test("podman's flags without a counterpart and a command without -- each get one line saying what to do instead", async () => {
+    const hint = 'ns-enter: unexpected argument "ls" (put the command after --, e.g. -- sh -c "id")\n';
+    for (const line of [['ls'], ['ls', '-la'], ['--rm', 'ls', '-la'], ['-e', 'A=1', 'ls', '--color']]) {
+      const result = await run(line);
+      assertOneLineError(result, 'ns-enter', 2, /unexpected argument "ls"/);
+      assert.equal(result.stderr, hint, line.join(' '));
+    }
+    const cases: Array<[string[], RegExp]> = [
+      [['-d'], /^ns-enter: -d\/--detach is not supported \(.*background with &/],
+      [['--restart', 'always'], /^ns-enter: --restart is not supported \(.*supervisor/],
+      [['--privileged'], /^ns-enter: --privileged is not supported \(.*--cap-add ALL/],
+      [['-p', '8080:80'], /^ns-enter: -p\/--publish is not supported \(.*--net host/],
+    ];
+    for (const [flags, message] of cases) assertOneLineError(await run([...flags, '--', 'true']), 'ns-enter', 2, message);
   });
 
   test('--explain prints unshare, mount and pivot_root commands and runs nothing', async () => {
