@@ -429,6 +429,26 @@ static int receive_fd(int socket) {
   return fd;
 }
 
+/*
+ * Until the helper sends the master, the container does not run yet: a signal for ns-enter
+ * (SIGTERM, or SIGUSR1 when ns-enter died) stops the start-up (bwrap, then its child, die).
+ * Afterwards ns-enter sends signals to the container's process itself.
+ */
+static int await_master(int socket, int signals, pid_t child) {
+  for (;;) {
+    struct pollfd fds[2] = {{socket, POLLIN, 0}, {signals, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    struct signalfd_siginfo info;
+    if ((fds[1].revents & POLLIN) && read(signals, &info, sizeof info) == sizeof info && info.ssi_signo != SIGCHLD && info.ssi_signo != SIGWINCH) {
+      kill(child, info.ssi_signo == SIGUSR1 ? SIGKILL : (int)info.ssi_signo);
+    }
+    if (fds[0].revents) return receive_fd(socket);
+  }
+}
+
 static struct termios saved_termios;
 static int terminal_raw = 0;
 
@@ -510,8 +530,10 @@ static int relay_main(char **command) {
     die(1, "cannot run %s: %s", command[0], strerror(errno));
   }
   close(pair[1]);
+  /* A reader that went away (ns-enter ... | head) must not kill us before the terminal is restored. */
+  signal(SIGPIPE, SIG_IGN);
   int signals = signalfd(-1, &handled, SFD_CLOEXEC);
-  int master = receive_fd(pair[0]);
+  int master = await_master(pair[0], signals, child);
   close(pair[0]);
   if (master < 0) {
     int status;
