@@ -249,7 +249,8 @@ static int open_console(int console_fd, uid_t uid, gid_t gid) {
   if (master < 0) die(1, "process.terminal: cannot open /dev/ptmx in the container: %s", strerror(errno));
   char name[64];
   if (unlockpt(master) != 0 || ptsname_r(master, name, sizeof name) != 0) die(1, "process.terminal: cannot unlock the new pty: %s", strerror(errno));
-  int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  /* The peer of this very master, not whatever the image put at /dev/pts/N (as runc does). */
+  int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (slave < 0) die(1, "process.terminal: cannot open %s: %s", name, strerror(errno));
   /* The process's user owns its terminal, as after login (and as runc leaves it); a rootless
      namespace may not map the group (then the opener's stays) or the uid (then it stays root's). */
