@@ -12,7 +12,7 @@ import { AuthError, ContainerPartsError, DigestMismatchError, NotFoundError, Reg
 import type { ItemProgress } from '../../core/progress.js';
 import { registryEndpointHost } from '../reference.js';
 import type { Credentials } from './auth.js';
-import type { BlobWriter } from '../store/store.js';
+import type { BlobWriter } from '../store/blob-writer.js';
 
 export interface RegistryOptions {
   tlsVerify: boolean;
