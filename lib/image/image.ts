@@ -88,11 +88,24 @@ export async function copyFromStream(source: AsyncIterable<Buffer>, writer: Blob
   }
 }
 
-/** Parses a config's bytes; a config that is no JSON is one line. */
-export function parseConfig(body: Buffer, digest: string): ImageConfig {
-  try {
-    return JSON.parse(body.toString('utf8')) as ImageConfig;
-  } catch {
-    throw new UnsupportedError(`config ${digest}: not valid JSON`);
-  }
+/** Where a copy puts an image: blobs already there are skipped; the rest is written all or nothing. */
+export interface ImageSink {
+  readonly path: string;
+  readonly layout: 'oci' | 'dir';
+  /** A blob that is in place already (readable at blobPath). */
+  hasBlob(digest: string, size?: number): Promise<boolean>;
+  blobPath(digest: string): string;
+  begin(): Promise<SinkWrite>;
+}
+
+/** One image being written into a sink. */
+export interface SinkWrite {
+  hasBlob(digest: string, size?: number): Promise<boolean>;
+  blobPath(digest: string): string;
+  blobWriter(expected: { digest: string; size?: number }): Promise<BlobWriter>;
+  /** Stages the image's manifest (converted if the sink needs it) beside the blobs; returns its descriptor there. */
+  stageManifest(image: Image, name: string): Promise<Descriptor>;
+  /** Lands the blobs, then the manifest, then (a store) its name. */
+  commit(manifest: Descriptor, name: string, platform: Platform): Promise<void>;
+  abort(): Promise<void>;
 }

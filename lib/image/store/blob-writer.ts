@@ -66,7 +66,7 @@ export class BlobWriter {
   async drain(): Promise<void> {
     const stream = this.file?.stream;
     // 'close' too: a stream that fails while we wait emits no 'drain'.
-    if (stream?.writableNeedDrain && !stream.destroyed) await new Promise((resolve) => stream.once('drain', resolve).once('close', resolve));
+    if (stream?.writableNeedDrain && !stream.destroyed) await new Promise<void>((resolve) => stream.once('drain', () => resolve()).once('close', () => resolve()));
     if (this.failure) throw this.failure;
   }
 

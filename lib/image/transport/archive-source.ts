@@ -5,11 +5,13 @@
  */
 import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { digestOf } from '../../core/digest.js';
 import { NotFoundError, UnsupportedError } from '../../core/errors.js';
 import { indexTar, memberName, type TarMember } from './archive.js';
 import { formatReference, parseReference } from '../reference.js';
-import { copyFromStream, parseConfig, type Image, type RawManifest } from '../image.js';
+import { parseConfig } from '../manifest.js';
+import { copyFromStream, type Image, type RawManifest } from '../image.js';
 import { MEDIA_TYPES, type Descriptor, type ImageConfig, type ImageManifest } from '../model.js';
 
 interface ArchiveManifestEntry {
@@ -63,7 +65,7 @@ export async function openArchiveImage(path: string, name: string | undefined): 
   const { description } = archive;
   const entry = await chooseEntry(archive, name);
   const configBytes = await archive.read(entry.Config);
-  const config = parseConfig(configBytes, digestOf(configBytes));
+  const config = parseConfig(configBytes, `config ${digestOf(configBytes)}`);
   const { layers, members } = await describeLayers(archive, entry, config);
   const configDescriptor: Descriptor = { mediaType: MEDIA_TYPES.ociConfig, digest: digestOf(configBytes), size: configBytes.length };
   const manifest: ImageManifest = { schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest, config: configDescriptor, layers };
@@ -78,7 +80,7 @@ export async function openArchiveImage(path: string, name: string | undefined): 
     defaultName: tag ? safeFormat(tag) : `${description}@${top.digest}`,
     config: async () => config,
     async openBlob(descriptor) {
-      if (descriptor.digest === configDescriptor.digest) return [configBytes];
+      if (descriptor.digest === configDescriptor.digest) return Readable.from([configBytes]);
       const member = members.get(descriptor.digest);
       if (!member) throw new NotFoundError(`${description}: no blob ${descriptor.digest} in the archive`);
       return archive.stream(member);

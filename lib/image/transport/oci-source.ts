@@ -6,7 +6,8 @@
 import { NotFoundError } from '../../core/errors.js';
 import { OciLayout } from '../store/oci-layout.js';
 import { storeNameForLayoutImage } from '../reference.js';
-import { copyFromStream, parseConfig, resolveImageManifest, type Image, type RawManifest } from '../image.js';
+import { parseConfig } from '../manifest.js';
+import { copyFromStream, resolveImageManifest, type Image, type RawManifest } from '../image.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type Platform } from '../model.js';
 
 export interface LayoutImage extends Image {
@@ -44,7 +45,7 @@ export async function layoutImage(layout: OciLayout, name: string | undefined, o
     layout,
     named,
     defaultName: storeNameForLayoutImage(layout.root, name ?? named.annotations?.[REF_NAME_ANNOTATION]),
-    config: async () => parseConfig(await layout.readVerifiedBlob(manifest.config), manifest.config.digest),
+    config: async () => parseConfig(await layout.readVerifiedBlob(manifest.config), `config ${manifest.config.digest}`),
     async openBlob(descriptor) {
       await present(descriptor);
       return layout.openBlob(descriptor.digest) as AsyncIterable<Buffer>;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { digestOf } from '../../../lib/core/digest.js';
 import { ClobberError, DigestMismatchError, NotFoundError, UnsupportedError } from '../../../lib/core/errors.js';
 import { OciLayout } from '../../../lib/image/store/oci-layout.js';
-import { DirLayout } from '../../../lib/image/store/dir-layout.js';
+import { DirLayout } from '../../../lib/image/transport/dir.js';
 import { MEDIA_TYPES, REF_NAME_ANNOTATION } from '../../../lib/image/model.js';
 import { tempDir } from '../../helpers/paths.js';
 import { snapshotStore } from '../../helpers/store-snapshot.js';

@@ -1,14 +1,16 @@
 /**
- * skopeo's `dir:` layout (seed 000): one image, blobs named by their hex digest, the manifest
- * as manifest.json and a version file. Written the way skopeo writes it so skopeo reads it back.
+ * skopeo's `dir:` layout (seed 000) as a sink: one image, blobs named by their hex digest, the
+ * manifest as manifest.json and a version file. Written the way skopeo writes it so skopeo
+ * reads it back; the manifest is kept as the source served it.
  */
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestHex } from '../../core/digest.js';
 import { ClobberError } from '../../core/errors.js';
 import { isFileOfSize, writeFileAtomic } from '../../core/atomic-write.js';
-import { BlobTransaction } from './transaction.js';
-import { asWriteError } from './errors.js';
+import { BlobTransaction } from '../store/transaction.js';
+import { asWriteError } from '../store/errors.js';
+import type { ImageSink } from '../image.js';
 
 export class DirLayout {
   private constructor(readonly root: string, private readonly created: boolean) {}
@@ -58,4 +60,31 @@ export class DirLayout {
     await txn.abort();
     if (this.created) await rm(this.root, { recursive: true, force: true });
   }
+}
+
+export async function dirSink(path: string): Promise<ImageSink> {
+  const layout = await DirLayout.create(path);
+  return {
+    path,
+    layout: 'dir',
+    hasBlob: (digest, size) => layout.hasBlob(digest, size),
+    blobPath: (digest) => layout.blobPath(digest),
+    async begin() {
+      const txn = await layout.begin();
+      // Written last, at commit: the manifest and the blobs it names.
+      let staged: { body: Buffer; blobs: string[] } = { body: Buffer.alloc(0), blobs: [] };
+      return {
+        hasBlob: (digest, size) => txn.hasBlob(digest, size),
+        blobPath: (digest) => txn.blobPath(digest),
+        blobWriter: (expected) => txn.blobWriter(expected),
+        async stageManifest(image) {
+          const { rawManifest: raw, manifest } = image;
+          staged = { body: raw.body, blobs: [manifest.config.digest, ...manifest.layers.map((l) => l.digest)] };
+          return { mediaType: raw.mediaType, digest: raw.digest, size: raw.body.length };
+        },
+        commit: () => layout.commit(txn, staged.body, staged.blobs),
+        abort: () => layout.abort(txn),
+      };
+    },
+  };
 }
