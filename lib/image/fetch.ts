@@ -3,8 +3,8 @@
  * `docker save` archive) as an Image and copy it into the store or a skopeo `dir:` layout
  * (copy.ts), and describe it for the next command.
  */
-import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { UsageError } from '../core/errors.js';
 import type { Progress } from '../core/progress.js';
 import { formatPlatform, hostPlatform } from './manifest.js';
@@ -72,15 +72,30 @@ function samePlatform(a: Platform, b: Platform): boolean {
 }
 
 /**
- * SOURCE as img-fetch takes it. A bare name that is a file or directory here was meant as one
- * (`img-fetch debian.tar`), not as a Docker Hub image: say which transport to put before it.
+ * SOURCE as img-fetch takes it. A bare name that is a tar archive or an OCI layout here was
+ * meant as one (`img-fetch debian.tar`), not as a Docker Hub image: say what to put before it.
  */
 export function parseFetchSource(text: string): ImageSource {
   const bare = !/^[a-z-]+:/.test(text) || /^[^/]+:\d+\//.test(text);
-  const local = bare ? statSync(text, { throwIfNoEntry: false }) : undefined;
+  const local = bare ? localImageKind(text) : undefined;
   if (local) {
-    const suggestion = local.isDirectory() ? `oci:${text} (an OCI layout)` : `docker-archive:${text} (a docker save archive)`;
-    throw new UsageError(`"${text}" is a ${local.isDirectory() ? 'directory' : 'file'} here, not an image reference: for a local image say ${suggestion}`, { hint: 'for a registry image of that name, say docker://' });
+    const suggestion = local === 'layout' ? `oci:${text}` : `docker-archive:${text}`;
+    throw new UsageError(`"${text}" is ${local === 'layout' ? 'an OCI layout' : 'a tar archive'} here, not an image reference: say ${suggestion}`, { hint: 'for a registry image of that name, say docker://' });
   }
   return parseSource(text);
+}
+
+/** What a local path holds that img-fetch could read: a tar archive (ustar magic) or an OCI layout. */
+function localImageKind(path: string): 'archive' | 'layout' | undefined {
+  const info = statSync(path, { throwIfNoEntry: false });
+  if (info?.isDirectory()) return existsSync(join(path, 'oci-layout')) ? 'layout' : undefined;
+  if (!info?.isFile() || info.size < 512) return undefined;
+  const header = Buffer.alloc(512);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, header, 0, 512, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return header.subarray(257, 262).toString('latin1') === 'ustar' ? 'archive' : undefined;
 }

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { arch } from 'node:os';
-import { assertOneLineError, tool } from '../helpers/exec.js';
+import { assertOneLineError, mustExec, tool } from '../helpers/exec.js';
 import { tempDir } from '../helpers/paths.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoPush, writeRandomImage } from '../helpers/images.js';
@@ -58,11 +58,15 @@ describe('img-fetch: the copy', () => {
     assert.ok(!(await readdir(join(store, 'blobs', 'sha256'))).includes(many.manifest.digest.slice(7)), 'the manifest blob was left behind');
   });
 
-  test('a bare name that is a file here: exit 2, suggests docker-archive:, no registry asked', async () => {
-    await writeFile(join(work.path, 'debian.tar'), 'not really');
+  test('a bare name that is a tar archive or an OCI layout here: exit 2, says docker-archive: or oci:, no registry asked', async () => {
+    await writeFile(join(work.path, 'README'), 'a file that is no image');
+    await mustExec('tar', ['-cf', join(work.path, 'debian.tar'), '-C', work.path, 'README']);
     const result = await tool('img-fetch', ['debian.tar', '--store', join(work.path, 'store-file')], { cwd: work.path });
-    assertOneLineError(result, 'img-fetch', 2, /"debian\.tar" is a file here.*docker-archive:debian\.tar/);
+    assertOneLineError(result, 'img-fetch', 2, /"debian\.tar" is a tar archive here.*say docker-archive:debian\.tar/);
     const dirResult = await tool('img-fetch', ['layout', '--store', join(work.path, 'store-file')], { cwd: work.path });
-    assertOneLineError(dirResult, 'img-fetch', 2, /"layout" is a directory here.*oci:layout/);
+    assertOneLineError(dirResult, 'img-fetch', 2, /"layout" is an OCI layout here.*say oci:layout/);
+    // A file that is no image (the busybox binary beside you) does not stop a pull of that name.
+    const other = await tool('img-fetch', ['README', '--store', join(work.path, 'store-file')], { cwd: work.path, timeoutMs: 60_000 });
+    assert.doesNotMatch(other.stderr, /is a tar archive|is an OCI layout/);
   });
 });
