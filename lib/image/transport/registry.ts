@@ -394,8 +394,12 @@ async function restart(writer: BlobWriter, progress?: ItemProgress): Promise<voi
   await writer.restart();
 }
 
-/** One signal that aborts when either does (AbortSignal.any holds no listener on its sources). */
-function anyOf(a: AbortSignal | undefined, b: AbortSignal | undefined): AbortSignal | undefined {
-  return a && b ? AbortSignal.any([a, b]) : a ?? b;
+/**
+ * One signal that aborts when either does. AbortSignal.any puts no listener on its sources, so
+ * the many requests of a pull do not pile listeners onto one signal (MaxListenersExceededWarning).
+ */
+function anyOf(...signals: Array<AbortSignal | undefined>): AbortSignal | undefined {
+  const given = signals.filter((s): s is AbortSignal => s !== undefined);
+  return given.length ? AbortSignal.any(given) : undefined;
 }
 

@@ -13,6 +13,9 @@ import { tempDir, toolPath } from '../../helpers/paths.js';
 import { snapshotStore } from '../../helpers/store-snapshot.js';
 import { craftImage, cutAfter, indexOf, json, sha512, startCraftedRegistry, writeForever, type CraftedCase, type CraftedRegistry } from '../../helpers/crafted-registry.js';
 import { MEDIA_TYPES } from '../../../lib/image/model.js';
+import { MANIFEST_ACCEPT } from '../../../lib/image/manifest.js';
+import { Registry } from '../../../lib/image/transport/registry.js';
+import type { BlobWriter } from '../../../lib/image/store/store.js';
 
 const MiB = 1 << 20;
 /** The image an index entry names but the registry does not serve (it serves its own instead). */
@@ -121,6 +124,25 @@ describe('img-fetch against a crafted registry', () => {
     assert.deepEqual(await snapshotStore(store), before, `${name}: the store changed`);
   }
 
+  test('the client: nothing that is not a digest, a tag or a repository name reaches a request path', async () => {
+    const client = new Registry(registry.host, { tlsVerify: false, retries: 0 });
+    const before = registry.requests.length;
+    try {
+      const noWriter = {} as BlobWriter;
+      await assert.rejects(client.blob('case/ok', 'sha512:../../..', noWriter), { name: 'UnsupportedError', message: /blob of case\/ok: "sha512:\.\.\/\.\.\/\.\." is not a digest/ });
+      await assert.rejects(client.blob('case/ok', 'sha256:../../../../etc', noWriter), /is not a digest/);
+      await assert.rejects(client.manifest('case/ok', '../../ok/manifests/latest', MANIFEST_ACCEPT), /"\.\.\/\.\.\/ok\/manifests\/latest" is neither a tag nor a digest/);
+      await assert.rejects(client.manifest('case/ok', 'a/b', MANIFEST_ACCEPT), /"a\/b" is neither a tag nor a digest/);
+      await assert.rejects(client.manifest('case/../ok', 'latest', MANIFEST_ACCEPT), /invalid repository name "case\/\.\.\/ok"/);
+      const { manifestDigest } = registry.imageOf('ok');
+      await assert.rejects(client.manifest('case/ok', { digest: manifestDigest, size: 5 << 20 }, MANIFEST_ACCEPT), /is 5242880 bytes, more than the 4194304 bytes allowed/);
+      assert.equal(registry.requests.length, before, JSON.stringify(registry.requests.slice(before)));
+      await assert.rejects(client.manifest('case/ok', { digest: manifestDigest, size: 10 }, MANIFEST_ACCEPT), { name: 'DigestMismatchError', message: /bytes, the index says 10$/ });
+    } finally {
+      client.close();
+    }
+  });
+
   test('content that does not match its digest: a layer, a digest-pinned manifest', async () => {
     await refused('lying-layer', /blob sha256:[0-9a-f]{64}: content has digest sha256:/);
     await refused('pinned-lie', /manifest case\/pinned-lie@sha256:[0-9a-f]{64}: content has digest sha256:/, [], `@${registry.imageOf('pinned-lie').manifestDigest}`);
@@ -161,7 +183,8 @@ describe('img-fetch against a crafted registry', () => {
   test('peak RSS stays under 150 MB whatever the registry sends', async () => {
     for (const name of ['huge-manifest', 'endless-config', 'endless-blob', 'endless-404']) {
       const rss = join(work.path, `${name}.rss`);
-      const result = await exec('/usr/bin/time', ['-f', '%M', '-o', rss, process.execPath, toolPath('img-fetch'), `docker://${registry.host}/case/${name}:latest`, '--tls-verify=false', '--store', store, '--retries', '0'], { timeoutMs: 60_000 });
+      // `timeout` inside `time`: a hung img-fetch is killed, not left behind when `time` is.
+      const result = await exec('/usr/bin/time', ['-f', '%M', '-o', rss, 'timeout', '-s', 'KILL', '60', process.execPath, toolPath('img-fetch'), `docker://${registry.host}/case/${name}:latest`, '--tls-verify=false', '--store', store, '--retries', '0'], { timeoutMs: 90_000 });
       assert.equal(result.status, 1, result.stderr);
       const kib = Number((await readFile(rss, 'utf8')).trim().split('\n').pop());
       assert.ok(kib > 0 && kib < 150 * 1024, `${name}: peak RSS ${kib} KiB`);
