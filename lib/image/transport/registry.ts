@@ -15,7 +15,7 @@ import { AuthError, ContainerPartsError, DigestMismatchError, NotFoundError, Reg
 import type { ItemProgress } from '../../core/progress.js';
 import { MAX_MANIFEST_BYTES } from '../manifest.js';
 import { isRepositoryName, isTag, registryEndpointHost } from '../reference.js';
-import { parseChallenge, type Challenge, type Credentials } from './auth.js';
+import { parseChallenge, requestToken, USER_AGENT, type Challenge, type Credentials, type Token } from './auth.js';
 import { describe, isConnectionRefused, isNetworkFailure, RETRYABLE_STATUS, retryAfterMs, sleep, wrapNetworkError } from './retry.js';
 import type { BlobWriter } from '../store/blob-writer.js';
 
@@ -58,14 +58,6 @@ interface RequestOptions {
   headers?: Record<string, string>;
   signal?: AbortSignal;
 }
-
-interface Token {
-  value: string;
-  /** When to stop using it: a little before the lifetime the issuer stated. */
-  renewAt: number;
-}
-
-const USER_AGENT = 'container-parts';
 
 export class Registry {
   private scheme: Promise<'https' | 'http'> | undefined;
@@ -137,8 +129,8 @@ export class Registry {
         return;
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
-        if (!isBrokenTransfer(err) || breaks >= retries) throw wrapNetworkError(err, `${this.registry}: ${what}`);
         if (writer.written > furthest) [furthest, breaks] = [writer.written, 0];
+        if (!isBrokenTransfer(err) || breaks >= retries) throw wrapNetworkError(err, `${this.registry}: ${what}`);
         options.progress?.note(`connection broke after ${writer.written} bytes (${describe(err)}); retrying`);
         this.options.debug?.(`${what}: ${describe(err)}; retrying`);
         await sleep(this.backoff(breaks++), signal);
@@ -262,6 +254,10 @@ export class Registry {
     return this.credentialsLookup;
   }
 
+  private fetchToken(repository: string, challenge: Challenge): Promise<Token> {
+    return requestToken({ http: this.http, registry: this.registry, repository, challenge, credentials: () => this.credentials(), signal: this.options.signal, debug: this.options.debug });
+  }
+
   private async authenticate(repository: string, header: string | null): Promise<void> {
     const challenge = parseChallenge(header ?? '');
     if (!challenge) throw new AuthError(`${this.registry}: the registry asked for authentication without a usable WWW-Authenticate header`, 401);
@@ -276,39 +272,6 @@ export class Registry {
     const token = this.fetchToken(repository, challenge);
     this.tokens.set(repository, token);
     await token;
-  }
-
-  /** Asks the token service named in the challenge for a pull token (distribution's token spec). */
-  private async fetchToken(repository: string, challenge: Challenge): Promise<Token> {
-    const url = new URL(challenge.params.realm as string);
-    if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
-    url.searchParams.set('scope', `repository:${repository}:pull`);
-    const creds = await this.credentials();
-    const headers: Record<string, string> = { 'User-Agent': USER_AGENT };
-    if (creds) headers.Authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
-    this.options.debug?.(`token for ${repository} from ${url.origin}${url.pathname}`);
-    let res: HttpResponse;
-    let body: Buffer;
-    try {
-      res = await this.http.get(url, headers, this.options.signal);
-      body = await readBody(res, 1 << 20, `token service ${url.origin}`);
-    } catch (err) {
-      throw wrapNetworkError(err, `${this.registry}: token service ${url.origin}`);
-    }
-    if (res.status === 401 || res.status === 403) {
-      throw new AuthError(
-        `${this.registry}: the token service refused ${creds ? `the credentials of ${creds.username}` : 'anonymous access'} for ${repository}`,
-        res.status,
-        creds ? {} : { hint: 'give --creds USER:PASS or log in with podman/skopeo login' },
-      );
-    }
-    if (res.status !== 200) throw new AuthError(`${this.registry}: token service ${url.origin} answered HTTP ${res.status}`, res.status);
-    const reply = parseJson(body) as { token?: string; access_token?: string; expires_in?: number };
-    const value = reply.token ?? reply.access_token;
-    if (!value) throw new AuthError(`${this.registry}: token service ${url.origin} sent no token`, res.status);
-    // The spec's default lifetime is 60 s. Renew before the end, by 5 s or a quarter of a short lifetime.
-    const lifetime = (reply.expires_in && reply.expires_in > 0 ? reply.expires_in : 60) * 1000;
-    return { value, renewAt: Date.now() + lifetime - Math.min(5000, lifetime / 4) };
   }
 
   /** https, or with --tls-verify=false whichever of https and http answers (as skopeo does for insecure registries). */
@@ -343,14 +306,6 @@ export class Registry {
 
 function headerValue(value: string | string[] | undefined): string | null {
   return (Array.isArray(value) ? value[0] : value) ?? null;
-}
-
-function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch {
-    return {};
-  }
 }
 
 /** A Writable in front of a BlobWriter: a callback per chunk rather than a promise (downloads are the hot path). */
@@ -394,8 +349,12 @@ async function restart(writer: BlobWriter, progress?: ItemProgress): Promise<voi
   await writer.restart();
 }
 
-/** One signal that aborts when either does (AbortSignal.any holds no listener on its sources). */
-function anyOf(a: AbortSignal | undefined, b: AbortSignal | undefined): AbortSignal | undefined {
-  return a && b ? AbortSignal.any([a, b]) : a ?? b;
+/**
+ * One signal that aborts when either does. AbortSignal.any puts no listener on its sources, so
+ * the many requests of a pull do not pile listeners onto one signal (MaxListenersExceededWarning).
+ */
+function anyOf(...signals: Array<AbortSignal | undefined>): AbortSignal | undefined {
+  const given = signals.filter((s): s is AbortSignal => s !== undefined);
+  return given.length ? AbortSignal.any(given) : undefined;
 }
 
