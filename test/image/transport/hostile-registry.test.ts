@@ -15,7 +15,7 @@ import { craftImage, cutAfter, indexOf, json, sha512, startCraftedRegistry, writ
 import { MEDIA_TYPES } from '../../../lib/image/model.js';
 import { MANIFEST_ACCEPT } from '../../../lib/image/manifest.js';
 import { Registry } from '../../../lib/image/transport/registry.js';
-import type { BlobWriter } from '../../../lib/image/store/store.js';
+import type { BlobWriter } from '../../../lib/image/store/blob-writer.js';
 
 const MiB = 1 << 20;
 /** The image an index entry names but the registry does not serve (it serves its own instead). */
