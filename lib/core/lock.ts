@@ -5,32 +5,37 @@
  * dead is broken; one whose holder we cannot see (another PID namespace) only when its
  * heartbeat is stale. Content that is no record (an empty file of an older version) is broken.
  */
-import { link, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { link, open, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { currentHolder, holderLiveness, isStale, parseHolder, startHeartbeat } from './holder.js';
 
 const RETRY_MS = 10;
+/** A breaker's turn lasts moments; one this old was a breaker's that died. */
+const STALE_BREAK_MS = 10_000;
 
 export async function withLock<T>(lockPath: string, fn: () => Promise<T>): Promise<T> {
-  await acquire(lockPath);
+  const mine = await acquire(lockPath);
   const heartbeat = startHeartbeat(lockPath);
   try {
     return await fn();
   } finally {
     heartbeat.stop();
-    await rm(lockPath, { force: true });
+    // Only our own: had it been broken (we stalled past the heartbeat's limit), the lock there now is another's.
+    const now = await read(lockPath);
+    if (now && now.ino === mine.ino && now.text === mine.text) await rm(lockPath, { force: true });
   }
 }
 
-async function acquire(lockPath: string): Promise<void> {
+async function acquire(lockPath: string): Promise<Pick<LockFile, 'ino' | 'text'>> {
   const temp = join(dirname(lockPath), `.${basename(lockPath)}.${randomBytes(6).toString('hex')}.tmp`);
+  const text = JSON.stringify(currentHolder());
   try {
-    await writeFile(temp, JSON.stringify(currentHolder()));
+    await writeFile(temp, text);
     for (let attempt = 0; ; attempt++) {
       try {
         await link(temp, lockPath);
-        return;
+        return { ino: (await stat(temp)).ino, text };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
@@ -43,39 +48,58 @@ async function acquire(lockPath: string): Promise<void> {
 
 /**
  * Removes the lock when its holder is gone; true when it did (or the lock went meanwhile).
- * The judged file is moved aside first and checked to be the one judged, so two processes
- * breaking the same dead lock cannot remove the fresh lock one of them just took.
+ * Breakers take turns under a second lock file, and remove the lock only if it is still the
+ * very file judged (inode and record): only its holder and breakers ever remove a lock, so a
+ * lock its holder released meanwhile, and the fresh lock another process took, survive.
  */
 async function breakIfAbandoned(lockPath: string): Promise<boolean> {
   const judged = await judge(lockPath);
   if (judged === 'gone') return true;
   if (judged === 'held') return false;
-  const aside = `${lockPath}.${randomBytes(6).toString('hex')}.broken`;
+  const breaking = `${lockPath}.break`;
   try {
-    await rename(lockPath, aside);
-  } catch {
-    return true;
+    await writeFile(breaking, '', { flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    // A breaker killed between its two steps leaves its turn behind: taken over once stale.
+    const info = await stat(breaking).catch(() => undefined);
+    if (info && Date.now() - info.mtimeMs > STALE_BREAK_MS) await rm(breaking, { force: true });
+    return false;
   }
-  const moved = await stat(aside).catch(() => undefined);
-  // Not the one judged: someone took the lock in between. Put it back (it is theirs).
-  if (moved && moved.ino !== judged.ino) await link(aside, lockPath).catch(() => undefined);
-  await rm(aside, { force: true });
+  try {
+    const now = await read(lockPath);
+    if (now && now.ino === judged.ino && now.text === judged.text) await rm(lockPath, { force: true });
+  } finally {
+    await rm(breaking, { force: true });
+  }
   return true;
 }
 
-async function judge(lockPath: string): Promise<'gone' | 'held' | { ino: number }> {
+interface LockFile {
+  ino: number;
+  mtimeMs: number;
+  text: string;
+}
+
+async function judge(lockPath: string): Promise<'gone' | 'held' | LockFile> {
+  const lock = await read(lockPath);
+  if (!lock) return 'gone';
+  const holder = parseHolder(lock.text);
+  const liveness = holder ? holderLiveness(holder) : 'dead';
+  const abandoned = liveness === 'dead' || (liveness === 'unknown' && isStale(lock.mtimeMs));
+  return abandoned ? lock : 'held';
+}
+
+async function read(lockPath: string): Promise<LockFile | undefined> {
   let handle;
   try {
     handle = await open(lockPath, 'r');
   } catch {
-    return 'gone';
+    return undefined;
   }
   try {
     const info = await handle.stat();
-    const holder = parseHolder(await handle.readFile('utf8'));
-    const liveness = holder ? holderLiveness(holder) : 'dead';
-    const abandoned = liveness === 'dead' || (liveness === 'unknown' && isStale(info.mtimeMs));
-    return abandoned ? { ino: info.ino } : 'held';
+    return { ino: info.ino, mtimeMs: info.mtimeMs, text: await handle.readFile('utf8') };
   } finally {
     await handle.close();
   }
