@@ -3,12 +3,12 @@
 import { defineCommand, isMainModule, main, withProgress, withStore, withTlsVerify } from '../lib/cli/command.js';
 import { parseCredsFlag } from '../lib/image/transport/auth.js';
 import { withSection } from '../lib/cli/document.js';
+import { deadline, parseDuration } from '../lib/core/deadline.js';
 import { UsageError } from '../lib/core/errors.js';
-import { fetchImage } from '../lib/image/fetch.js';
+import { fetchImage, parseFetchSource } from '../lib/image/fetch.js';
 import { parsePlatform } from '../lib/image/manifest.js';
 import { resolveStorePath } from '../lib/core/paths.js';
 import { createProgress } from '../lib/core/progress.js';
-import { parseSource } from '../lib/image/reference.js';
 
 export const imgFetch = defineCommand({
   name: 'img-fetch',
@@ -26,11 +26,12 @@ export const imgFetch = defineCommand({
       .option('creds', { type: 'string', requiresArg: true, describe: 'USERNAME:PASSWORD for the registry (default: auth.json / docker config, as skopeo)' })
       .option('platform', { type: 'string', requiresArg: true, describe: 'OS/ARCH[/VARIANT] to choose from a multi-platform image (default: the host)' })
       .option('jobs', { type: 'number', default: 6, describe: 'Blobs downloaded at once' })
-      .option('retries', { type: 'number', default: 4, describe: 'Retries of a failed request (with backoff; 429 honours Retry-After)' }),
+      .option('retries', { type: 'number', default: 4, describe: 'Retries of a failed request (with backoff; 429 honours Retry-After)' })
+      .option('timeout', { type: 'string', requiresArg: true, describe: 'Give up after this long, the whole command (like skopeo --command-timeout): 90s, 5m, 1h30m (default: no limit)' }),
   async run(args, ctx) {
     const positional = args._.map(String);
     if (positional.length !== 1) throw new UsageError(positional.length === 0 ? 'missing SOURCE (e.g. docker://127.0.0.1:5000/lab/busybox:latest)' : `one SOURCE only, got ${positional.length}`);
-    const source = parseSource(positional[0] as string);
+    const source = parseFetchSource(positional[0] as string);
     const store = resolveStorePath(args.store, ctx.io.env);
     if (args.explain) return ctx.explain((await import('../lib/cli/explain.js')).explainFetch(source, { store, dir: args.dir, tlsVerify: args['tls-verify'] }));
     const doc = await ctx.document();
@@ -45,8 +46,10 @@ export const imgFetch = defineCommand({
         platform: args.platform ? parsePlatform(args.platform) : undefined,
         concurrency: args.jobs,
         retries: args.retries,
+        signal: args.timeout === undefined ? undefined : deadline(parseDuration(args.timeout, '--timeout'), '--timeout'),
         env: ctx.io.env,
         progress,
+        warn: (m) => ctx.log.warn(m),
         debug: (m) => ctx.log.debug(m),
       });
       ctx.emit(withSection(doc, 'image', image));

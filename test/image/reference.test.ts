@@ -19,6 +19,8 @@ test('host:port, tags and digests', () => {
 test('bad references are usage errors that say what is wrong', () => {
   assert.throws(() => parseReference('Busybox'), (e: unknown) => e instanceof ReferenceError && /repository name/.test(e.message));
   assert.throws(() => parseReference('busybox@sha256:abc'), /invalid digest/);
+  assert.throws(() => parseReference('busybox@sha512:../../..'), (e: unknown) => e instanceof ReferenceError && /invalid digest "sha512:\.\.\/\.\.\/\.\." in reference/.test(e.message));
+  assert.throws(() => parseReference(`busybox@sha512:${'a'.repeat(128)}`), (e: unknown) => e instanceof ReferenceError && /only a sha256 digest can pin an image here/.test(e.message));
   assert.throws(() => parseReference('busybox:-x'), /invalid tag/);
   assert.throws(() => parseReference(''), /empty/);
 });

@@ -2,13 +2,16 @@
  * Registry credentials, looked up the way skopeo and podman do: --creds, then
  * $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, $DOCKER_CONFIG/config.json or
  * ~/.docker/config.json; in each, `credHelpers` for the registry, `auths` entries (base64
- * user:password, most specific key first), then `credsStore`.
+ * user:password, most specific key first), then `credsStore`. And the auth the registry asks
+ * for: its WWW-Authenticate challenge, and a Bearer token from its token service.
  */
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AuthError, UsageError } from '../../core/errors.js';
+import { readBody, type HttpClient, type HttpResponse } from './http.js';
+import { wrapNetworkError } from './retry.js';
 
 export interface Credentials {
   username: string;
@@ -112,4 +115,81 @@ function credentialHelperGet(name: string, registry: string, env: NodeJS.Process
     });
     child.stdin?.end(registry === 'docker.io' ? 'https://index.docker.io/v1/' : registry);
   });
+}
+
+/** A WWW-Authenticate challenge: the scheme and its parameters (realm, service, scope). */
+export interface Challenge {
+  scheme: 'basic' | 'bearer';
+  params: Record<string, string>;
+}
+
+/** `Bearer realm="https://auth",service="reg",scope="repository:x:pull"` → scheme and params. */
+export function parseChallenge(header: string): Challenge | undefined {
+  const match = /^\s*(Basic|Bearer)\b\s*(.*)$/i.exec(header);
+  if (!match) return undefined;
+  const params: Record<string, string> = {};
+  const paramPattern = /([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g;
+  for (const m of (match[2] ?? '').matchAll(paramPattern)) params[(m[1] as string).toLowerCase()] = (m[2] ?? m[3] ?? '').replace(/\\(.)/g, '$1');
+  return { scheme: (match[1] as string).toLowerCase() as 'basic' | 'bearer', params };
+}
+
+export const USER_AGENT = 'container-parts';
+
+/** A Bearer token, and when to stop using it: a little before the lifetime the issuer stated. */
+export interface Token {
+  value: string;
+  renewAt: number;
+}
+
+export interface TokenRequest {
+  http: HttpClient;
+  /** The registry, as named in messages. */
+  registry: string;
+  repository: string;
+  challenge: Challenge;
+  credentials: () => Promise<Credentials | undefined>;
+  signal?: AbortSignal;
+  debug?: (message: string) => void;
+}
+
+/** Asks the token service named in the challenge for a pull token (distribution's token spec). */
+export async function requestToken(request: TokenRequest): Promise<Token> {
+  const { repository, challenge } = request;
+  const url = new URL(challenge.params.realm as string);
+  if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
+  url.searchParams.set('scope', `repository:${repository}:pull`);
+  const creds = await request.credentials();
+  const headers: Record<string, string> = { 'User-Agent': USER_AGENT };
+  if (creds) headers.Authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+  request.debug?.(`token for ${repository} from ${url.origin}${url.pathname}`);
+  let res: HttpResponse;
+  let body: Buffer;
+  try {
+    res = await request.http.get(url, headers, request.signal);
+    body = await readBody(res, 1 << 20, `token service ${url.origin}`);
+  } catch (err) {
+    throw wrapNetworkError(err, `${request.registry}: token service ${url.origin}`);
+  }
+  if (res.status === 401 || res.status === 403) {
+    throw new AuthError(
+      `${request.registry}: the token service refused ${creds ? `the credentials of ${creds.username}` : 'anonymous access'} for ${repository}`,
+      res.status,
+      creds ? {} : { hint: 'give --creds USER:PASS or log in with podman/skopeo login' },
+    );
+  }
+  if (res.status !== 200) throw new AuthError(`${request.registry}: token service ${url.origin} answered HTTP ${res.status}`, res.status);
+  const reply = parseJson(body) as { token?: string; access_token?: string; expires_in?: number };
+  const value = reply.token ?? reply.access_token;
+  if (!value) throw new AuthError(`${request.registry}: token service ${url.origin} sent no token`, res.status);
+  // The spec's default lifetime is 60 s. Renew before the end, by 5 s or a quarter of a short lifetime.
+  const lifetime = (reply.expires_in && reply.expires_in > 0 ? reply.expires_in : 60) * 1000;
+  return { value, renewAt: Date.now() + lifetime - Math.min(5000, lifetime / 4) };
+}
+
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return {};
+  }
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { HttpClient, HttpProtocolError, type HttpResponse } from '../../../lib/image/transport/http.js';
+import { discardBody, HttpClient, HttpProtocolError, type HttpResponse } from '../../../lib/image/transport/http.js';
 import { tempDir } from '../../helpers/paths.js';
 
 interface Started {
@@ -365,4 +365,61 @@ test('a connection that goes quiet after the headers: ETIMEDOUT after idleTimeou
   await assert.rejects(bodyOf(res), { code: 'ETIMEDOUT' });
   const elapsed = Date.now() - started;
   assert.ok(elapsed >= 100 && elapsed < 1000, `timed out after ${elapsed} ms`);
+});
+
+test('headers that drip in, a byte at a time: ETIMEDOUT after headersTimeoutMs, though the connection never goes quiet', { timeout: 5000 }, async (t) => {
+  const server = await start(
+    t,
+    rawServer((socket) => {
+      socket.write('HTTP/1.1 200 OK\r\n');
+      const drip = setInterval(() => socket.write('X'), 20);
+      socket.on('close', () => clearInterval(drip));
+    }),
+  );
+  const started = Date.now();
+  await assert.rejects(client(t, { headersTimeoutMs: 300, idleTimeoutMs: 200 }).get(server.url, {}), { code: 'ETIMEDOUT', message: 'no response headers within 0.3 s' });
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed >= 250 && elapsed < 2000, `timed out after ${elapsed} ms`);
+});
+
+test('an endless error body or redirect body is cut off after a small cap, and its connection dropped', { timeout: 10_000 }, async (t) => {
+  let sent = 0;
+  const server = await start(
+    t,
+    http.createServer((req, res) => {
+      if (req.url === '/there') return void res.end('arrived');
+      res.writeHead(req.url === '/redirect' ? 307 : 404, req.url === '/redirect' ? { Location: '/there' } : {});
+      const pump = () => {
+        while (!res.destroyed && res.write(Buffer.alloc(16 << 10, 'x'))) sent += 16 << 10;
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+    }),
+  );
+  const c = client(t);
+  const notFound = await c.get(`${server.url}/missing`, {});
+  assert.equal(notFound.status, 404);
+  await discardBody(notFound);
+  const redirected = await c.get(`${server.url}/redirect`, {});
+  assert.equal((await bodyOf(redirected)).toString(), 'arrived');
+  assert.ok(sent < 64 << 20, `the server wrote ${sent} bytes`);
+  assert.equal(server.connections(), 3, 'a cut-off connection is not reused');
+});
+
+test('a response says whether its end is marked: Content-Length and chunked are, the end of the connection is not', async (t) => {
+  const server = await start(
+    t,
+    rawServer((socket, request) => {
+      if (request.startsWith('GET /length')) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      else if (request.startsWith('GET /chunked')) socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n');
+      else socket.end('HTTP/1.1 200 OK\r\n\r\nok');
+    }),
+  );
+  const c = client(t);
+  const delimited = async (path: string) => {
+    const res = await c.get(`${server.url}${path}`, {});
+    await bodyOf(res);
+    return res.delimited;
+  };
+  assert.deepEqual([await delimited('/length'), await delimited('/chunked'), await delimited('/close')], [true, true, false]);
 });
