@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /** ovl-mount: merge image layers and a writable upper dir into one tree (mount -t overlay, fuse-overlayfs). */
 import { defineCommand, isMainModule, main, withStore } from '../lib/cli/command.js';
-import { diffContainerRoot, isRootless, mountContainerRoot, pipedStore, unmountContainerRoot } from '../lib/run/container.js';
+import { diffContainerRoot, mountContainerRoot, pipedStore, unmountContainerRoot } from '../lib/mount/container.js';
+import { isRootless } from '../lib/mount/owners.js';
 import { withSection, type PipeDocument } from '../lib/cli/document.js';
 import { UsageError } from '../lib/core/errors.js';
-import { formatChange, type DriverChoice } from '../lib/mount/overlay.js';
+import { formatChange } from '../lib/mount/diff.js';
+import type { DriverChoice } from '../lib/mount/model.js';
 import { resolveStorePath } from '../lib/core/paths.js';
 
 export const ovlMount = defineCommand({
@@ -50,6 +52,8 @@ export const ovlMount = defineCommand({
     const lower = args.lower !== undefined ? args.lower.split(':').filter((l) => l !== '') : lowerFromDocument(doc);
     const request = {
       lower,
+      unpackedLower: args.lower === undefined ? lower : [],
+      image: doc?.image?.digest,
       upper: args.upper,
       work: args.work,
       target: args.target,

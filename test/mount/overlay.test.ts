@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { exec, tool } from '../helpers/exec.js';
 import { mountsUnder, unmountAll } from '../helpers/mounts.js';
 import { tempDir } from '../helpers/paths.js';
-import { diffOverlay, describeMountedOverlay, mountOverlay, unmountOverlay } from '../../lib/mount/overlay.js';
+import { describeMountedOverlay, mountOverlay, unmountOverlay } from '../../lib/mount/overlay.js';
+import { diffOverlay } from '../../lib/mount/diff.js';
 import { HostError, NotFoundError, UsageError } from '../../lib/core/errors.js';
 
 let work: { path: string; cleanup: () => Promise<void> };
