@@ -1,0 +1,242 @@
+/**
+ * ovl-mount touches only what it mounted (issue 13, items 8-11): --unmount refuses a tmpfs, a
+ * bind mount and a hand-made overlay; concurrent mounts on one target or one upper dir mount
+ * once; a busy overlay (a container still runs on it) is not unmounted; a container name keeps
+ * its image; a document whose overlay is gone is not run. Everything here goes through the
+ * commands, as real processes at once where it is about races. Every test unmounts what it
+ * mounted; afterEach fails a test that leaked a mount, then cleans up.
+ */
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { assertOneLineError, exec, mustExec, tool, type ExecResult } from '../helpers/exec.js';
+import { mountsUnder, unmountAll } from '../helpers/mounts.js';
+import { tempDir, toolPath } from '../helpers/paths.js';
+
+let work: { path: string; cleanup: () => Promise<void> };
+let store: string;
+
+before(async () => {
+  work = await tempDir('cp-guards-');
+  store = join(work.path, 'store');
+  assert.deepEqual(mountsUnder(work.path), [], 'nothing mounted under the work dir before the tests');
+});
+
+afterEach(async () => {
+  const leaked = mountsUnder(work.path);
+  try {
+    assert.deepEqual(leaked, [], 'the test unmounted everything it mounted');
+  } finally {
+    await unmountAll(work.path);
+  }
+});
+
+after(async () => {
+  await unmountAll(work.path);
+  await work.cleanup();
+});
+
+/** A lower dir with a static busybox (sh, sleep, echo) and a file, enough to run a container on. */
+async function busyboxLower(base: string): Promise<string> {
+  const lower = join(base, 'lower');
+  await mkdir(join(lower, 'bin'), { recursive: true });
+  await mkdir(join(lower, 'etc'), { recursive: true });
+  await mustExec('cp', ['/usr/bin/busybox', join(lower, 'bin', 'busybox')]);
+  for (const applet of ['sh', 'sleep', 'echo', 'cat', 'touch']) await symlink('busybox', join(lower, 'bin', applet));
+  await writeFile(join(lower, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  await writeFile(join(lower, 'etc', 'a'), 'from the lower\n');
+  return lower;
+}
+
+const ovl = (args: string[], input?: string) => tool('ovl-mount', ['--store', store, ...args], { input, timeoutMs: 60_000 });
+
+async function mounted(args: string[], input?: string): Promise<string> {
+  const result = await ovl(args, input);
+  assert.equal(result.status, 0, result.stderr);
+  return result.stdout;
+}
+
+/** Starts ns-enter on a document, running `sh -c SCRIPT`; resolves once the container printed "ready". */
+function startContainer(doc: string, script: string): Promise<{ stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [toolPath('ns-enter'), '--', 'sh', '-c', `echo ready; ${script}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const closed = new Promise<void>((done) => child.once('close', () => done()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const stop = async () => {
+    child.kill('SIGKILL');
+    await closed;
+    clearTimeout(timer);
+  };
+  child.stdin.end(doc);
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += String(d)));
+  return new Promise((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      if (String(d).includes('ready')) resolve({ stop });
+    });
+    closed.then(() => reject(new Error(`ns-enter ended before the container was ready: ${stderr}`)));
+  });
+}
+
+describe('ovl-mount --unmount unmounts only its own overlays', () => {
+  test('a tmpfs, a bind mount and a hand-made overlay are refused with one line, and stay mounted with their data', async () => {
+    const base = join(work.path, 'foreign');
+    const lower = await busyboxLower(base);
+    const [tmpfs, bind, handMade, upper, wk] = ['tmpfs', 'bind', 'hand', 'u', 'w'].map((d) => join(base, d)) as [string, string, string, string, string];
+    for (const dir of [tmpfs, bind, handMade, upper, wk]) await mkdir(dir, { recursive: true });
+    await mustExec('mount', ['-t', 'tmpfs', 'tmpfs', tmpfs]);
+    await writeFile(join(tmpfs, 'data'), 'the user\'s\n');
+    await mustExec('mount', ['--bind', lower, bind]);
+    await mustExec('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${wk}`, handMade]);
+    try {
+      for (const [target, fsType] of [[tmpfs, 'tmpfs'], [bind, '[a-z0-9]+'], [handMade, 'overlay']] as const) {
+        const refused = await ovl(['--unmount', target]);
+        assertOneLineError(refused, 'ovl-mount', 2, new RegExp(`^ovl-mount: ${target}: the ${fsType} mount there is not one ovl-mount made: not unmounted \\(`));
+        assert.deepEqual(mountsUnder(target), [target], `${target} is still mounted`);
+      }
+      assert.equal(readFileSync(join(tmpfs, 'data'), 'utf8'), 'the user\'s\n');
+    } finally {
+      for (const target of [tmpfs, bind, handMade]) await exec('umount', [target]);
+    }
+  });
+
+  test('a mount put where ovl-mount\'s overlay was (its record stale) is refused; ovl-mount\'s own is unmounted', async () => {
+    const base = join(work.path, 'stale-record');
+    const lower = await busyboxLower(base);
+    const target = join(base, 'merged');
+    await mounted(['--lower', lower, '--upper', join(base, 'u'), '--work', join(base, 'w'), '--target', target]);
+    await mustExec('umount', [target]);
+    await mustExec('mount', ['-t', 'tmpfs', 'tmpfs', target]);
+    try {
+      assertOneLineError(await ovl(['--unmount', target]), 'ovl-mount', 2, /tmpfs mount there is not one ovl-mount made \(its record is of an earlier mount\): not unmounted/);
+    } finally {
+      await exec('umount', [target]);
+    }
+    await mounted(['--lower', lower, '--upper', join(base, 'u'), '--work', join(base, 'w'), '--target', target]);
+    assert.equal((await ovl(['--unmount', target])).status, 0);
+  });
+});
+
+describe('races and double mounts', () => {
+  test('five ovl-mount on one target at once: one overlay, the others refused with one line', async () => {
+    const base = join(work.path, 'race-target');
+    const lower = await busyboxLower(base);
+    const target = join(base, 'merged');
+    const results = await Promise.all([0, 1, 2, 3, 4].map((i) => ovl(['--lower', lower, '--upper', join(base, `u${i}`), '--work', join(base, `w${i}`), '--target', target])));
+    try {
+      assert.equal(mountsUnder(target).length, 1, `one mount at the target, not ${mountsUnder(target).length}`);
+      assert.equal(results.filter((r) => r.status === 0).length, 1, results.map((r) => r.stderr).join(''));
+      for (const refused of results.filter((r) => r.status !== 0)) assertOneLineError(refused, 'ovl-mount', 2, /is a mount point already/);
+    } finally {
+      await ovl(['--unmount', target]);
+    }
+  });
+
+  test('three ovl-mount of one upper dir at once, on three targets: it is mounted once', async () => {
+    const base = join(work.path, 'race-upper');
+    const lower = await busyboxLower(base);
+    const results = await Promise.all([0, 1, 2].map((i) => ovl(['--lower', lower, '--upper', join(base, 'u'), '--work', join(base, 'w'), '--target', join(base, `m${i}`)])));
+    try {
+      assert.equal(results.filter((r) => r.status === 0).length, 1, results.map((r) => r.stderr).join(''));
+      for (const refused of results.filter((r) => r.status !== 0)) assertOneLineError(refused, 'ovl-mount', 2, /upper dir .*\/u is in use by the overlay at .*\/m\d \(ovl-mount --unmount .* first\)/);
+    } finally {
+      for (const i of [0, 1, 2]) if (mountsUnder(join(base, `m${i}`)).length) await ovl(['--unmount', join(base, `m${i}`)]);
+    }
+  });
+
+  test('an upper dir a hand-made overlay uses is refused, and the refused container leaves no dir behind', async () => {
+    const base = join(work.path, 'upper-in-use');
+    const lower = await busyboxLower(base);
+    const [upper, wk, hand] = ['u', 'w', 'hand'].map((d) => join(base, d)) as [string, string, string];
+    for (const dir of [upper, wk, hand]) await mkdir(dir, { recursive: true });
+    await mustExec('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${wk}`, hand]);
+    try {
+      const refused = await ovl(['--lower', lower, '--upper', upper, '--work', wk, '--name', 'never']);
+      assertOneLineError(refused, 'ovl-mount', 2, new RegExp(`upper dir ${upper} is in use by the overlay at ${hand}`));
+      assert.ok(!existsSync(join(store, 'containers', 'never')), 'no containers/never/ left by the refused run');
+    } finally {
+      await exec('umount', [hand]);
+    }
+  });
+
+  test('--unmount while a container runs on the overlay is refused, naming the process; the same container cannot be mounted twice', async () => {
+    const base = join(work.path, 'busy');
+    const lower = await busyboxLower(base);
+    const doc = await mounted(['--lower', lower, '--name', 'busy1']);
+    const target = JSON.parse(doc).mount.target as string;
+    const container = await startContainer(doc, 'exec sleep 60');
+    let refused: ExecResult;
+    try {
+      refused = await ovl(['--unmount', target]);
+      assertOneLineError(refused, 'ovl-mount', 1, new RegExp(`^ovl-mount: ${target}: target is busy \\(a process still uses it: .*process \\d+ \\(sleep\\) has its root there\\)`));
+      assert.deepEqual(mountsUnder(target), [target], 'still mounted');
+      const again = await ovl(['--lower', lower, '--name', 'busy1']);
+      assertOneLineError(again, 'ovl-mount', 2, /is a mount point already/);
+    } finally {
+      await container.stop();
+    }
+    assert.equal((await ovl(['--unmount', target])).status, 0, 'unmounted once the container is gone');
+  });
+});
+
+describe('a container keeps its image', () => {
+  /** An img-fetch image section (only its digest matters here). */
+  const image = (digest: string) => ({
+    reference: 'x', digest, store: join(work.path, 'dir-image'), layout: 'dir',
+    manifest: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 1 },
+    config: { rootfs: { type: 'layers', diff_ids: [] } }, layers: [], platform: { os: 'linux', architecture: 'amd64' },
+  });
+  const document = (digest: string, lower: string) => JSON.stringify({ documentVersion: 1, image: image(digest), rootfs: { mode: 'flat', path: lower } });
+
+  test('--name of a container made from another image is refused with one line; the same image mounts it again', async () => {
+    const base = join(work.path, 'names');
+    const lower = await busyboxLower(base);
+    const other = await busyboxLower(join(base, 'other'));
+    const [a, b] = [`sha256:${'a'.repeat(64)}`, `sha256:${'b'.repeat(64)}`];
+    const first = JSON.parse(await mounted(['--name', 'keep'], document(a, lower))).mount;
+    await writeFile(join(first.target, 'etc', 'changed'), 'in image a\n');
+    assert.equal((await ovl(['--unmount', first.target])).status, 0);
+    const refused = await ovl(['--name', 'keep'], document(b, lower));
+    assertOneLineError(refused, 'ovl-mount', 2, new RegExp(`^ovl-mount: container keep was made from image ${a}, not image ${b}: its upper dir holds that image's changes \\(give another --name, or remove .*containers/keep first\\)`));
+    const byLower = await ovl(['--name', 'keep', '--lower', other]);
+    assertOneLineError(byLower, 'ovl-mount', 2, /container keep was made from image sha256:a+, not lower dir .*other\/lower/);
+    assert.deepEqual(mountsUnder(join(store, 'containers', 'keep')), []);
+    const again = JSON.parse(await mounted(['--name', 'keep'], document(a, lower))).mount;
+    assert.equal(readFileSync(join(again.target, 'etc', 'changed'), 'utf8'), 'in image a\n');
+    assert.equal((await ovl(['--unmount', again.target])).status, 0);
+  });
+
+  test('without an image, the lower dirs are what a container is made from', async () => {
+    const base = join(work.path, 'names-lower');
+    const lower = await busyboxLower(base);
+    const other = await busyboxLower(join(base, 'other'));
+    const first = JSON.parse(await mounted(['--name', 'bylower', '--lower', lower])).mount;
+    assert.equal((await ovl(['--unmount', first.target])).status, 0);
+    assertOneLineError(await ovl(['--name', 'bylower', '--lower', other]), 'ovl-mount', 2, /container bylower was made from lower dir .*names-lower\/lower, not lower dir .*other\/lower/);
+  });
+});
+
+describe('a document whose overlay is gone', () => {
+  test('ns-enter and oci-spec refuse it with one line naming ovl-mount, and write nothing into the bare dir', async () => {
+    const base = join(work.path, 'stale-doc');
+    const lower = await busyboxLower(base);
+    const doc = await mounted(['--lower', lower, '--name', 'stale']);
+    const target = JSON.parse(doc).mount.target as string;
+    assert.equal((await ovl(['--unmount', target])).status, 0);
+    const run = await tool('ns-enter', ['--', 'sh', '-c', 'echo x > /written'], { input: doc, timeoutMs: 60_000 });
+    assertOneLineError(run, 'ns-enter', 1, new RegExp(`^ns-enter: ${target}: the document's overlay is not mounted any more .*\\(mount it again: pipe the img-unpack document into ovl-mount`));
+    const spec = await tool('oci-spec', ['--bundle', join(base, 'bundle'), '--', 'true'], { input: doc, timeoutMs: 60_000 });
+    assertOneLineError(spec, 'oci-spec', 1, /the document's overlay is not mounted any more/);
+    assert.deepEqual(readdirSync(target), [], 'the mount point stays empty');
+    // Another overlay at the same place (another upper) is not the document's either.
+    await mounted(['--lower', lower, '--upper', join(base, 'u2'), '--work', join(base, 'w2'), '--target', target]);
+    try {
+      const other = await tool('ns-enter', ['--', 'true'], { input: doc, timeoutMs: 60_000 });
+      assertOneLineError(other, 'ns-enter', 1, /the overlay mounted there has other lower or upper dirs than the document's/);
+    } finally {
+      await ovl(['--unmount', target]);
+    }
+  });
+});
