@@ -102,6 +102,21 @@ describe('rootless: the pipeline as a user made with useradd', () => {
     assert.deepEqual(hostMountsUnder(user.home), []);
   });
 
+  test('a --lower dir of the user\'s own is mounted as it is: no file of it gets the image\'s (or root\'s) owner', async () => {
+    const subuid = subordinateRanges(readFileSync('/etc/subuid', 'utf8'), { name: user.name, id: user.uid })[0];
+    assert.ok(subuid);
+    const result = await asUser(user, [
+      'rm -rf own && mkdir -p own/etc && echo mine > own/etc/mine && echo theirs > own/etc/theirs',
+      // A file a container's user 1000 made: it belongs to the subordinate range, not to the user.
+      'unshare --map-auto --map-root-user -- chown 1000:1000 own/etc/theirs',
+      `${cmd('ovl-mount')} --lower "$HOME/own" -q > own.json`,
+      'stat -c "%u %n" own/etc/mine own/etc/theirs',
+    ].join(' && '));
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, new RegExp(`^${user.uid} own/etc/mine$`, 'm'));
+    assert.match(result.stdout, new RegExp(`^${subuid.start + 999} own/etc/theirs$`, 'm'), 'the range-owned file keeps its owner');
+  });
+
   test('seed 002: with -v /:/mnt the container\'s root cannot write the host\'s /root or /etc', async () => {
     const marker = `/root/cp-rootless-${process.pid}`;
     const result = await asUser(user, `${cmd('ns-enter')} -v /:/mnt -- sh -c 'echo hello > /mnt${marker}; echo hello > /mnt/etc/cp-rootless; ls /mnt/root' < mount.json`);
