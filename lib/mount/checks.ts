@@ -6,7 +6,7 @@
 import { statfsSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import type { OverlayLayout } from './model.js';
-import { mountAt, otherNamespaceMounts, overlayDriverOf, readMountInfo, type MountInfoEntry } from './mountinfo.js';
+import { mountAt, namespaceUsing, overlayUsing, readMountInfo } from './mountinfo.js';
 import { liveRecords } from './record.js';
 import { HostError, NotFoundError, UsageError } from '../core/errors.js';
 
@@ -47,17 +47,12 @@ export function refuseMountedTarget(target: string): void {
 export function refuseUpperInUse(layout: OverlayLayout, stateRoot: string): void {
   if (layout.upper === undefined) return;
   const entries = readMountInfo();
-  const local = entries.find((e) => usesDirsOf(e, layout));
+  const local = overlayUsing(layout, entries);
   if (local) throw upperInUse(layout, `the overlay at ${local.mountPoint}`, local.mountPoint);
   const recorded = liveRecords(stateRoot, entries).find((r) => r.section.upper === layout.upper || r.section.work === layout.work);
   if (recorded) throw upperInUse(layout, `the overlay at ${recorded.section.target}`, recorded.section.target);
-  const elsewhere = otherNamespaceMounts().find((ns) => ns.entries.some((e) => usesDirsOf(e, layout)));
+  const elsewhere = namespaceUsing(layout);
   if (elsewhere) throw upperInUse(layout, `an overlay in the mount namespace of process ${elsewhere.pid} (a container on it still runs)`);
-}
-
-function usesDirsOf(entry: MountInfoEntry, layout: OverlayLayout): boolean {
-  if (overlayDriverOf(entry) !== 'overlay') return false;
-  return entry.options.upperdir === layout.upper || entry.options.workdir === layout.work;
 }
 
 function upperInUse(layout: OverlayLayout, user: string, target?: string): UsageError {

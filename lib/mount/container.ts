@@ -14,8 +14,9 @@ import type { DriverChoice, OverlayMount } from './model.js';
 import type { Change } from './diff.js';
 import type { OciLayout } from '../image/store/store.js';
 import { withMountLock } from './lock.js';
+import { namespaceUsing } from './mountinfo.js';
 import { isRootless, rootlessNamespace, unpackedTrees } from './owners.js';
-import { UsageError } from '../core/errors.js';
+import { HostError, UsageError } from '../core/errors.js';
 import { removeRangeOwnedTree, type UserNamespaceMap } from '../core/userns.js';
 
 export interface ContainerDirs {
@@ -167,14 +168,18 @@ export function overlayStateRoot(store: OciLayout): string {
 }
 
 /** Unmounts a container's overlay; with `remove`, also deletes its dirs (podman run --rm). */
-export async function unmountContainerRoot(mount: Pick<OverlayMount, 'target' | 'container' | 'mountedIn'>, options: { storePath: string; remove: boolean }): Promise<void> {
+export async function unmountContainerRoot(mount: Pick<OverlayMount, 'target' | 'container' | 'mountedIn' | 'upper' | 'work'>, options: { storePath: string; remove: boolean }): Promise<void> {
   const { unmountOverlay } = await import('./overlay.js');
   const { stateDirFor } = await import('./short-names.js');
   const stateRoot = overlayStateRoot(await openStore(options.storePath));
   await withMountLock(stateRoot, async () => {
     if (mount.mountedIn !== 'container') await unmountOverlay(mount.target, stateRoot);
-    // Mounted only inside the container's namespaces, gone with them: only the short-name links remain to remove.
-    else await rm(stateDirFor(stateRoot, mount.target), { recursive: true, force: true });
+    else {
+      // Mounted only inside the container's namespaces, gone with them: only the short-name links remain to remove.
+      const running = namespaceUsing(mount);
+      if (running) throw new HostError(`${mount.target}: target is busy`, { hint: `the container still runs: process ${running.pid} has its overlay mounted` });
+      await rm(stateDirFor(stateRoot, mount.target), { recursive: true, force: true });
+    }
   });
   if (options.remove && mount.container) await removeContainerDir(mount.container.dir);
 }

@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import { HostError } from '../core/errors.js';
 import { findProgram } from '../core/host.js';
 
+/** A mount takes well under a second; a holder this long is stuck (a hung FUSE daemon, a stopped process). */
+const WAIT_SECONDS = 60;
+
 export async function withMountLock<T>(stateRoot: string, fn: () => Promise<T>): Promise<T> {
   await mkdir(stateRoot, { recursive: true });
   const release = await acquire(join(stateRoot, '.lock'));
@@ -23,7 +26,7 @@ export async function withMountLock<T>(stateRoot: string, fn: () => Promise<T>):
 
 /** Starts `flock FILE cat`-alike that prints a line once it holds the lock and holds it until its stdin closes. */
 function acquire(file: string): Promise<() => Promise<void>> {
-  const child = spawn(findProgram('flock'), ['--exclusive', file, '-c', 'echo locked; exec cat > /dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(findProgram('flock'), ['--exclusive', '--close', '--wait', String(WAIT_SECONDS), file, '-c', 'echo locked; exec cat > /dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
   const exited = new Promise<void>((done) => child.once('close', () => done()));
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += String(d)));
@@ -33,6 +36,9 @@ function acquire(file: string): Promise<() => Promise<void>> {
       child.stdin.end();
       await exited;
     }));
-    child.once('close', (code) => reject(new HostError(`cannot lock ${file}: ${stderr.trim() || `flock exited ${code}`}`)));
+    child.once('close', (code) => {
+      if (code === 1 && stderr === '') reject(new HostError(`another ovl-mount has held ${file} for ${WAIT_SECONDS} s`, { hint: `see which: fuser -v ${file}` }));
+      else reject(new HostError(`cannot lock ${file}: ${stderr.trim() || `flock exited ${code}`}`));
+    });
   });
 }

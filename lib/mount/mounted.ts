@@ -5,19 +5,25 @@
  * Synchronous and small: ns-enter loads it on its start-up path.
  */
 import type { OverlayMount } from './model.js';
-import { mountAt, optionsMatch, overlayDriverOf } from './mountinfo.js';
+import { mountAt, namespaceUsing, optionsMatch, overlayDriverOf } from './mountinfo.js';
 import { HostError } from '../core/errors.js';
 
 const AGAIN = 'mount it again: pipe the img-unpack document into ovl-mount (with --name for the same container)';
 
 /** Throws a one-line HostError unless the section's overlay is mounted at its target with its lower and upper dirs. */
 export function requireMountedOverlay(mount: OverlayMount): void {
-  // Rootless: the runtime mounts it in the container's namespaces; nothing is on the host to check.
-  if (mount.mountedIn === 'container') return;
+  // Rootless: the runtime mounts it in the container's namespaces, once: not while another run has it mounted.
+  if (mount.mountedIn === 'container') return refuseSecondRootlessMount(mount);
   const entry = mountAt(mount.target);
   if (!entry) throw new HostError(`${mount.target}: the document's overlay is not mounted any more (a reboot or an unmount since ovl-mount ran)`, { hint: AGAIN });
   const driver = overlayDriverOf(entry);
   if (driver !== mount.driver) throw new HostError(`${mount.target}: a ${entry.fsType} mount is there, not the document's ${mount.driver}`, { hint: AGAIN });
   const same = mount.options !== undefined ? optionsMatch(mount.options, entry) : entry.options.upperdir === mount.upper;
   if (driver === 'overlay' && !same) throw new HostError(`${mount.target}: the overlay mounted there has other lower or upper dirs than the document's`, { hint: AGAIN });
+}
+
+/** Two overlays on one upper dir are undefined behaviour (the kernel warns): a second run of a rootless container is refused. */
+function refuseSecondRootlessMount(mount: OverlayMount): void {
+  const running = namespaceUsing(mount);
+  if (running) throw new HostError(`${mount.target}: the container's upper dir ${mount.upper} is mounted already, by the run of process ${running.pid}`, { hint: 'one run at a time on a rootless container: wait for it, or mount a new container with ovl-mount' });
 }

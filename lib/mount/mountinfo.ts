@@ -125,3 +125,15 @@ export function optionsMatch(options: string, entry: MountInfoEntry): boolean {
   }
   return ['lowerdir', 'upperdir', 'workdir'].every((key) => given[key] === entry.options[key]);
 }
+
+/** The kernel overlay in `entries` whose upper (or work) dir is one of these, named by absolute path. */
+export function overlayUsing(dirs: { upper?: string; work?: string }, entries: MountInfoEntry[]): MountInfoEntry | undefined {
+  if (dirs.upper === undefined) return undefined;
+  return entries.find((e) => overlayDriverOf(e) === 'overlay' && (e.options.upperdir === dirs.upper || (dirs.work !== undefined && e.options.workdir === dirs.work)));
+}
+
+/** A process of another mount namespace that has an overlay on these upper or work dirs (a container running on them). */
+export function namespaceUsing(dirs: { upper?: string; work?: string }): NamespaceMounts | undefined {
+  if (dirs.upper === undefined) return undefined;
+  return otherNamespaceMounts().find((ns) => overlayUsing(dirs, ns.entries) !== undefined);
+}

@@ -55,13 +55,21 @@ export async function overlayOptions(layout: OverlayLayout): Promise<OverlayOpti
     await symlink(dir, join(links, name));
     return name;
   }));
-  let shortTail = '';
-  if (upper !== undefined && work !== undefined) {
-    await symlink(upper, join(links, 'U'));
-    await symlink(work, join(links, 'W'));
-    shortTail = ',upperdir=U,workdir=W';
-  }
-  const options = `lowerdir=${names.join(':')}${shortTail}`;
+  const options = `lowerdir=${names.join(':')}${await shortTail(layout, links, names.join(':').length)}`;
   if (options.length > MOUNT_DATA_LIMIT) throw new UsageError(`${lowers.length} lower dirs do not fit in one page of mount options even with short names`);
   return { options, cwd: links };
+}
+
+/**
+ * upperdir= and workdir= past the page limit: absolute when they need no escaping and fit (the
+ * mount table then names the upper dir, so another mount of it is found), else short links too.
+ */
+async function shortTail(layout: OverlayLayout, links: string, lowerLength: number): Promise<string> {
+  const { upper, work } = layout;
+  if (upper === undefined || work === undefined) return '';
+  const absolute = `,upperdir=${upper},workdir=${work}`;
+  if (!/[,:\\]/.test(upper + work) && 'lowerdir='.length + lowerLength + absolute.length <= MOUNT_DATA_LIMIT) return absolute;
+  await symlink(upper, join(links, 'U'));
+  await symlink(work, join(links, 'W'));
+  return ',upperdir=U,workdir=W';
 }

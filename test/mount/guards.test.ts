@@ -126,7 +126,8 @@ describe('races and double mounts', () => {
     const target = join(base, 'merged');
     const results = await Promise.all([0, 1, 2, 3, 4].map((i) => ovl(['--lower', lower, '--upper', join(base, `u${i}`), '--work', join(base, `w${i}`), '--target', target])));
     try {
-      assert.equal(mountsUnder(target).length, 1, `one mount at the target, not ${mountsUnder(target).length}`);
+      const said = results.map((r) => `${r.status}: ${r.stderr}`).join('');
+      assert.equal(mountsUnder(target).length, 1, `one mount at the target, not ${mountsUnder(target).length} (${said})`);
       assert.equal(results.filter((r) => r.status === 0).length, 1, results.map((r) => r.stderr).join(''));
       for (const refused of results.filter((r) => r.status !== 0)) assertOneLineError(refused, 'ovl-mount', 2, /is a mount point already/);
     } finally {
@@ -237,6 +238,32 @@ describe('a document whose overlay is gone', () => {
       assertOneLineError(other, 'ns-enter', 1, /the overlay mounted there has other lower or upper dirs than the document's/);
     } finally {
       await ovl(['--unmount', target]);
+    }
+  });
+});
+
+describe('the mount lock', () => {
+  test('ovl-mount waits while another holds the lock, and goes on when the holder is killed -9 (the kernel drops an flock)', async () => {
+    const base = join(work.path, 'lock');
+    const lower = await busyboxLower(base);
+    await mkdir(join(store, 'overlay'), { recursive: true });
+    const holder = spawn('flock', ['--exclusive', '--close', join(store, 'overlay', '.lock'), '-c', 'echo held; exec sleep 60 > /dev/null'], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+    const holderGone = new Promise((done) => holder.once('exit', done));
+    const killHolder = () => process.kill(-(holder.pid as number), 'SIGKILL');
+    try {
+      await new Promise((done) => holder.stdout.once('data', done));
+      const target = join(base, 'merged');
+      const waiting = ovl(['--lower', lower, '--upper', join(base, 'u'), '--work', join(base, 'w'), '--target', target]);
+      // The waiting ovl-mount is seen to wait (nothing mounted yet) until the holder dies.
+      for (let i = 0; i < 20; i++) await new Promise((done) => setTimeout(done, 25));
+      assert.deepEqual(mountsUnder(target), [], 'nothing is mounted while another holds the lock');
+      killHolder();
+      const result = await waiting;
+      assert.equal(result.status, 0, result.stderr);
+      assert.equal((await ovl(['--unmount', target])).status, 0);
+    } finally {
+      if (holder.exitCode === null && holder.signalCode === null) killHolder();
+      await holderGone;
     }
   });
 });

@@ -127,6 +127,22 @@ describe('rootless: the pipeline as a user made with useradd', () => {
     assert.ok(!existsSync(marker) && !existsSync('/etc/cp-rootless'));
   });
 
+  test('a rootless container runs once at a time: a second run and --unmount are refused while the first runs', async () => {
+    const result = await asUser(user, [
+      'upper=$(jq -r .mount.upper mount.json) && rm -f "$upper/tmp/started"',
+      `(${cmd('ns-enter')} -- sh -c 'touch /tmp/started; exec sleep 120' < mount.json > first.log 2>&1 &)`,
+      'i=0; while [ ! -e "$upper/tmp/started" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done',
+      `{ ${cmd('ns-enter')} -- true < mount.json; echo "second $?"; }`,
+      `{ ${cmd('ovl-mount')} --unmount < mount.json; echo "unmount $?"; }`,
+      'pkill -KILL -u "$(id -u)" -x sleep; rm -f "$upper/tmp/started"; true',
+    ].join(' && '));
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /^second 1$/m);
+    assert.match(result.stdout, /^unmount 1$/m);
+    assert.match(result.stderr, /^ns-enter: .*merged: the container's upper dir .* is mounted already, by the run of process \d+ \(one run at a time/m);
+    assert.match(result.stderr, /^ovl-mount: .*merged: target is busy \(the container still runs: process \d+ has its overlay mounted\)$/m);
+  });
+
   test('another image user (-u lab) writes as 1000; --rm removes what it made, though the range owns it', async () => {
     const result = await asUser(user, `${cmd('ns-enter')} -u lab -- sh -c 'id -u; mkdir /tmp/private; chmod 700 /tmp/private; touch /tmp/private/f' < mount.json && ${cmd('ns-enter')} --rm -- true < mount.json`);
     assert.equal(result.status, 0, result.stderr);
