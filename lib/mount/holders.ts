@@ -3,7 +3,7 @@
  * overlay holds its own copy in its namespace, and unmounting ours would leave the container
  * writing into an upper dir that the next mount of the same container then shares. So every
  * process is looked at (its root, working directory, open and mapped files, by the mount's
- * device), and every other mount namespace's table (does it still have the overlay?).
+ * device), and every other mount namespace's table (does it have the overlay somewhere of its own?).
  */
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { otherNamespaceMounts, processIds, type MountInfoEntry } from './mountinfo.js';
@@ -23,7 +23,9 @@ export function findHolder(entry: MountInfoEntry): MountHolder | undefined {
     const how = processUse(pid, { device, prefix, mapsDevice: mapsDevice(entry.device) });
     if (how) return { pid, command: commandOf(pid), how };
   }
-  const namespace = otherNamespaceMounts().find((ns) => ns.entries.some((e) => e.device === entry.device));
+  // A namespace made while the overlay was mounted holds a copy at the same place (runc's and
+  // unshare's start-up do, for a moment): only the overlay mounted elsewhere there (a container's root, a volume) is a use.
+  const namespace = otherNamespaceMounts().find((ns) => ns.entries.some((e) => e.device === entry.device && e.mountPoint !== entry.mountPoint));
   if (namespace) return { pid: namespace.pid, command: commandOf(namespace.pid), how: 'the overlay mounted in its mount namespace (a container on it still runs)' };
   return undefined;
 }
@@ -34,10 +36,16 @@ interface Probe {
   mapsDevice: string;
 }
 
+/**
+ * Root and working directory by device (they work across mount namespaces: a container's root
+ * is the overlay wherever it sits); open files by path, one readlink each (a stat per fd of
+ * every process costs ~10x more; a container's files are in its root anyway).
+ */
 function processUse(pid: number, probe: Probe): string | undefined {
+  const inside = (link: string) => `${readlinkSync(link)}/`.startsWith(probe.prefix);
   const on = (link: string) => {
     try {
-      return statSync(link).dev === probe.device || `${readlinkSync(link)}/`.startsWith(probe.prefix);
+      return statSync(link).dev === probe.device || inside(link);
     } catch {
       return false;
     }
@@ -50,7 +58,14 @@ function processUse(pid: number, probe: Probe): string | undefined {
   } catch {
     // ended, or not ours to read
   }
-  if (fds.some((fd) => on(`/proc/${pid}/fd/${fd}`))) return 'a file open there';
+  const open = (fd: string) => {
+    try {
+      return inside(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return false;
+    }
+  };
+  if (fds.some(open)) return 'a file open there';
   try {
     if (readFileSync(`/proc/${pid}/maps`, 'utf8').includes(probe.mapsDevice)) return 'a file mapped there';
   } catch {
