@@ -24,12 +24,15 @@ export async function mountOverlay(request: OverlayRequest): Promise<OverlayMoun
   const layout = await checkedLayout(request);
   await mkdir(layout.stateDir, { recursive: true });
   const choice = request.driver ?? 'auto';
+  let section: OverlayMount | undefined;
   try {
-    const section = request.userNamespace ? await mountRootless(layout, { driver: choice, map: request.userNamespace }) : await mountAsRoot(layout, choice);
+    section = request.userNamespace ? await mountRootless(layout, { driver: choice, map: request.userNamespace }) : await mountAsRoot(layout, choice);
     await writeMountRecord(layout.stateDir, section);
     return section;
   } catch (err) {
-    if (!mountAt(layout.target)) await removeStateDir(layout.stateDir);
+    // Not recorded (a full disk), it could never be unmounted by ovl-mount: no mount is left behind.
+    if (section?.mountedIn === 'host') await runProgram(['umount', layout.target]).catch(() => undefined);
+    await removeStateDir(layout.stateDir);
     throw err;
   }
 }

@@ -267,3 +267,22 @@ describe('the mount lock', () => {
     }
   });
 });
+
+describe('a full disk', () => {
+  test('a store with no room for the mount record: one line, and no mount is left that ovl-mount could not unmount', async () => {
+    const base = join(work.path, 'full');
+    const lower = await busyboxLower(base);
+    const small = join(base, 'small');
+    await mkdir(small, { recursive: true });
+    await mustExec('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', small]);
+    try {
+      await exec('dd', ['if=/dev/zero', `of=${join(small, 'fill')}`, 'bs=4k', 'count=64']);
+      const target = join(base, 'merged');
+      const result = await tool('ovl-mount', ['--store', join(small, 'store'), '--lower', lower, '--upper', join(base, 'u'), '--work', join(base, 'w'), '--target', target], { timeoutMs: 60_000 });
+      assertOneLineError(result, 'ovl-mount', 1, /no space left on device/);
+      assert.deepEqual(mountsUnder(target), [], 'the overlay was unmounted again');
+    } finally {
+      await exec('umount', [small]);
+    }
+  });
+});
