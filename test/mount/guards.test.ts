@@ -276,9 +276,13 @@ describe('a full disk', () => {
     await mkdir(small, { recursive: true });
     await mustExec('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', small]);
     try {
-      await exec('dd', ['if=/dev/zero', `of=${join(small, 'fill')}`, 'bs=4k', 'count=64']);
       const target = join(base, 'merged');
-      const result = await tool('ovl-mount', ['--store', join(small, 'store'), '--lower', lower, '--upper', join(base, 'u'), '--work', join(base, 'w'), '--target', target], { timeoutMs: 60_000 });
+      const args = ['--store', join(small, 'store'), '--lower', lower, '--upper', join(base, 'u'), '--work', join(base, 'w'), '--target', target];
+      // The store is made (and used once) while there is room; then the disk fills up.
+      assert.equal((await tool('ovl-mount', args)).status, 0);
+      assert.equal((await tool('ovl-mount', ['--store', join(small, 'store'), '--unmount', target])).status, 0);
+      await exec('dd', ['if=/dev/zero', `of=${join(small, 'fill')}`, 'bs=4k', 'count=64']);
+      const result = await tool('ovl-mount', args, { timeoutMs: 60_000 });
       assertOneLineError(result, 'ovl-mount', 1, /no space left on device/);
       assert.deepEqual(mountsUnder(target), [], 'the overlay was unmounted again');
     } finally {
