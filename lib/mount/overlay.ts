@@ -98,7 +98,7 @@ export async function unmountOverlay(target: string, stateRoot: string): Promise
   const holder = findHolder(entry);
   if (holder) throw busy(path, `process ${holder.pid} (${holder.command}) has ${holder.how}`);
   await runProgram(['umount', path]).catch((err: Error) => {
-    if (/busy/i.test(err.message)) throw busy(path, 'a process entered it just now');
+    if (/busy/i.test(err.message)) throw busy(path, 'a mount inside it, or a process that entered it just now');
     throw new HostError(`umount ${path} failed: ${err.message}`);
   });
   await removeStateDir(stateDir);

@@ -6,37 +6,19 @@
  * commands, as real processes at once where it is about races. Every test unmounts what it
  * mounted; afterEach fails a test that leaked a mount, then cleans up.
  */
-import { after, afterEach, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assertOneLineError, exec, mustExec, tool, type ExecResult } from '../helpers/exec.js';
-import { mountsUnder, unmountAll } from '../helpers/mounts.js';
-import { tempDir, toolPath } from '../helpers/paths.js';
+import { mountingWorkDir, mountsUnder } from '../helpers/mounts.js';
+import { toolPath } from '../helpers/paths.js';
 
-let work: { path: string; cleanup: () => Promise<void> };
 let store: string;
-
-before(async () => {
-  work = await tempDir('cp-guards-');
-  store = join(work.path, 'store');
-  assert.deepEqual(mountsUnder(work.path), [], 'nothing mounted under the work dir before the tests');
-});
-
-afterEach(async () => {
-  const leaked = mountsUnder(work.path);
-  try {
-    assert.deepEqual(leaked, [], 'the test unmounted everything it mounted');
-  } finally {
-    await unmountAll(work.path);
-  }
-});
-
-after(async () => {
-  await unmountAll(work.path);
-  await work.cleanup();
+const work = mountingWorkDir('cp-guards-', (path) => {
+  store = join(path, 'store');
 });
 
 /** A lower dir with a static busybox (sh, sleep, echo) and a file, enough to run a container on. */

@@ -2,22 +2,23 @@
  * ovl-mount against the real kernel: every test mounts for real, and after() unmounts
  * whatever is left under the test's dir even when an assertion failed.
  */
-import { after, afterEach, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, existsSync, lstatSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { exec, tool } from '../helpers/exec.js';
-import { mountsUnder, unmountAll } from '../helpers/mounts.js';
-import { tempDir } from '../helpers/paths.js';
+import { mountingWorkDir, mountsUnder } from '../helpers/mounts.js';
 import { describeMountedOverlay, mountOverlay, unmountOverlay } from '../../lib/mount/overlay.js';
 import { diffOverlay } from '../../lib/mount/diff.js';
 import { linksDirOf, stateDirFor } from '../../lib/mount/short-names.js';
 import { HostError, NotFoundError, UsageError } from '../../lib/core/errors.js';
 
-let work: { path: string; cleanup: () => Promise<void> };
 let store: string;
+const work = mountingWorkDir('cp-overlay-', (path) => {
+  store = join(path, 'store');
+});
 
 /** Two layers as img-unpack --layers writes them (lowest first). */
 async function layers(base: string): Promise<{ l1: string; l2: string }> {
@@ -32,28 +33,6 @@ async function layers(base: string): Promise<{ l1: string; l2: string }> {
   await writeFile(join(l2, 'etc', 'a'), 'l2 wins\n');
   return { l1, l2 };
 }
-
-before(async () => {
-  work = await tempDir('cp-overlay-');
-  store = join(work.path, 'store');
-  assert.deepEqual(mountsUnder(work.path), [], 'nothing mounted under the work dir before the tests');
-});
-
-// A test that leaks a mount fails (asserted before the sweep that cleans up after it).
-afterEach(async () => {
-  const leaked = mountsUnder(work.path);
-  try {
-    assert.deepEqual(leaked, [], 'the test unmounted everything it mounted');
-  } finally {
-    await unmountAll(work.path);
-  }
-});
-
-after(async () => {
-  await unmountAll(work.path);
-  assert.deepEqual(mountsUnder(work.path), []);
-  await work.cleanup();
-});
 
 describe('ovl-mount', () => {
   test('--lower/--upper/--work/--target: writes land in upper, lower stays, rm leaves a whiteout, --diff lists it, remount keeps it', async () => {
