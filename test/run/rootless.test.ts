@@ -111,10 +111,15 @@ describe('rootless: the pipeline as a user made with useradd', () => {
       'unshare --map-auto --map-root-user -- chown 1000:1000 own/etc/theirs',
       `${cmd('ovl-mount')} --lower "$HOME/own" -q > own.json`,
       'stat -c "%u %n" own/etc/mine own/etc/theirs',
+      // ns-enter --rootfs DIR runs DIR as it is too.
+      'mkdir -p own/bin && cp /usr/bin/busybox own/bin/ && chown -h "$(id -u)" own/bin own/bin/busybox',
+      `${cmd('ns-enter')} --rootfs "$HOME/own" -- /bin/busybox true`,
+      'stat -c "rootfs %u %n" own/etc/mine own/etc/theirs',
     ].join(' && '));
     assert.equal(result.status, 0, result.stderr);
     assert.match(result.stdout, new RegExp(`^${user.uid} own/etc/mine$`, 'm'));
     assert.match(result.stdout, new RegExp(`^${subuid.start + 999} own/etc/theirs$`, 'm'), 'the range-owned file keeps its owner');
+    assert.match(result.stdout, new RegExp(`^rootfs ${subuid.start + 999} own/etc/theirs$`, 'm'), 'and keeps it under ns-enter --rootfs');
   });
 
   test('seed 002: with -v /:/mnt the container\'s root cannot write the host\'s /root or /etc', async () => {
