@@ -5,7 +5,7 @@
  * mount is the one ovl-mount recorded and no process holds it. Callers that check and then
  * mount (ovl-mount's commands) hold withMountLock around both.
  */
-import { mkdir, readlink } from 'node:fs/promises';
+import { mkdir, readlink, realpath } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { OverlayMountError, sectionFor, type OverlayDriver, type OverlayLayout, type OverlayMount, type OverlayRequest } from './model.js';
 import { prepareUpperAndWork, refuseMountedTarget, refuseUpperInUse, requireDirectory } from './checks.js';
@@ -37,16 +37,26 @@ export async function mountOverlay(request: OverlayRequest): Promise<OverlayMoun
   }
 }
 
+/**
+ * The request's dirs, checked and made, by their real paths: the mount table names real paths,
+ * so a target or upper dir reached through a symlink is still found mounted or in use.
+ */
 async function checkedLayout(request: OverlayRequest): Promise<OverlayLayout> {
-  const target = resolve(request.target);
-  const lower = request.lower.map((l) => resolve(l));
-  if (lower.length === 0) throw new UsageError('no lower dirs: give --lower, or pipe an img-unpack document');
-  for (const dir of lower) await requireDirectory(dir, 'lower dir');
-  const upper = request.upper === undefined ? undefined : resolve(request.upper);
-  const work = request.work === undefined ? undefined : resolve(request.work);
-  if ((upper === undefined) !== (work === undefined)) throw new UsageError('--upper and --work go together (or neither, with --read-only)');
-  if (upper !== undefined && work !== undefined) await prepareUpperAndWork(upper, work);
-  await mkdir(target, { recursive: true });
+  if (request.lower.length === 0) throw new UsageError('no lower dirs: give --lower, or pipe an img-unpack document');
+  const lower: string[] = [];
+  for (const dir of request.lower) {
+    await requireDirectory(resolve(dir), 'lower dir');
+    lower.push(await realpath(dir));
+  }
+  if ((request.upper === undefined) !== (request.work === undefined)) throw new UsageError('--upper and --work go together (or neither, with --read-only)');
+  let upper: string | undefined;
+  let work: string | undefined;
+  if (request.upper !== undefined && request.work !== undefined) {
+    await prepareUpperAndWork(resolve(request.upper), resolve(request.work));
+    [upper, work] = await Promise.all([realpath(request.upper), realpath(request.work)]);
+  }
+  await mkdir(resolve(request.target), { recursive: true });
+  const target = await realpath(request.target);
   refuseMountedTarget(target);
   const layout: OverlayLayout = { lower, upper, work, target, stateDir: stateDirFor(request.stateRoot, target) };
   refuseUpperInUse(layout, request.stateRoot);
@@ -87,7 +97,7 @@ async function mountAsRoot(layout: OverlayLayout, choice: OverlayRequest['driver
  * hand-made overlay) and for one a process still holds, here or in a container's namespace.
  */
 export async function unmountOverlay(target: string, stateRoot: string): Promise<void> {
-  const path = resolve(target);
+  const path = await realpath(target).catch(() => resolve(target));
   const entry = mountAt(path);
   if (!entry) throw new NotFoundError(`${path} is not mounted`);
   const stateDir = stateDirFor(stateRoot, path);
@@ -113,7 +123,7 @@ function busy(path: string, who: string): HostError {
  * short-name links, when the lower dirs were given by those).
  */
 export async function describeMountedOverlay(target: string, stateRoot: string): Promise<OverlayMount> {
-  const path = resolve(target);
+  const path = await realpath(target).catch(() => resolve(target));
   const entry = mountAt(path);
   if (!entry) throw new NotFoundError(`${path} is not mounted`);
   const driver: OverlayDriver | undefined = overlayDriverOf(entry);
