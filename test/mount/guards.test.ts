@@ -62,6 +62,20 @@ function startContainer(doc: string, script: string): Promise<{ stop: () => Prom
   });
 }
 
+/** ovl-mount started now, reading its document from stdin when `send` gives it. */
+function startOvlMount(args: string[]): { send: (doc: string) => void; result: Promise<ExecResult> } {
+  const child = spawn(process.execPath, [toolPath('ovl-mount'), '--store', store, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  let [stdout, stderr] = ['', ''];
+  child.stdout.on('data', (d: Buffer) => (stdout += String(d)));
+  child.stderr.on('data', (d: Buffer) => (stderr += String(d)));
+  const result = new Promise<ExecResult>((done) => child.once('close', (status, signal) => {
+    clearTimeout(timer);
+    done({ status, signal, stdout, stderr });
+  }));
+  return { send: (doc) => child.stdin.end(doc), result };
+}
+
 describe('ovl-mount --unmount unmounts only its own overlays', () => {
   test('a tmpfs, a bind mount and a hand-made overlay are refused with one line, and stay mounted with their data', async () => {
     const base = join(work.path, 'foreign');
@@ -102,18 +116,25 @@ describe('ovl-mount --unmount unmounts only its own overlays', () => {
 });
 
 describe('races and double mounts', () => {
-  test('five ovl-mount on one target at once: one overlay, the others refused with one line', async () => {
+  test('six ovl-mount on one target at once, three rounds: one overlay each time, the others refused with one line', async () => {
     const base = join(work.path, 'race-target');
     const lower = await busyboxLower(base);
-    const target = join(base, 'merged');
-    const results = await Promise.all([0, 1, 2, 3, 4].map((i) => ovl(['--lower', lower, '--upper', join(base, `u${i}`), '--work', join(base, `w${i}`), '--target', target])));
-    try {
-      const said = results.map((r) => `${r.status}: ${r.stderr}`).join('');
-      assert.equal(mountsUnder(target).length, 1, `one mount at the target, not ${mountsUnder(target).length} (${said})`);
-      assert.equal(results.filter((r) => r.status === 0).length, 1, results.map((r) => r.stderr).join(''));
-      for (const refused of results.filter((r) => r.status !== 0)) assertOneLineError(refused, 'ovl-mount', 2, /is a mount point already/);
-    } finally {
-      await ovl(['--unmount', target]);
+    const doc = JSON.stringify({ documentVersion: 1, rootfs: { mode: 'flat', path: lower } });
+    for (const round of [0, 1, 2]) {
+      const target = join(base, `merged${round}`);
+      // Each waits for its document on stdin; all get it at once, so they check and mount at the same time.
+      const starts = [0, 1, 2, 3, 4, 5].map((i) => startOvlMount(['--upper', join(base, `u${round}-${i}`), '--work', join(base, `w${round}-${i}`), '--target', target]));
+      await new Promise((done) => setTimeout(done, 500));
+      for (const start of starts) start.send(doc);
+      const results = await Promise.all(starts.map((start) => start.result));
+      try {
+        const said = results.map((r) => `${r.status}: ${r.stderr}`).join('');
+        assert.equal(mountsUnder(target).length, 1, `one mount at the target, not ${mountsUnder(target).length} (${said})`);
+        assert.equal(results.filter((r) => r.status === 0).length, 1, said);
+        for (const refused of results.filter((r) => r.status !== 0)) assertOneLineError(refused, 'ovl-mount', 2, /is a mount point already/);
+      } finally {
+        while (mountsUnder(target).length > 0 && (await ovl(['--unmount', target])).status === 0);
+      }
     }
   });
 
@@ -126,6 +147,23 @@ describe('races and double mounts', () => {
       for (const refused of results.filter((r) => r.status !== 0)) assertOneLineError(refused, 'ovl-mount', 2, /upper dir .*\/u is in use by the overlay at .*\/m\d \(ovl-mount --unmount .* first\)/);
     } finally {
       for (const i of [0, 1, 2]) if (mountsUnder(join(base, `m${i}`)).length) await ovl(['--unmount', join(base, `m${i}`)]);
+    }
+  });
+
+  test('a target or an upper dir reached through a symlink is the same one: refused while mounted, unmounted by either name', async () => {
+    const base = join(work.path, 'aliases');
+    const lower = await busyboxLower(base);
+    const [target, upper, wk] = ['merged', 'u', 'w'].map((d) => join(base, 'real', d)) as [string, string, string];
+    await mounted(['--lower', lower, '--upper', upper, '--work', wk, '--target', target]);
+    await symlink(join(base, 'real'), join(base, 'alias'));
+    try {
+      const again = await ovl(['--lower', lower, '--upper', join(base, 'u2'), '--work', join(base, 'w2'), '--target', join(base, 'alias', 'merged')]);
+      assertOneLineError(again, 'ovl-mount', 2, new RegExp(`${target} is a mount point already`));
+      const upperAgain = await ovl(['--lower', lower, '--upper', join(base, 'alias', 'u'), '--work', join(base, 'alias', 'w'), '--target', join(base, 'm2')]);
+      assertOneLineError(upperAgain, 'ovl-mount', 2, new RegExp(`upper dir ${upper} is in use by the overlay at ${target}`));
+      assert.equal(mountsUnder(target).length, 1);
+    } finally {
+      assert.equal((await ovl(['--unmount', join(base, 'alias', 'merged')])).status, 0);
     }
   });
 
