@@ -46,8 +46,9 @@ function startContainer(doc: string, script: string): Promise<{ stop: () => Prom
   const child = spawn(process.execPath, [toolPath('ns-enter'), '--', 'sh', '-c', `echo ready; ${script}`], { stdio: ['pipe', 'pipe', 'pipe'] });
   const closed = new Promise<void>((done) => child.once('close', () => done()));
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  // SIGTERM: ns-enter stops the container and removes its staging dir (SIGKILL would leave it).
   const stop = async () => {
-    child.kill('SIGKILL');
+    child.kill('SIGTERM');
     await closed;
     clearTimeout(timer);
   };
