@@ -25,11 +25,11 @@ export const ovlMount = defineCommand({
       .option('upper', { type: 'string', requiresArg: true, describe: "Writable dir for the container's changes (default: the container's dir in the store)" })
       .option('work', { type: 'string', requiresArg: true, describe: 'Scratch dir on the same filesystem as --upper' })
       .option('target', { type: 'string', requiresArg: true, describe: "Where to mount the merged tree (default: the container's dir in the store)" })
-      .option('name', { type: 'string', requiresArg: true, describe: 'Container name: its dirs are STORE/containers/NAME (default: a new id); the same name again shows its earlier changes' })
+      .option('name', { type: 'string', requiresArg: true, describe: 'Container name: its dirs are STORE/containers/NAME (default: a new id); the same name again shows its earlier changes (of the same image: another is refused)' })
       .option('read-only', { type: 'boolean', default: false, describe: 'No upper dir: a read-only merge' })
       .option('driver', { choices: ['auto', 'kernel', 'fuse'] as const, default: 'auto' as const, describe: "auto: the kernel's overlay, else fuse-overlayfs; kernel; fuse: fuse-overlayfs" })
       .option('diff', { type: 'boolean', default: false, describe: 'Print what the container changed (MERGED, or the piped document) and do nothing else' })
-      .option('unmount', { type: 'boolean', default: false, describe: 'Unmount MERGED (or the piped document) and do nothing else' }),
+      .option('unmount', { type: 'boolean', default: false, describe: 'Unmount MERGED (or the piped document) and do nothing else: only an overlay ovl-mount mounted, and not while a process (a container) uses it' }),
   async run(args, ctx) {
     const positional = args._.map(String);
     if (positional.length > 1 || (positional.length === 1 && !args.diff && !args.unmount)) throw new UsageError(`unexpected argument ${JSON.stringify(positional[positional.length - 1])} (MERGED goes with --diff or --unmount)`);
