@@ -43,6 +43,9 @@ img-unpack --layers --input "$LAB/image.json" > "$LAB/layers.json"
 jq '.rootfs.layers' "$LAB/layers.json"
 
 step "ovl-mount   (lower = the layers, upper/work/merged = a new container's dirs)"
+# The image is built anew each run, and a container keeps its image: the last run's demo container goes first.
+ovl-mount --unmount "$CONTAINER_PARTS_STORE/containers/demo/merged" -q 2>/dev/null || true
+rm -rf "$CONTAINER_PARTS_STORE/containers/demo"
 ovl-mount --name demo --input "$LAB/layers.json" > "$LAB/mounted.json"
 jq '.mount | {target, lower, upper, driver}' "$LAB/mounted.json"
 

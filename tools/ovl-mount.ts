@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /** ovl-mount: merge image layers and a writable upper dir into one tree (mount -t overlay, fuse-overlayfs). */
 import { defineCommand, isMainModule, main, withStore } from '../lib/cli/command.js';
-import { diffContainerRoot, isRootless, mountContainerRoot, pipedStore, unmountContainerRoot } from '../lib/run/container.js';
+import { diffContainerRoot, mountContainerRoot, pipedStore, unmountContainerRoot } from '../lib/mount/container.js';
+import { isRootless } from '../lib/mount/owners.js';
 import { withSection, type PipeDocument } from '../lib/cli/document.js';
 import { UsageError } from '../lib/core/errors.js';
-import { formatChange, type DriverChoice } from '../lib/mount/overlay.js';
+import { formatChange } from '../lib/mount/diff.js';
+import type { DriverChoice } from '../lib/mount/model.js';
 import { resolveStorePath } from '../lib/core/paths.js';
 
 export const ovlMount = defineCommand({
@@ -23,11 +25,11 @@ export const ovlMount = defineCommand({
       .option('upper', { type: 'string', requiresArg: true, describe: "Writable dir for the container's changes (default: the container's dir in the store)" })
       .option('work', { type: 'string', requiresArg: true, describe: 'Scratch dir on the same filesystem as --upper' })
       .option('target', { type: 'string', requiresArg: true, describe: "Where to mount the merged tree (default: the container's dir in the store)" })
-      .option('name', { type: 'string', requiresArg: true, describe: 'Container name: its dirs are STORE/containers/NAME (default: a new id); the same name again shows its earlier changes' })
+      .option('name', { type: 'string', requiresArg: true, describe: 'Container name: its dirs are STORE/containers/NAME (default: a new id); the same name again shows its earlier changes (of the same image: another is refused)' })
       .option('read-only', { type: 'boolean', default: false, describe: 'No upper dir: a read-only merge' })
       .option('driver', { choices: ['auto', 'kernel', 'fuse'] as const, default: 'auto' as const, describe: "auto: the kernel's overlay, else fuse-overlayfs; kernel; fuse: fuse-overlayfs" })
       .option('diff', { type: 'boolean', default: false, describe: 'Print what the container changed (MERGED, or the piped document) and do nothing else' })
-      .option('unmount', { type: 'boolean', default: false, describe: 'Unmount MERGED (or the piped document) and do nothing else' }),
+      .option('unmount', { type: 'boolean', default: false, describe: 'Unmount MERGED (or the piped document) and do nothing else: only an overlay ovl-mount mounted, and not while a process (a container) uses it' }),
   async run(args, ctx) {
     const positional = args._.map(String);
     if (positional.length > 1 || (positional.length === 1 && !args.diff && !args.unmount)) throw new UsageError(`unexpected argument ${JSON.stringify(positional[positional.length - 1])} (MERGED goes with --diff or --unmount)`);
@@ -50,6 +52,8 @@ export const ovlMount = defineCommand({
     const lower = args.lower !== undefined ? args.lower.split(':').filter((l) => l !== '') : lowerFromDocument(doc);
     const request = {
       lower,
+      unpackedLower: args.lower === undefined ? lower : [],
+      image: doc?.image?.digest,
       upper: args.upper,
       work: args.work,
       target: args.target,

@@ -21,6 +21,7 @@ export const DEBIAN_PACKAGES: Record<string, string> = {
   'fuse-overlayfs': 'fuse-overlayfs',
   python3: 'python3',
   rm: 'coreutils',
+  flock: 'util-linux',
 };
 
 /** Where `name` is on PATH, or undefined. */

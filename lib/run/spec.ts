@@ -16,6 +16,7 @@ import { resolveInRoot } from '../core/root-resolver.js';
 import { firstSchemaError, validatorFor } from '../core/schema.js';
 import { ALL_CAPABILITIES, hasRunFlags, type RunFlags } from './runflags.js';
 import type { IdMapping, NamespaceType, RuntimeConfig, RuntimeMount, RuntimeProcess } from './runtime-spec.js';
+import { requireMountedOverlay } from '../mount/mounted.js';
 
 /** The runtime-spec version runc 1.1 writes. */
 export const OCI_VERSION = '1.0.2-dev';
@@ -415,6 +416,7 @@ export function configForRequest(request: SpecRequest): SpecResult {
     return { config: runcDefaultConfig({ rootless: request.rootless }), rootfs: ownRootfs, bare: true };
   }
   const source = request.document ? rootFromEarlierSteps(request.document) : { rootfs: ownRootfs, readOnly: false, image: undefined, overlay: undefined, lookupRoot: undefined };
+  if (request.document?.mount) requireMountedOverlay(request.document.mount);
   if (source.overlay && !request.rootless) {
     throw new UsageError(`mount.target ${source.rootfs}: the overlay was left for the runtime to mount in a user namespace (ovl-mount ran without root)`, { hint: 'use oci-spec --rootless' });
   }

@@ -3,10 +3,12 @@
  * so it does not depend on img-unpack), and a sweep that unmounts everything under a dir —
  * call it from after() so a failed test leaves no mount behind.
  */
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { after, afterEach, before } from 'node:test';
 import { join } from 'node:path';
 import { exec, mustExec } from './exec.js';
-import { SCRIPTS } from './paths.js';
+import { SCRIPTS, tempDir } from './paths.js';
 
 /** Builds the lab busybox image into `work` and unpacks it; returns the rootfs and the OCI layout. */
 export async function busyboxRootfs(work: string): Promise<{ rootfs: string; layout: string; bundle: string }> {
@@ -30,4 +32,35 @@ export function mountsUnder(dir: string): string[] {
 /** Unmounts every mount at or below `dir` (lazily, so a busy one goes too). */
 export async function unmountAll(dir: string): Promise<void> {
   for (const mountPoint of mountsUnder(dir)) await exec('umount', ['-l', mountPoint]);
+}
+
+/**
+ * The work dir of a test file that mounts: nothing is mounted there at first; a test that
+ * leaves a mount behind fails (asserted before the sweep that then unmounts it); at the end
+ * every mount goes and the dir is removed. `path` is set once before() has run, and `ready`
+ * is called with it there (node runs a file's top-level before() hooks at once, not in turn).
+ */
+export function mountingWorkDir(prefix: string, ready: (path: string) => void = () => undefined): { path: string } {
+  const work = { path: '' };
+  let cleanup = async () => undefined as void;
+  before(async () => {
+    const dir = await tempDir(prefix);
+    [work.path, cleanup] = [dir.path, dir.cleanup];
+    ready(work.path);
+    assert.deepEqual(mountsUnder(work.path), [], 'nothing mounted under the work dir before the tests');
+  });
+  afterEach(async () => {
+    const leaked = mountsUnder(work.path);
+    try {
+      assert.deepEqual(leaked, [], 'the test unmounted everything it mounted');
+    } finally {
+      await unmountAll(work.path);
+    }
+  });
+  after(async () => {
+    await unmountAll(work.path);
+    assert.deepEqual(mountsUnder(work.path), []);
+    await cleanup();
+  });
+  return work;
 }

@@ -2,20 +2,23 @@
  * ovl-mount against the real kernel: every test mounts for real, and after() unmounts
  * whatever is left under the test's dir even when an assertion failed.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { exec, tool } from '../helpers/exec.js';
-import { mountsUnder, unmountAll } from '../helpers/mounts.js';
-import { tempDir } from '../helpers/paths.js';
-import { diffOverlay, describeMountedOverlay, mountOverlay, unmountOverlay } from '../../lib/mount/overlay.js';
+import { mountingWorkDir, mountsUnder } from '../helpers/mounts.js';
+import { describeMountedOverlay, mountOverlay, unmountOverlay } from '../../lib/mount/overlay.js';
+import { diffOverlay } from '../../lib/mount/diff.js';
+import { linksDirOf, stateDirFor } from '../../lib/mount/short-names.js';
 import { HostError, NotFoundError, UsageError } from '../../lib/core/errors.js';
 
-let work: { path: string; cleanup: () => Promise<void> };
 let store: string;
+const work = mountingWorkDir('cp-overlay-', (path) => {
+  store = join(path, 'store');
+});
 
 /** Two layers as img-unpack --layers writes them (lowest first). */
 async function layers(base: string): Promise<{ l1: string; l2: string }> {
@@ -31,17 +34,6 @@ async function layers(base: string): Promise<{ l1: string; l2: string }> {
   return { l1, l2 };
 }
 
-before(async () => {
-  work = await tempDir('cp-overlay-');
-  store = join(work.path, 'store');
-});
-
-after(async () => {
-  await unmountAll(work.path);
-  assert.deepEqual(mountsUnder(work.path), []);
-  await work.cleanup();
-});
-
 describe('ovl-mount', () => {
   test('--lower/--upper/--work/--target: writes land in upper, lower stays, rm leaves a whiteout, --diff lists it, remount keeps it', async () => {
     const base = join(work.path, 'explicit');
@@ -52,6 +44,8 @@ describe('ovl-mount', () => {
     const doc = JSON.parse(mounted.stdout);
     assert.deepEqual(doc.mount.lower, [l2, l1]);
     assert.equal(doc.mount.driver, 'overlay');
+    assert.equal(doc.mount.readOnly, false, 'readOnly is always written (the README lists it)');
+    assert.equal(doc.mount.mountedIn, 'host', 'and so is mountedIn');
     assert.equal(readFileSync(join(merged, 'etc', 'a'), 'utf8'), 'l2 wins\n');
     assert.equal(readFileSync(join(merged, 'etc', 'b'), 'utf8'), 'from l2\n');
 
@@ -137,6 +131,28 @@ describe('ovl-mount', () => {
       assert.equal(described.upper, join(base, 'u'));
     } finally {
       await unmountOverlay(target, join(store, 'overlay'));
+    }
+    assert.ok(!existsSync(linksDirOf(stateDirFor(join(store, 'overlay'), target))), 'the short-name links went with the mount');
+    assert.ok(!existsSync(stateDirFor(join(store, 'overlay'), target)), 'and so did the state dir');
+  });
+
+  test('--diff: a directory whose mode or owner changed is C, one that only holds changes is not reported', async () => {
+    const base = join(work.path, 'diff-dirs');
+    const { l1, l2 } = await layers(base);
+    await mkdir(join(l1, 'srv', 'owned'), { recursive: true });
+    await mkdir(join(l1, 'var', 'kept'), { recursive: true });
+    const [upper, wk, merged] = ['upper', 'work', 'merged'].map((d) => join(base, d)) as [string, string, string];
+    const mounted = await tool('ovl-mount', ['--store', store, '--lower', `${l2}:${l1}`, '--upper', upper, '--work', wk, '--target', merged]);
+    assert.equal(mounted.status, 0, mounted.stderr);
+    try {
+      chmodSync(join(merged, 'etc'), 0o700);
+      chownSync(join(merged, 'srv', 'owned'), 1234, 1234);
+      await writeFile(join(merged, 'var', 'kept', 'new'), 'x');
+      const diff = await tool('ovl-mount', ['--store', store, '--diff', merged]);
+      assert.equal(diff.status, 0, diff.stderr);
+      assert.deepEqual(diff.stdout.trim().split('\n'), ['C /etc', 'C /srv/owned', 'A /var/kept/new']);
+    } finally {
+      assert.equal((await tool('ovl-mount', ['--store', store, '--unmount', merged])).status, 0);
     }
   });
 

@@ -120,6 +120,26 @@ describe('rootless: the pipeline as a user made with useradd', () => {
     assert.deepEqual(hostMountsUnder(user.home), []);
   });
 
+  test('a --lower dir of the user\'s own is mounted as it is: no file of it gets the image\'s (or root\'s) owner', async () => {
+    const subuid = subordinateRanges(readFileSync('/etc/subuid', 'utf8'), { name: user.name, id: user.uid })[0];
+    assert.ok(subuid);
+    const result = await asUser(user, [
+      'rm -rf own && mkdir -p own/etc && echo mine > own/etc/mine && echo theirs > own/etc/theirs',
+      // A file a container's user 1000 made: it belongs to the subordinate range, not to the user.
+      'unshare --map-auto --map-root-user -- chown 1000:1000 own/etc/theirs',
+      `${cmd('ovl-mount')} --lower "$HOME/own" -q > own.json`,
+      'stat -c "%u %n" own/etc/mine own/etc/theirs',
+      // ns-enter --rootfs DIR runs DIR as it is too.
+      'mkdir -p own/bin && cp /usr/bin/busybox own/bin/ && chown -h "$(id -u)" own/bin own/bin/busybox',
+      `${cmd('ns-enter')} --rootfs "$HOME/own" -- /bin/busybox true`,
+      'stat -c "rootfs %u %n" own/etc/mine own/etc/theirs',
+    ].join(' && '));
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, new RegExp(`^${user.uid} own/etc/mine$`, 'm'));
+    assert.match(result.stdout, new RegExp(`^${subuid.start + 999} own/etc/theirs$`, 'm'), 'the range-owned file keeps its owner');
+    assert.match(result.stdout, new RegExp(`^rootfs ${subuid.start + 999} own/etc/theirs$`, 'm'), 'and keeps it under ns-enter --rootfs');
+  });
+
   test('seed 002: with -v /:/mnt the container\'s root cannot write the host\'s /root or /etc', async () => {
     const marker = `/root/cp-rootless-${process.pid}`;
     const result = await asUser(user, `${cmd('ns-enter')} -v /:/mnt -- sh -c 'echo hello > /mnt${marker}; echo hello > /mnt/etc/cp-rootless; ls /mnt/root' < mount.json`);
@@ -145,6 +165,22 @@ describe('rootless: the pipeline as a user made with useradd', () => {
     } finally {
       await probe.cleanup();
     }
+  });
+
+  test('a rootless container runs once at a time: a second run and --unmount are refused while the first runs', async () => {
+    const result = await asUser(user, [
+      'upper=$(jq -r .mount.upper mount.json) && rm -f "$upper/tmp/started"',
+      `(${cmd('ns-enter')} -- sh -c 'touch /tmp/started; exec sleep 120' < mount.json > first.log 2>&1 &)`,
+      'i=0; while [ ! -e "$upper/tmp/started" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done',
+      `{ ${cmd('ns-enter')} -- true < mount.json; echo "second $?"; }`,
+      `{ ${cmd('ovl-mount')} --unmount < mount.json; echo "unmount $?"; }`,
+      'pkill -KILL -u "$(id -u)" -x sleep; rm -f "$upper/tmp/started"; true',
+    ].join(' && '));
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /^second 1$/m);
+    assert.match(result.stdout, /^unmount 1$/m);
+    assert.match(result.stderr, /^ns-enter: .*merged: the container's upper dir .* is mounted already, by the run of process \d+ \(one run at a time/m);
+    assert.match(result.stderr, /^ovl-mount: .*merged: target is busy \(the container still runs: process \d+ has its overlay mounted\)$/m);
   });
 
   test('another image user (-u lab) writes as 1000; --rm removes what it made, though the range owns it', async () => {
