@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { DigestMismatchError, UnsupportedError } from './errors.js';
 
-export const SHA256 = /^sha256:([a-f0-9]{64})$/;
+const SHA256 = /^sha256:([a-f0-9]{64})$/;
 
 /** image-spec: algorithm-component (separator algorithm-component)* ":" [a-zA-Z0-9=_-]+ */
 const GRAMMAR = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;

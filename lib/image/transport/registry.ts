@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { BodyTooLarge, discardBody, HttpClient, readBody, type HttpResponse } from './http.js';
 import { checkDigest, digestOf, quoted, verifyDigest } from '../../core/digest.js';
 import { AuthError, ContainerPartsError, DigestMismatchError, NotFoundError, RegistryError, UnsupportedError } from '../../core/errors.js';
-import type { ItemProgress } from '../../core/progress.js';
+import { formatBytes, type ItemProgress } from '../../core/progress.js';
 import { MAX_MANIFEST_BYTES } from '../manifest.js';
 import { isRepositoryName, isTag, registryEndpointHost } from '../reference.js';
 import { parseChallenge, requestToken, USER_AGENT, type Challenge, type Credentials, type Token } from './auth.js';
@@ -28,9 +28,6 @@ export interface RegistryOptions {
   backoffMs?: number;
   /** Ends every request and wait of this client when it aborts (img-fetch --timeout), with its reason. */
   signal?: AbortSignal;
-  /** Time limits of each response: to its head, and without data in its body (http.ts's defaults). */
-  headersTimeoutMs?: number;
-  idleTimeoutMs?: number;
   debug?: (message: string) => void;
 }
 
@@ -70,7 +67,7 @@ export class Registry {
   private readonly http: HttpClient;
 
   constructor(readonly registry: string, private readonly options: RegistryOptions) {
-    this.http = new HttpClient({ tlsVerify: options.tlsVerify, headersTimeoutMs: options.headersTimeoutMs, idleTimeoutMs: options.idleTimeoutMs });
+    this.http = new HttpClient({ tlsVerify: options.tlsVerify });
   }
 
   get host(): string {
@@ -87,13 +84,14 @@ export class Registry {
     const name = pinned ? checkDigest(pinned.digest, `${this.registry}: manifest of ${repository}`) : (reference as string);
     if (!pinned && !isTag(name)) throw new UnsupportedError(`${this.registry}: ${quoted(name)} is neither a tag nor a digest`);
     const what = `manifest ${repository}${pinned ? '@' : ':'}${name}`;
-    if (pinned?.size !== undefined && pinned.size > MAX_MANIFEST_BYTES) throw new UnsupportedError(`${this.registry}: ${what} is ${pinned.size} bytes, more than the ${MAX_MANIFEST_BYTES} bytes allowed`);
+    const tooLarge = (size?: number) => new UnsupportedError(`${this.registry}: ${what} is ${size === undefined ? '' : `${size} bytes, `}more than the ${formatBytes(MAX_MANIFEST_BYTES)} a manifest may have`);
+    if (pinned?.size !== undefined && pinned.size > MAX_MANIFEST_BYTES) throw tooLarge(pinned.size);
     const res = await this.request(repository, `manifests/${name}`, { what, headers: { Accept: accept.join(', ') } });
     let body: Buffer;
     try {
       body = await readBody(res, MAX_MANIFEST_BYTES, what);
     } catch (err) {
-      if (err instanceof BodyTooLarge) throw new UnsupportedError(`${this.registry}: ${err.message}`);
+      if (err instanceof BodyTooLarge) throw tooLarge(err.declared);
       throw wrapNetworkError(this.options.signal?.aborted ? this.options.signal.reason : err, `${this.registry}: ${what}`);
     }
     if (pinned) {
