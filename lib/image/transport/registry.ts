@@ -266,6 +266,7 @@ export class Registry {
       return;
     }
     if (!challenge.params.realm) throw new AuthError(`${this.registry}: Bearer challenge without a realm`, 401);
+    if (!URL.canParse(challenge.params.realm)) throw new AuthError(`${this.registry}: the Bearer challenge's realm ${quoted(challenge.params.realm)} is not a URL`, 401);
     this.bearer = challenge;
     const token = this.fetchToken(repository, challenge);
     this.tokens.set(repository, token);

@@ -84,6 +84,7 @@ const cases: Record<string, CraftedCase> = {
     return undefined;
   },
   'unavailable-then-ok': (c) => (c.kind === 'manifests' && c.seen < 2 ? void c.res.writeHead(503, { 'Retry-After': '0' }).end('busy') : 'honest'),
+  'bad-realm': (c) => void c.res.writeHead(401, { 'WWW-Authenticate': 'Bearer realm="::nonsense",service="x"' }).end(),
   'server-error': (c) => (c.kind === 'manifests' ? void c.res.writeHead(500).end('oops') : 'honest'),
 };
 
@@ -166,6 +167,7 @@ describe('img-fetch against a crafted registry', () => {
   });
 
   test('malformed manifests and configs name the field (a layer without mediaType, null, sha512 blobs, a bad rootfs)', async () => {
+    await refused('bad-realm', /: the Bearer challenge's realm "::nonsense" is not a URL$/m);
     await refused('null-layer', /case\/null-layer:latest: layers\[0\] must be an object, got null/);
     await refused('layer-no-mediatype', /layers\[0\]\.mediaType is missing/);
     await refused('sha512-layer', /layers\[0\]\.digest is sha512: only sha256 blobs can be stored/);
