@@ -18,7 +18,7 @@ export type DigestAlgorithm = 'sha256' | 'sha512';
 
 /** A value as it may be shown in a one-line message: quoted, escaped, and short. */
 export function quoted(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
+  const text = typeof value === 'number' ? String(value) : JSON.stringify(value) ?? String(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 

@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BodyTooLarge, discardBody, HttpClient, readBody, type HttpResponse } from './http.js';
 import { checkDigest, digestOf, quoted, verifyDigest } from '../../core/digest.js';
-import { AuthError, ContainerPartsError, DigestMismatchError, NotFoundError, RegistryError, UnsupportedError } from '../../core/errors.js';
+import { AuthError, ContainerPartsError, DigestMismatchError, NotFoundError, RegistryError, UnsupportedError, UsageError } from '../../core/errors.js';
 import { formatBytes, type ItemProgress } from '../../core/progress.js';
 import { MAX_MANIFEST_BYTES } from '../manifest.js';
 import { isRepositoryName, isTag, registryEndpointHost } from '../reference.js';
@@ -67,6 +67,9 @@ export class Registry {
   private readonly http: HttpClient;
 
   constructor(readonly registry: string, private readonly options: RegistryOptions) {
+    // Not a count (NaN, a list from a repeated flag) would make every retry budget endless.
+    const retries = options.retries ?? 0;
+    if (!Number.isSafeInteger(retries) || retries < 0) throw new UsageError(`--retries: want a whole number, 0 or more, got ${quoted(options.retries)}`);
     this.http = new HttpClient({ tlsVerify: options.tlsVerify });
   }
 

@@ -205,6 +205,9 @@ describe('img-fetch against a crafted registry', () => {
     await refused('drip-headers', /^img-fetch: timed out after 2 s \(--timeout\)$/m, ['--timeout', '2s']);
     await refused('quiet-body', /^img-fetch: timed out after 1500 ms \(--timeout\)$/m, ['--timeout', '1.5s']);
     assertOneLineError(await fetch('ok', ['--timeout', 'soon']), 'img-fetch', 2, /--timeout: want a duration like 90s, 5m or 1h30m, got "soon"/);
+    // A retry count that is not one would make the budget endless: refused, not a hang.
+    assertOneLineError(await fetch('ok', ['--retries', 'abc']), 'img-fetch', 2, /--retries: want a whole number, 0 or more, got NaN/);
+    assertOneLineError(await fetch('ok', ['--retries', '1', '--retries', '2']), 'img-fetch', 2, /--retries: want a whole number, 0 or more, got \[1,2\]/);
   });
 
   test('a complete response of the wrong size is a size mismatch at once, not a retried break', async () => {
