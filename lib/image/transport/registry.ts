@@ -56,6 +56,14 @@ interface RequestOptions {
   signal?: AbortSignal;
 }
 
+/** One blob download: where it comes from, how messages name it, and what ends it. */
+interface BlobTarget {
+  repository: string;
+  digest: string;
+  what: string;
+  signal?: AbortSignal;
+}
+
 export class Registry {
   private scheme: Promise<'https' | 'http'> | undefined;
   /** Bearer tokens by repository, reused until they are due for renewal. */
@@ -115,10 +123,11 @@ export class Registry {
   async blob(repository: string, digest: string, writer: BlobWriter, options: BlobOptions = {}): Promise<void> {
     const what = `blob ${checkDigest(digest, `${this.registry}: blob of ${repository}`)}`;
     const signal = anyOf(this.options.signal, options.signal);
+    const target: BlobTarget = { repository, digest, what, signal };
     const retries = this.options.retries ?? 4;
     let furthest = 0;
     for (let breaks = 0; ; ) {
-      const res = await this.blobResponse(repository, { what, signal }, writer, options.progress);
+      const res = await this.blobResponse(target, writer, options.progress);
       if (!res) continue;
       try {
         await pipeline(res.body, blobSink(writer, options.progress), { signal });
@@ -140,11 +149,11 @@ export class Registry {
   }
 
   /** One GET of a blob, from where `writer` is; undefined when it must be asked again from the start. */
-  private async blobResponse(repository: string, request: RequestOptions, writer: BlobWriter, progress?: ItemProgress): Promise<HttpResponse | undefined> {
+  private async blobResponse(target: BlobTarget, writer: BlobWriter, progress?: ItemProgress): Promise<HttpResponse | undefined> {
     const from = writer.written;
     let res: HttpResponse;
     try {
-      res = await this.request(repository, `blobs/${request.what.slice('blob '.length)}`, { ...request, headers: from > 0 ? { Range: `bytes=${from}-` } : {} });
+      res = await this.request(target.repository, `blobs/${target.digest}`, { what: target.what, signal: target.signal, headers: from > 0 ? { Range: `bytes=${from}-` } : {} });
     } catch (err) {
       if (!(from > 0 && err instanceof RegistryError && err.status === 416)) throw err;
       progress?.note(`the registry refused the Range request (416); starting over`);
@@ -155,7 +164,7 @@ export class Registry {
       const range = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(res.headers['content-range'] ?? '');
       if (!range || Number(range[1]) !== from) {
         await discardBody(res);
-        throw new RegistryError(`${this.registry}: ${request.what}: asked for the bytes from ${from}, got ${quoted(res.headers['content-range'] ?? 'no Content-Range')}`, 206);
+        throw new RegistryError(`${this.registry}: ${target.what}: asked for the bytes from ${from}, got ${quoted(res.headers['content-range'] ?? 'no Content-Range')}`, 206);
       }
       if (from > 0) progress?.note(`resuming at byte ${from}`);
     } else if (from > 0) {
@@ -166,7 +175,7 @@ export class Registry {
     const size = writer.expected.size;
     if (size !== undefined && length !== undefined && /^\d+$/.test(length) && writer.written + Number(length) !== size) {
       await discardBody(res);
-      throw new DigestMismatchError(`${this.registry}: ${request.what}: the registry sends ${writer.written + Number(length)} bytes, the descriptor says ${size}`);
+      throw new DigestMismatchError(`${this.registry}: ${target.what}: the registry sends ${writer.written + Number(length)} bytes, the descriptor says ${size}`);
     }
     return res;
   }
