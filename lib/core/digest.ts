@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { DigestMismatchError, UnsupportedError } from './errors.js';
 
-export const SHA256 = /^sha256:([a-f0-9]{64})$/;
+const SHA256 = /^sha256:([a-f0-9]{64})$/;
 
 /** image-spec: algorithm-component (separator algorithm-component)* ":" [a-zA-Z0-9=_-]+ */
 const GRAMMAR = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
@@ -18,7 +18,7 @@ export type DigestAlgorithm = 'sha256' | 'sha512';
 
 /** A value as it may be shown in a one-line message: quoted, escaped, and short. */
 export function quoted(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
+  const text = typeof value === 'number' ? String(value) : JSON.stringify(value) ?? String(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 

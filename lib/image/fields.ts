@@ -5,6 +5,7 @@
  */
 import { checkDigest, quoted } from '../core/digest.js';
 import { UnsupportedError } from '../core/errors.js';
+import { formatBytes } from '../core/progress.js';
 import type { Descriptor, Platform } from './model.js';
 
 export type JsonObject = Record<string, unknown>;
@@ -108,8 +109,4 @@ function kindOf(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'an object';
   return `${typeof value} ${quoted(value)}`;
-}
-
-export function formatBytes(bytes: number): string {
-  return bytes % (1 << 20) === 0 ? `${bytes / (1 << 20)} MiB` : `${bytes} bytes`;
 }

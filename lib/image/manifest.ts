@@ -4,7 +4,8 @@
  */
 import { UnsupportedError, NotFoundError, UsageError } from '../core/errors.js';
 import { quoted } from '../core/digest.js';
-import { FieldCheck, formatBytes } from './fields.js';
+import { formatBytes } from '../core/progress.js';
+import { FieldCheck } from './fields.js';
 import { MEDIA_TYPES, type ImageIndex, type ImageManifest } from './model.js';
 import type { Descriptor, ImageConfig, Platform } from './model.js';
 

@@ -79,7 +79,7 @@ test('every field the next step reads is checked on arrival, naming it (no JavaS
     [with_((m) => (layer0(m).size = -1)), /layers\[0\]\.size must be a byte count, got -1/],
     [with_((m) => (layer0(m).size = '10')), /layers\[0\]\.size must be a byte count, got "10"/],
     [with_((m) => (m.config = null)), /^reg\/x:1: config must be an object, got null$/],
-    [with_((m) => ((m.config as Record<string, unknown>).size = 5 << 20)), /config\.size is 5242880 bytes, more than the 4 MiB allowed/],
+    [with_((m) => ((m.config as Record<string, unknown>).size = 5 << 20)), /config\.size is 5242880 bytes, more than the 4\.0 MiB allowed/],
     [with_((m) => (m.layers = {})), /layers must be a list, got an object/],
     [with_((m) => (m.schemaVersion = 3)), /schemaVersion must be 2, got 3/],
     [with_((m) => (m.annotations = { a: 1 })), /annotations\["a"\] must be a string, got number 1/],
@@ -109,5 +109,5 @@ test('a config is checked in the fields the toolkit reads and capped at 4 MiB', 
   ];
   for (const [value, pattern] of refused) assert.throws(() => parseConfig(json(value), 'config sha256:x'), (e: unknown) => e instanceof UnsupportedError && pattern.test(e.message), JSON.stringify(value));
   assert.throws(() => parseConfig(Buffer.from('{'), 'config sha256:x'), { message: 'config sha256:x: the config is not valid JSON' });
-  assert.throws(() => parseConfig(Buffer.alloc((4 << 20) + 1, 32), 'config sha256:x'), /the config is 4194305 bytes, more than the 4 MiB allowed/);
+  assert.throws(() => parseConfig(Buffer.alloc((4 << 20) + 1, 32), 'config sha256:x'), /the config is 4194305 bytes, more than the 4\.0 MiB allowed/);
 });

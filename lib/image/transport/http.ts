@@ -249,7 +249,7 @@ export async function readBody(res: HttpResponse, limit: number, what: string): 
   const declared = Number(res.headers['content-length'] ?? 0);
   if (declared > limit) {
     res.body.destroy();
-    throw new BodyTooLarge(`${what} is ${declared} bytes, more than the ${limit} bytes allowed`);
+    throw new BodyTooLarge(`${what} is ${declared} bytes, more than the ${limit} bytes allowed`, declared);
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -282,5 +282,10 @@ export async function discardBody(res: HttpResponse, limit = DISCARD_LIMIT_BYTES
   await finished(res.body).catch(() => {});
 }
 
-export class BodyTooLarge extends Error {}
+/** A body over the limit; `declared` when its Content-Length said so before any byte was read. */
+export class BodyTooLarge extends Error {
+  constructor(message: string, readonly declared?: number) {
+    super(message);
+  }
+}
 

@@ -11,8 +11,8 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BodyTooLarge, discardBody, HttpClient, readBody, type HttpResponse } from './http.js';
 import { checkDigest, digestOf, quoted, verifyDigest } from '../../core/digest.js';
-import { AuthError, ContainerPartsError, DigestMismatchError, NotFoundError, RegistryError, UnsupportedError } from '../../core/errors.js';
-import type { ItemProgress } from '../../core/progress.js';
+import { AuthError, ContainerPartsError, DigestMismatchError, NotFoundError, RegistryError, UnsupportedError, UsageError } from '../../core/errors.js';
+import { formatBytes, type ItemProgress } from '../../core/progress.js';
 import { MAX_MANIFEST_BYTES } from '../manifest.js';
 import { isRepositoryName, isTag, registryEndpointHost } from '../reference.js';
 import { parseChallenge, requestToken, USER_AGENT, type Challenge, type Credentials, type Token } from './auth.js';
@@ -28,9 +28,6 @@ export interface RegistryOptions {
   backoffMs?: number;
   /** Ends every request and wait of this client when it aborts (img-fetch --timeout), with its reason. */
   signal?: AbortSignal;
-  /** Time limits of each response: to its head, and without data in its body (http.ts's defaults). */
-  headersTimeoutMs?: number;
-  idleTimeoutMs?: number;
   debug?: (message: string) => void;
 }
 
@@ -59,6 +56,14 @@ interface RequestOptions {
   signal?: AbortSignal;
 }
 
+/** One blob download: where it comes from, how messages name it, and what ends it. */
+interface BlobTarget {
+  repository: string;
+  digest: string;
+  what: string;
+  signal?: AbortSignal;
+}
+
 export class Registry {
   private scheme: Promise<'https' | 'http'> | undefined;
   /** Bearer tokens by repository, reused until they are due for renewal. */
@@ -70,7 +75,10 @@ export class Registry {
   private readonly http: HttpClient;
 
   constructor(readonly registry: string, private readonly options: RegistryOptions) {
-    this.http = new HttpClient({ tlsVerify: options.tlsVerify, headersTimeoutMs: options.headersTimeoutMs, idleTimeoutMs: options.idleTimeoutMs });
+    // Not a count (NaN, a list from a repeated flag) would make every retry budget endless.
+    const retries = options.retries ?? 0;
+    if (!Number.isSafeInteger(retries) || retries < 0) throw new UsageError(`--retries: want a whole number, 0 or more, got ${quoted(options.retries)}`);
+    this.http = new HttpClient({ tlsVerify: options.tlsVerify });
   }
 
   get host(): string {
@@ -87,13 +95,14 @@ export class Registry {
     const name = pinned ? checkDigest(pinned.digest, `${this.registry}: manifest of ${repository}`) : (reference as string);
     if (!pinned && !isTag(name)) throw new UnsupportedError(`${this.registry}: ${quoted(name)} is neither a tag nor a digest`);
     const what = `manifest ${repository}${pinned ? '@' : ':'}${name}`;
-    if (pinned?.size !== undefined && pinned.size > MAX_MANIFEST_BYTES) throw new UnsupportedError(`${this.registry}: ${what} is ${pinned.size} bytes, more than the ${MAX_MANIFEST_BYTES} bytes allowed`);
+    const tooLarge = (size?: number) => new UnsupportedError(`${this.registry}: ${what} is ${size === undefined ? '' : `${size} bytes, `}more than the ${formatBytes(MAX_MANIFEST_BYTES)} a manifest may have`);
+    if (pinned?.size !== undefined && pinned.size > MAX_MANIFEST_BYTES) throw tooLarge(pinned.size);
     const res = await this.request(repository, `manifests/${name}`, { what, headers: { Accept: accept.join(', ') } });
     let body: Buffer;
     try {
       body = await readBody(res, MAX_MANIFEST_BYTES, what);
     } catch (err) {
-      if (err instanceof BodyTooLarge) throw new UnsupportedError(`${this.registry}: ${err.message}`);
+      if (err instanceof BodyTooLarge) throw tooLarge(err.declared);
       throw wrapNetworkError(this.options.signal?.aborted ? this.options.signal.reason : err, `${this.registry}: ${what}`);
     }
     if (pinned) {
@@ -114,10 +123,11 @@ export class Registry {
   async blob(repository: string, digest: string, writer: BlobWriter, options: BlobOptions = {}): Promise<void> {
     const what = `blob ${checkDigest(digest, `${this.registry}: blob of ${repository}`)}`;
     const signal = anyOf(this.options.signal, options.signal);
+    const target: BlobTarget = { repository, digest, what, signal };
     const retries = this.options.retries ?? 4;
     let furthest = 0;
     for (let breaks = 0; ; ) {
-      const res = await this.blobResponse(repository, { what, signal }, writer, options.progress);
+      const res = await this.blobResponse(target, writer, options.progress);
       if (!res) continue;
       try {
         await pipeline(res.body, blobSink(writer, options.progress), { signal });
@@ -139,11 +149,11 @@ export class Registry {
   }
 
   /** One GET of a blob, from where `writer` is; undefined when it must be asked again from the start. */
-  private async blobResponse(repository: string, request: RequestOptions, writer: BlobWriter, progress?: ItemProgress): Promise<HttpResponse | undefined> {
+  private async blobResponse(target: BlobTarget, writer: BlobWriter, progress?: ItemProgress): Promise<HttpResponse | undefined> {
     const from = writer.written;
     let res: HttpResponse;
     try {
-      res = await this.request(repository, `blobs/${request.what.slice('blob '.length)}`, { ...request, headers: from > 0 ? { Range: `bytes=${from}-` } : {} });
+      res = await this.request(target.repository, `blobs/${target.digest}`, { what: target.what, signal: target.signal, headers: from > 0 ? { Range: `bytes=${from}-` } : {} });
     } catch (err) {
       if (!(from > 0 && err instanceof RegistryError && err.status === 416)) throw err;
       progress?.note(`the registry refused the Range request (416); starting over`);
@@ -154,7 +164,7 @@ export class Registry {
       const range = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(res.headers['content-range'] ?? '');
       if (!range || Number(range[1]) !== from) {
         await discardBody(res);
-        throw new RegistryError(`${this.registry}: ${request.what}: asked for the bytes from ${from}, got ${quoted(res.headers['content-range'] ?? 'no Content-Range')}`, 206);
+        throw new RegistryError(`${this.registry}: ${target.what}: asked for the bytes from ${from}, got ${quoted(res.headers['content-range'] ?? 'no Content-Range')}`, 206);
       }
       if (from > 0) progress?.note(`resuming at byte ${from}`);
     } else if (from > 0) {
@@ -165,7 +175,7 @@ export class Registry {
     const size = writer.expected.size;
     if (size !== undefined && length !== undefined && /^\d+$/.test(length) && writer.written + Number(length) !== size) {
       await discardBody(res);
-      throw new DigestMismatchError(`${this.registry}: ${request.what}: the registry sends ${writer.written + Number(length)} bytes, the descriptor says ${size}`);
+      throw new DigestMismatchError(`${this.registry}: ${target.what}: the registry sends ${writer.written + Number(length)} bytes, the descriptor says ${size}`);
     }
     return res;
   }
@@ -268,6 +278,7 @@ export class Registry {
       return;
     }
     if (!challenge.params.realm) throw new AuthError(`${this.registry}: Bearer challenge without a realm`, 401);
+    if (!URL.canParse(challenge.params.realm)) throw new AuthError(`${this.registry}: the Bearer challenge's realm ${quoted(challenge.params.realm)} is not a URL`, 401);
     this.bearer = challenge;
     const token = this.fetchToken(repository, challenge);
     this.tokens.set(repository, token);

@@ -84,6 +84,7 @@ const cases: Record<string, CraftedCase> = {
     return undefined;
   },
   'unavailable-then-ok': (c) => (c.kind === 'manifests' && c.seen < 2 ? void c.res.writeHead(503, { 'Retry-After': '0' }).end('busy') : 'honest'),
+  'bad-realm': (c) => void c.res.writeHead(401, { 'WWW-Authenticate': 'Bearer realm="::nonsense",service="x"' }).end(),
   'server-error': (c) => (c.kind === 'manifests' ? void c.res.writeHead(500).end('oops') : 'honest'),
 };
 
@@ -135,7 +136,7 @@ describe('img-fetch against a crafted registry', () => {
       await assert.rejects(client.manifest('case/ok', 'a/b', MANIFEST_ACCEPT), /"a\/b" is neither a tag nor a digest/);
       await assert.rejects(client.manifest('case/../ok', 'latest', MANIFEST_ACCEPT), /invalid repository name "case\/\.\.\/ok"/);
       const { manifestDigest } = registry.imageOf('ok');
-      await assert.rejects(client.manifest('case/ok', { digest: manifestDigest, size: 5 << 20 }, MANIFEST_ACCEPT), /is 5242880 bytes, more than the 4194304 bytes allowed/);
+      await assert.rejects(client.manifest('case/ok', { digest: manifestDigest, size: 5 << 20 }, MANIFEST_ACCEPT), /manifest case\/ok@sha256:[0-9a-f]{64} is 5242880 bytes, more than the 4\.0 MiB a manifest may have/);
       assert.equal(registry.requests.length, before, JSON.stringify(registry.requests.slice(before)));
       await assert.rejects(client.manifest('case/ok', { digest: manifestDigest, size: 10 }, MANIFEST_ACCEPT), { name: 'DigestMismatchError', message: /bytes, the index says 10$/ });
     } finally {
@@ -166,6 +167,7 @@ describe('img-fetch against a crafted registry', () => {
   });
 
   test('malformed manifests and configs name the field (a layer without mediaType, null, sha512 blobs, a bad rootfs)', async () => {
+    await refused('bad-realm', /: the Bearer challenge's realm "::nonsense" is not a URL$/m);
     await refused('null-layer', /case\/null-layer:latest: layers\[0\] must be an object, got null/);
     await refused('layer-no-mediatype', /layers\[0\]\.mediaType is missing/);
     await refused('sha512-layer', /layers\[0\]\.digest is sha512: only sha256 blobs can be stored/);
@@ -174,8 +176,8 @@ describe('img-fetch against a crafted registry', () => {
   });
 
   test('caps: a config the manifest says is 300 MB, an endless manifest, config or layer', async () => {
-    await refused('huge-config', /config\.size is 314572800 bytes, more than the 4 MiB allowed/);
-    await refused('huge-manifest', /manifest case\/huge-manifest:latest is more than the 4194304 bytes allowed/);
+    await refused('huge-config', /config\.size is 314572800 bytes, more than the 4\.0 MiB allowed/);
+    await refused('huge-manifest', /manifest case\/huge-manifest:latest is more than the 4\.0 MiB a manifest may have/);
     await refused('endless-config', /blob sha256:[0-9a-f]{64}: more than the expected \d+ bytes/);
     await refused('endless-blob', /blob sha256:[0-9a-f]{64}: more than the expected 262144 bytes/);
   });
@@ -203,6 +205,9 @@ describe('img-fetch against a crafted registry', () => {
     await refused('drip-headers', /^img-fetch: timed out after 2 s \(--timeout\)$/m, ['--timeout', '2s']);
     await refused('quiet-body', /^img-fetch: timed out after 1500 ms \(--timeout\)$/m, ['--timeout', '1.5s']);
     assertOneLineError(await fetch('ok', ['--timeout', 'soon']), 'img-fetch', 2, /--timeout: want a duration like 90s, 5m or 1h30m, got "soon"/);
+    // A retry count that is not one would make the budget endless: refused, not a hang.
+    assertOneLineError(await fetch('ok', ['--retries', 'abc']), 'img-fetch', 2, /--retries: want a whole number, 0 or more, got NaN/);
+    assertOneLineError(await fetch('ok', ['--retries', '1', '--retries', '2']), 'img-fetch', 2, /--retries: want a whole number, 0 or more, got \[1,2\]/);
   });
 
   test('a complete response of the wrong size is a size mismatch at once, not a retried break', async () => {
