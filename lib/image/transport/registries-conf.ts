@@ -247,7 +247,11 @@ export function keyLines(text: string): Map<string, number> {
     if (header) {
       const name = (header[2] as string).replace(/\s*\.\s*/g, '.').replace(/"/g, '');
       table = header[1] === '[[' ? arrayTablePath(name, counts) : name;
-      if (!lines.has(table)) lines.set(table, i + 1);
+      // `[registries.search]` also opens `registries`: a setting there is found at its first line.
+      table.split('.').forEach((_, j, parts) => {
+        const outer = parts.slice(0, j + 1).join('.');
+        if (!lines.has(outer)) lines.set(outer, i + 1);
+      });
       return;
     }
     const key = /^("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=/.exec(line);
