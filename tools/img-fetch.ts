@@ -3,6 +3,7 @@
 import { defineCommand, isMainModule, main, withProgress, withStore, withTlsVerify } from '../lib/cli/command.js';
 import { parseCredsFlag } from '../lib/image/transport/auth.js';
 import { withSection } from '../lib/cli/document.js';
+import { deadline, parseDuration } from '../lib/core/deadline.js';
 import { UsageError } from '../lib/core/errors.js';
 import { fetchImage } from '../lib/image/fetch.js';
 import { parsePlatform } from '../lib/image/manifest.js';
@@ -26,7 +27,8 @@ export const imgFetch = defineCommand({
       .option('creds', { type: 'string', requiresArg: true, describe: 'USERNAME:PASSWORD for the registry (default: auth.json / docker config, as skopeo)' })
       .option('platform', { type: 'string', requiresArg: true, describe: 'OS/ARCH[/VARIANT] to choose from a multi-platform image (default: the host)' })
       .option('jobs', { type: 'number', default: 6, describe: 'Blobs downloaded at once' })
-      .option('retries', { type: 'number', default: 4, describe: 'Retries of a failed request (with backoff; 429 honours Retry-After)' }),
+      .option('retries', { type: 'number', default: 4, describe: 'Retries of a failed request (with backoff; 429 honours Retry-After)' })
+      .option('timeout', { type: 'string', requiresArg: true, describe: 'Give up after this long, the whole command (like skopeo --command-timeout): 90s, 5m, 1h30m (default: no limit)' }),
   async run(args, ctx) {
     const positional = args._.map(String);
     if (positional.length !== 1) throw new UsageError(positional.length === 0 ? 'missing SOURCE (e.g. docker://127.0.0.1:5000/lab/busybox:latest)' : `one SOURCE only, got ${positional.length}`);
@@ -45,6 +47,7 @@ export const imgFetch = defineCommand({
         platform: args.platform ? parsePlatform(args.platform) : undefined,
         concurrency: args.jobs,
         retries: args.retries,
+        signal: args.timeout === undefined ? undefined : deadline(parseDuration(args.timeout, '--timeout'), '--timeout'),
         env: ctx.io.env,
         progress,
         debug: (m) => ctx.log.debug(m),

@@ -11,7 +11,7 @@ import { indexTar, memberName, type TarMember } from './transport/archive.js';
 import { lookupCredentials, type Credentials } from './transport/auth.js';
 import { digestOf } from '../core/digest.js';
 import { describeError, NotFoundError, UnsupportedError } from '../core/errors.js';
-import { formatPlatform, hostPlatform, isDockerManifest, MANIFEST_ACCEPT, parseManifest, selectPlatform, toOciManifest } from './manifest.js';
+import { formatPlatform, hostPlatform, isDockerManifest, MANIFEST_ACCEPT, parseConfig, parseManifest, selectPlatform, toOciManifest } from './manifest.js';
 import { formatReference, formatSource, manifestReference, parseReference, storeNameForLayoutImage, type ImageSource } from './reference.js';
 import { Registry, type FetchedManifest } from './transport/registry.js';
 import { DirLayout, OciLayout, type BlobWriter } from './store/store.js';
@@ -33,6 +33,8 @@ export interface FetchOptions {
   retries?: number;
   env?: NodeJS.ProcessEnv;
   progress?: Progress;
+  /** Ends the pull when it aborts (--timeout), with its reason. */
+  signal?: AbortSignal;
   debug?: (message: string) => void;
 }
 
@@ -135,11 +137,7 @@ async function copyImage(content: ContentSource, destination: Destination, sourc
 }
 
 async function readConfig(write: DestinationWrite, descriptor: Descriptor): Promise<ImageConfig> {
-  try {
-    return JSON.parse(await readFile(write.blobPath(descriptor.digest), 'utf8')) as ImageConfig;
-  } catch {
-    throw new UnsupportedError(`config ${descriptor.digest}: not valid JSON`);
-  }
+  return parseConfig(await readFile(write.blobPath(descriptor.digest)), `config ${descriptor.digest}`);
 }
 
 /**
@@ -258,6 +256,7 @@ function registrySource(reference: ReturnType<typeof parseReference>, options: F
     tlsVerify: options.tlsVerify,
     credentials: async () => options.credentials ?? (await lookupCredentials(reference.registry, reference.repository, options.env)),
     retries: options.retries,
+    signal: options.signal,
     debug: options.debug,
   });
   const description = formatReference(reference);
@@ -271,8 +270,8 @@ function registrySource(reference: ReturnType<typeof parseReference>, options: F
       }
       return registry.manifest(reference.repository, manifestReference(reference), MANIFEST_ACCEPT);
     },
-    manifest: (descriptor) => registry.manifest(reference.repository, descriptor.digest, MANIFEST_ACCEPT),
-    copyBlob: (descriptor, writer, progress, signal) => registry.blob(reference.repository, descriptor.digest, writer, progress, signal),
+    manifest: (descriptor) => registry.manifest(reference.repository, descriptor, MANIFEST_ACCEPT),
+    copyBlob: (descriptor, writer, progress, signal) => registry.blob(reference.repository, descriptor.digest, writer, { progress, signal }),
     defaultName: () => formatReference(reference),
     close: () => registry.close(),
   };

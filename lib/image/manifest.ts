@@ -3,8 +3,10 @@
  * platform from an index the way podman does: the host's, unless --platform names another.
  */
 import { UnsupportedError, NotFoundError, UsageError } from '../core/errors.js';
+import { quoted } from '../core/digest.js';
+import { FieldCheck, formatBytes } from './fields.js';
 import { MEDIA_TYPES, type ImageIndex, type ImageManifest } from './model.js';
-import type { Descriptor, Platform } from './model.js';
+import type { Descriptor, ImageConfig, Platform } from './model.js';
 
 export const MANIFEST_ACCEPT = [
   MEDIA_TYPES.ociIndex,
@@ -17,30 +19,80 @@ export const MANIFEST_ACCEPT = [
 
 export type ParsedManifest = { kind: 'index'; mediaType: string; index: ImageIndex } | { kind: 'image'; mediaType: string; manifest: ImageManifest };
 
+/** Manifests and indexes are small; a bigger one is refused rather than read into memory (containerd's limit). */
+export const MAX_MANIFEST_BYTES = 4 << 20;
+/** skopeo's limit for a config, which also goes whole into the pipe document. */
+export const MAX_CONFIG_BYTES = 4 << 20;
+
 const INDEX_TYPES = new Set<string>([MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerManifestList]);
 const IMAGE_TYPES = new Set<string>([MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerManifest]);
+/** The layer types img-unpack can apply (tar, gzip, zstd; OCI, non-distributable and Docker names). */
+const LAYER_TYPES = new Set<string>([
+  MEDIA_TYPES.ociLayer,
+  MEDIA_TYPES.ociLayerGzip,
+  MEDIA_TYPES.ociLayerZstd,
+  'application/vnd.oci.image.layer.nondistributable.v1.tar',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd',
+  MEDIA_TYPES.dockerLayerGzip,
+  'application/vnd.docker.image.rootfs.diff.tar',
+  'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+  'application/vnd.docker.image.rootfs.diff.tar.zstd',
+]);
 
-/** Classifies a manifest body; the body's own mediaType wins over a vague Content-Type. */
+/**
+ * Classifies a manifest body (its own mediaType wins over a vague Content-Type) and checks it
+ * against the image-spec schema, naming the field that is wrong: only a document the next
+ * step can use gets through.
+ */
 export function parseManifest(body: Buffer, contentType: string, what: string): ParsedManifest {
-  let value: { mediaType?: string; schemaVersion?: number; manifests?: unknown; layers?: unknown; config?: unknown };
-  try {
-    value = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new UnsupportedError(`${what}: the manifest is not valid JSON`);
-  }
+  const check = new FieldCheck(what);
+  const value = check.object(parseJson(body, `${what}: the manifest`), 'the manifest');
   const mediaType = value.mediaType ?? (INDEX_TYPES.has(contentType) || IMAGE_TYPES.has(contentType) ? contentType : value.manifests ? MEDIA_TYPES.ociIndex : MEDIA_TYPES.ociManifest);
   if (value.schemaVersion === 1 || mediaType === MEDIA_TYPES.dockerSchema1 || mediaType === MEDIA_TYPES.dockerSchema1Signed) {
     throw new UnsupportedError(`${what}: Docker schema1 manifests are not supported (deprecated since 2017; re-push the image with a current client)`);
   }
-  if (INDEX_TYPES.has(mediaType)) {
-    if (!Array.isArray(value.manifests)) throw new UnsupportedError(`${what}: index without a manifests list`);
-    return { kind: 'index', mediaType, index: value as ImageIndex };
+  check.string(mediaType, 'mediaType');
+  if (!INDEX_TYPES.has(mediaType as string) && !IMAGE_TYPES.has(mediaType as string)) throw new UnsupportedError(`${what}: unsupported manifest media type ${quoted(mediaType)}`);
+  if (value.schemaVersion !== 2) check.fail('schemaVersion', `must be 2, got ${quoted(value.schemaVersion)}`);
+  check.optionalStringMap(value.annotations, 'annotations');
+  if (INDEX_TYPES.has(mediaType as string)) {
+    if (value.manifests === undefined) throw new UnsupportedError(`${what}: index without a manifests list`);
+    check.array(value.manifests, 'manifests').forEach((entry, i) => check.descriptor(entry, `manifests[${i}]`));
+    return { kind: 'index', mediaType: mediaType as string, index: value as unknown as ImageIndex };
   }
-  if (IMAGE_TYPES.has(mediaType)) {
-    if (!Array.isArray(value.layers) || typeof value.config !== 'object') throw new UnsupportedError(`${what}: manifest without config or layers`);
-    return { kind: 'image', mediaType, manifest: value as ImageManifest };
+  if (value.layers === undefined || value.config === undefined) throw new UnsupportedError(`${what}: manifest without config or layers`);
+  check.descriptor(value.config, 'config', { storable: true, maxSize: MAX_CONFIG_BYTES });
+  check.array(value.layers, 'layers').forEach((layer, i) => check.descriptor(layer, `layers[${i}]`, { storable: true, mediaTypes: LAYER_TYPES }));
+  return { kind: 'image', mediaType: mediaType as string, manifest: value as unknown as ImageManifest };
+}
+
+/** An image config (image-spec config.md), checked in the fields the toolkit reads and passes on. */
+export function parseConfig(body: Buffer, what: string): ImageConfig {
+  const check = new FieldCheck(what);
+  if (body.length > MAX_CONFIG_BYTES) check.fail('the config', `is ${body.length} bytes, more than the ${formatBytes(MAX_CONFIG_BYTES)} allowed`);
+  const value = check.object(parseJson(body, `${what}: the config`), 'the config');
+  for (const field of ['created', 'architecture', 'os', 'variant']) check.optionalString(value[field], field);
+  const rootfs = check.object(value.rootfs, 'rootfs');
+  if (rootfs.type !== 'layers') check.fail('rootfs.type', `must be "layers", got ${quoted(rootfs.type)}`);
+  check.array(rootfs.diff_ids, 'rootfs.diff_ids').forEach((id, i) => check.digest(id, `rootfs.diff_ids[${i}]`, true));
+  if (value.config !== undefined) {
+    const config = check.object(value.config, 'config');
+    for (const field of ['User', 'WorkingDir', 'StopSignal']) check.optionalString(config[field], `config.${field}`);
+    for (const field of ['Env', 'Entrypoint', 'Cmd']) check.optionalStrings(config[field], `config.${field}`);
+    for (const field of ['ExposedPorts', 'Volumes']) check.optionalObject(config[field], `config.${field}`);
+    check.optionalStringMap(config.Labels, 'config.Labels');
   }
-  throw new UnsupportedError(`${what}: unsupported manifest media type "${mediaType}"`);
+  if (value.history !== undefined) check.array(value.history, 'history');
+  return value as unknown as ImageConfig;
+}
+
+function parseJson(body: Buffer, what: string): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new UnsupportedError(`${what} is not valid JSON`);
+  }
 }
 
 const NODE_ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', mips: 'mips', mipsel: 'mipsle' };

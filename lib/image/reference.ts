@@ -3,6 +3,7 @@
  * and image sources as skopeo names them (docker://, oci:, docker-archive:). Pure functions.
  */
 import { basename } from 'node:path';
+import { checkDigest } from '../core/digest.js';
 import { ReferenceError } from '../core/errors.js';
 
 export const DEFAULT_REGISTRY = 'docker.io';
@@ -18,7 +19,6 @@ export interface ImageReference {
 // From the distribution reference grammar.
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
-const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/;
 
 export function parseReference(text: string): ImageReference {
@@ -29,7 +29,7 @@ export function parseReference(text: string): ImageReference {
   if (at >= 0) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!DIGEST.test(digest)) throw new ReferenceError(`invalid digest "${digest}" in reference "${text}" (want sha256: and 64 hex digits)`);
+    checkPinningDigest(digest, text);
   }
   let tag: string | undefined;
   const lastSlash = rest.lastIndexOf('/');
@@ -59,6 +59,26 @@ export function parseReference(text: string): ImageReference {
   }
   if (!tag && !digest) tag = DEFAULT_TAG;
   return { registry, repository, tag, digest };
+}
+
+/** A digest that pins a reference: the spec's grammar, and sha256 (what the store keeps manifests by). */
+function checkPinningDigest(digest: string, text: string): void {
+  try {
+    checkDigest(digest, `reference "${text}"`);
+  } catch (err) {
+    throw new ReferenceError(`invalid digest "${digest}" in reference "${text}" (want sha256: and 64 hex digits)`, { cause: err });
+  }
+  if (!digest.startsWith('sha256:')) throw new ReferenceError(`reference "${text}": only a sha256 digest can pin an image here (the store keeps manifests by sha256)`);
+}
+
+/** A tag as the distribution spec writes it (it goes into a URL path as it is). */
+export function isTag(text: string): boolean {
+  return TAG.test(text);
+}
+
+/** A repository name as the distribution spec writes it: path components separated by slashes. */
+export function isRepositoryName(text: string): boolean {
+  return text.length <= 255 && text.split('/').every((component) => PATH_COMPONENT.test(component));
 }
 
 /** The full name: registry/repository[:tag][@digest]. */

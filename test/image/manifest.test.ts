@@ -21,7 +21,7 @@ const dockerManifest: ImageManifest = {
 test('manifests and indexes are classified by their own mediaType, or by their shape', () => {
   assert.equal(parseManifest(json(dockerManifest), 'text/plain', 'x').kind, 'image');
   assert.equal(parseManifest(json({ schemaVersion: 2, manifests: [] }), '', 'x').kind, 'index');
-  assert.equal(parseManifest(json({ schemaVersion: 2, config: {}, layers: [] }), '', 'x').mediaType, MEDIA_TYPES.ociManifest);
+  assert.equal(parseManifest(json({ schemaVersion: 2, config: dockerManifest.config, layers: [] }), '', 'x').mediaType, MEDIA_TYPES.ociManifest);
   assert.equal(parseManifest(json({ schemaVersion: 2, manifests: [] }), MEDIA_TYPES.dockerManifestList, 'x').mediaType, MEDIA_TYPES.dockerManifestList);
 });
 

@@ -113,3 +113,19 @@ function credentialHelperGet(name: string, registry: string, env: NodeJS.Process
     child.stdin?.end(registry === 'docker.io' ? 'https://index.docker.io/v1/' : registry);
   });
 }
+
+/** A WWW-Authenticate challenge: the scheme and its parameters (realm, service, scope). */
+export interface Challenge {
+  scheme: 'basic' | 'bearer';
+  params: Record<string, string>;
+}
+
+/** `Bearer realm="https://auth",service="reg",scope="repository:x:pull"` → scheme and params. */
+export function parseChallenge(header: string): Challenge | undefined {
+  const match = /^\s*(Basic|Bearer)\b\s*(.*)$/i.exec(header);
+  if (!match) return undefined;
+  const params: Record<string, string> = {};
+  const paramPattern = /([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g;
+  for (const m of (match[2] ?? '').matchAll(paramPattern)) params[(m[1] as string).toLowerCase()] = (m[2] ?? m[3] ?? '').replace(/\\(.)/g, '$1');
+  return { scheme: (match[1] as string).toLowerCase() as 'basic' | 'bearer', params };
+}

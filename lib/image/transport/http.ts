@@ -10,9 +10,12 @@
  */
 import net from 'node:net';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { createRequire } from 'node:module';
+import { HttpProtocolError, ResponseParser } from './http-parser.js';
+
+export { HttpProtocolError } from './http-parser.js';
 
 /** Response header names in lower case; a repeated header keeps its first value. */
 export type HttpHeaders = Record<string, string>;
@@ -23,18 +26,23 @@ export interface HttpResponse {
   /** The body, read once: iterate it, pipe it, or `readBody`. */
   body: Readable;
   url: URL;
+  /** The body's end is marked (Content-Length, chunked): when it ends, the server sent all it meant to. */
+  delimited: boolean;
 }
 
 export interface HttpClientOptions {
   /** Verify TLS certificates (with false, no trust store is even loaded). */
   tlsVerify: boolean;
-  /** Drop a connection that sends nothing for this long. */
+  /** Drop a connection that sends nothing for this long (default 60 s): a body that stops coming. */
   idleTimeoutMs?: number;
+  /** Give up on a response whose head is not complete this long after the request (default 30 s): drip-fed headers. */
+  headersTimeoutMs?: number;
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
-const MAX_HEAD_BYTES = 64 << 10;
+/** An error or redirect body is read this far at most (for the connection's sake), then the connection is dropped. */
+const DISCARD_LIMIT_BYTES = 64 << 10;
 const SLAB_BYTES = 1 << 20;
 /** A read gets at least this much room; a slab with less left is retired. */
 const MIN_READ_BYTES = 64 << 10;
@@ -112,7 +120,7 @@ class Connection {
   private closed = false;
   private closeListeners: Array<() => void> = [];
 
-  constructor(url: URL, options: HttpClientOptions, private readonly released: (c: Connection) => void) {
+  constructor(url: URL, private readonly options: HttpClientOptions, private readonly released: (c: Connection) => void) {
     const secure = url.protocol === 'https:';
     const port = Number(url.port || (secure ? 443 : 80));
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -148,7 +156,7 @@ class Connection {
     });
   }
 
-  /** Sends one request and resolves with the response once its head is in. */
+  /** Sends one request and resolves with the response once its head is in (within headersTimeoutMs). */
   exchange(request: string, url: URL, signal?: AbortSignal): Promise<HttpResponse> {
     if (this.closed) return Promise.reject(Object.assign(new Error('connection closed'), { code: 'ECONNRESET' }));
     if (signal?.aborted) return Promise.reject(signal.reason);
@@ -156,13 +164,25 @@ class Connection {
     this.socket.ref();
     return new Promise((resolve, reject) => {
       const onAbort = () => this.socket.destroy(signal?.reason as Error);
+      const headersMs = this.options.headersTimeoutMs ?? 30_000;
+      const headersLate = setTimeout(() => this.socket.destroy(Object.assign(new Error(`no response headers within ${headersMs / 1000} s`), { code: 'ETIMEDOUT' })), headersMs);
+      const settled = () => {
+        clearTimeout(headersLate);
+        signal?.removeEventListener('abort', onAbort);
+      };
       signal?.addEventListener('abort', onAbort, { once: true });
       const parser = new ResponseParser(url, {
-        head: resolve,
-        fail: reject,
+        head: (res) => {
+          clearTimeout(headersLate);
+          resolve(res);
+        },
+        fail: (err) => {
+          settled();
+          reject(err);
+        },
         resume: () => this.socket.resume(),
         done: (reusable) => {
-          signal?.removeEventListener('abort', onAbort);
+          settled();
           this.parser = undefined;
           if (reusable && !this.closed) {
             // An idle connection must not keep the process alive.
@@ -173,7 +193,7 @@ class Connection {
           }
         },
         destroyed: () => {
-          signal?.removeEventListener('abort', onAbort);
+          settled();
           this.socket.destroy();
         },
       });
@@ -214,192 +234,6 @@ class Connection {
   }
 }
 
-interface ParserEvents {
-  head(res: HttpResponse): void;
-  fail(err: Error): void;
-  /** The body's reader wants more. */
-  resume(): void;
-  /** The message is complete; `reusable` when the connection may carry another. */
-  done(reusable: boolean): void;
-  /** The body's reader gave up before the end. */
-  destroyed(): void;
-}
-
-type BodyFraming = { kind: 'length'; left: number } | { kind: 'chunked' } | { kind: 'close' };
-
-/** Reads one response: the head, then the body as views of the received chunks. */
-class ResponseParser {
-  private head: Buffer[] = [];
-  private headBytes = 0;
-  private body: Readable | undefined;
-  private framing: BodyFraming | undefined;
-  private keepAlive = true;
-  /** Chunked encoding: bytes left of the current chunk, or the line being read (size or trailer). */
-  private chunkLeft = 0;
-  private chunkState: 'size' | 'data' | 'data-end' | 'trailer' = 'size';
-  private line = '';
-  private finished = false;
-  bodyBytes = 0;
-
-  constructor(private readonly url: URL, private readonly events: ParserEvents) {}
-
-  feed(chunk: Buffer): boolean {
-    try {
-      return this.body ? this.feedBody(chunk) : this.feedHead(chunk);
-    } catch (err) {
-      this.fail(err as Error);
-      this.events.destroyed();
-      return false;
-    }
-  }
-
-  fail(err: Error): void {
-    if (this.finished) return;
-    this.finished = true;
-    if (this.body) this.body.destroy(err);
-    else this.events.fail(err);
-  }
-
-  private feedHead(chunk: Buffer): boolean {
-    this.head.push(chunk);
-    this.headBytes += chunk.length;
-    const all = this.head.length === 1 ? chunk : Buffer.concat(this.head);
-    const end = all.indexOf('\r\n\r\n');
-    if (end < 0) {
-      if (this.headBytes > MAX_HEAD_BYTES) throw new HttpProtocolError(`response headers larger than ${MAX_HEAD_BYTES} bytes`);
-      this.head = [all];
-      return true;
-    }
-    const lines = all.subarray(0, end).toString('latin1').split('\r\n');
-    const status = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] as string);
-    if (!status) throw new HttpProtocolError(`not an HTTP/1.1 response: ${JSON.stringify((lines[0] as string).slice(0, 60))}`);
-    const code = Number(status[1]);
-    const rest = all.subarray(end + 4);
-    this.head = [];
-    this.headBytes = 0;
-    if (code >= 100 && code < 200) return rest.length ? this.feedHead(rest) : true; // 100 Continue and friends
-    const headers: HttpHeaders = {};
-    for (const line of lines.slice(1)) {
-      const colon = line.indexOf(':');
-      if (colon <= 0) throw new HttpProtocolError(`malformed response header ${JSON.stringify(line.slice(0, 60))}`);
-      const name = line.slice(0, colon).trim().toLowerCase();
-      headers[name] ??= line.slice(colon + 1).trim();
-    }
-    this.keepAlive = !/\bclose\b/i.test(headers.connection ?? '') && (lines[0] as string).startsWith('HTTP/1.1');
-    this.framing = framingOf(code, headers);
-    this.body = new Readable({
-      highWaterMark: 4 << 20,
-      read: () => this.events.resume(),
-      destroy: (err, callback) => {
-        if (!this.finished) {
-          this.finished = true;
-          this.events.destroyed();
-        }
-        callback(err);
-      },
-    });
-    // A body can fail before its reader listens (an error in the bytes that came with the head, a
-    // reset while the caller is busy): keep the error for the reader rather than crash the process.
-    this.body.on('error', () => {});
-    this.events.head({ status: code, headers, body: this.body, url: this.url });
-    if (this.framing.kind === 'length' && this.framing.left === 0) {
-      // Bytes after an empty message: the connection is out of step; never reuse it.
-      if (rest.length) this.keepAlive = false;
-      return this.complete();
-    }
-    return rest.length ? this.feedBody(rest) : true;
-  }
-
-  private feedBody(chunk: Buffer): boolean {
-    const framing = this.framing as BodyFraming;
-    if (framing.kind === 'close') return this.push(chunk);
-    if (framing.kind === 'length') {
-      if (chunk.length > framing.left) {
-        // More than the message: the connection is out of step; never reuse it.
-        this.keepAlive = false;
-        chunk = chunk.subarray(0, framing.left);
-      }
-      framing.left -= chunk.length;
-      const more = this.push(chunk);
-      return framing.left === 0 ? this.complete() : more;
-    }
-    return this.feedChunked(chunk);
-  }
-
-  private feedChunked(chunk: Buffer): boolean {
-    let more = true;
-    let at = 0;
-    while (at < chunk.length) {
-      if (this.chunkState === 'data') {
-        const take = Math.min(this.chunkLeft, chunk.length - at);
-        more = this.push(chunk.subarray(at, at + take));
-        at += take;
-        this.chunkLeft -= take;
-        if (this.chunkLeft === 0) this.chunkState = 'data-end';
-        continue;
-      }
-      const newline = chunk.indexOf(10, at);
-      const piece = chunk.subarray(at, newline < 0 ? chunk.length : newline + 1).toString('latin1');
-      at += piece.length;
-      this.line += piece;
-      if (this.line.length > 4096) throw new HttpProtocolError('malformed chunked encoding');
-      if (newline < 0) break;
-      const line = this.line.replace(/\r?\n$/, '');
-      this.line = '';
-      if (this.chunkState === 'data-end') {
-        if (line !== '') throw new HttpProtocolError('malformed chunked encoding');
-        this.chunkState = 'size';
-      } else if (this.chunkState === 'size') {
-        const size = /^([0-9a-fA-F]{1,12})[ \t]*(?:;.*)?$/.exec(line.trim());
-        if (!size) throw new HttpProtocolError('malformed chunked encoding');
-        this.chunkLeft = parseInt(size[1] as string, 16);
-        this.chunkState = this.chunkLeft === 0 ? 'trailer' : 'data';
-      } else if (line === '') {
-        // The end of the trailer, and of the message.
-        if (at < chunk.length) this.keepAlive = false;
-        return this.complete();
-      }
-    }
-    return more;
-  }
-
-  private push(chunk: Buffer): boolean {
-    if (chunk.length === 0) return true;
-    this.bodyBytes += chunk.length;
-    return (this.body as Readable).push(chunk);
-  }
-
-  private complete(): boolean {
-    this.finished = true;
-    (this.body as Readable).push(null);
-    this.events.done(this.keepAlive);
-    return true;
-  }
-
-  /** The connection ended: the end of a body read to the connection's end, else a break. */
-  connectionEnded(): void {
-    if (this.finished) return;
-    if (this.framing?.kind === 'close') {
-      this.keepAlive = false;
-      this.complete();
-      return;
-    }
-    const detail = this.bodyBytes > 0 ? `after ${this.bodyBytes} bytes of the body` : 'before the response ended';
-    this.fail(Object.assign(new Error(`connection closed ${detail}`), { code: 'ECONNRESET' }));
-  }
-}
-
-function framingOf(status: number, headers: HttpHeaders): BodyFraming {
-  if (status === 204 || status === 304) return { kind: 'length', left: 0 };
-  if (/\bchunked\b/i.test(headers['transfer-encoding'] ?? '')) return { kind: 'chunked' };
-  const length = headers['content-length'];
-  if (length !== undefined) {
-    if (!/^\d{1,15}$/.test(length)) throw new HttpProtocolError(`malformed Content-Length ${JSON.stringify(length.slice(0, 30))}`);
-    return { kind: 'length', left: Number(length) };
-  }
-  return { kind: 'close' };
-}
-
 function formatRequest(url: URL, headers: Record<string, string>): string {
   const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `Host: ${url.host}`];
   for (const [name, value] of Object.entries(headers)) {
@@ -415,7 +249,7 @@ export async function readBody(res: HttpResponse, limit: number, what: string): 
   const declared = Number(res.headers['content-length'] ?? 0);
   if (declared > limit) {
     res.body.destroy();
-    throw new BodyTooLarge(`${what} is ${declared} bytes, more than the ${limit} allowed`);
+    throw new BodyTooLarge(`${what} is ${declared} bytes, more than the ${limit} bytes allowed`);
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -430,16 +264,23 @@ export async function readBody(res: HttpResponse, limit: number, what: string): 
   return Buffer.concat(chunks);
 }
 
-/** Reads and drops a body we do not need, so the connection can be reused. */
-export async function discardBody(res: HttpResponse): Promise<void> {
-  res.body.resume();
+/**
+ * Drops a body we do not need: a short one is read so that the connection can be reused; one
+ * longer than `limit` (an endless error page) is cut off, and its connection with it.
+ */
+export async function discardBody(res: HttpResponse, limit = DISCARD_LIMIT_BYTES): Promise<void> {
+  if (Number(res.headers['content-length'] ?? 0) > limit) {
+    res.body.destroy();
+    return;
+  }
+  let seen = 0;
+  res.body.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > limit) res.body.destroy();
+  });
   // `finished` also settles for a body that already failed or closed (waiting for events would hang).
   await finished(res.body).catch(() => {});
 }
 
 export class BodyTooLarge extends Error {}
 
-/** A response that is not HTTP/1.1 as we read it. */
-export class HttpProtocolError extends Error {
-  override name = 'HttpProtocolError';
-}

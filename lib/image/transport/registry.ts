@@ -2,16 +2,21 @@
  * A client for the OCI distribution API (../shared/specs/distribution-spec/spec.md): manifests
  * and blobs, with Basic and anonymous/credentialed Bearer token auth (tokens reused for the
  * repository, renewed on expiry), bounded retries with backoff and Retry-After, and blob
- * downloads that resume with a Range request instead of starting over.
+ * downloads that resume with a Range request instead of starting over. Nothing from the
+ * registry is trusted: a digest is checked against the spec's grammar before it goes into a
+ * URL, content fetched by digest is verified with the digest's algorithm, a manifest is read
+ * up to a cap, and one AbortSignal (--timeout) bounds every request and wait.
  */
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BodyTooLarge, discardBody, HttpClient, readBody, type HttpResponse } from './http.js';
-import { digestOf } from '../../core/digest.js';
+import { checkDigest, digestOf, quoted, verifyDigest } from '../../core/digest.js';
 import { AuthError, ContainerPartsError, DigestMismatchError, NotFoundError, RegistryError, UnsupportedError } from '../../core/errors.js';
 import type { ItemProgress } from '../../core/progress.js';
-import { registryEndpointHost } from '../reference.js';
-import type { Credentials } from './auth.js';
+import { MAX_MANIFEST_BYTES } from '../manifest.js';
+import { isRepositoryName, isTag, registryEndpointHost } from '../reference.js';
+import { parseChallenge, type Challenge, type Credentials } from './auth.js';
+import { describe, isConnectionRefused, isNetworkFailure, RETRYABLE_STATUS, retryAfterMs, sleep, wrapNetworkError } from './retry.js';
 import type { BlobWriter } from '../store/store.js';
 
 export interface RegistryOptions {
@@ -21,13 +26,37 @@ export interface RegistryOptions {
   retries?: number;
   /** Base of the exponential backoff, in ms. */
   backoffMs?: number;
+  /** Ends every request and wait of this client when it aborts (img-fetch --timeout), with its reason. */
+  signal?: AbortSignal;
+  /** Time limits of each response: to its head, and without data in its body (http.ts's defaults). */
+  headersTimeoutMs?: number;
+  idleTimeoutMs?: number;
   debug?: (message: string) => void;
 }
 
 export interface FetchedManifest {
   mediaType: string;
+  /** The sha256 digest of the body (what the store names it by), whatever digest it was fetched by. */
   digest: string;
   body: Buffer;
+}
+
+/** A manifest named by content: its digest (sha256 or sha512), and the size when a descriptor gives it. */
+export interface ManifestDigest {
+  digest: string;
+  size?: number;
+}
+
+export interface BlobOptions {
+  progress?: ItemProgress;
+  /** Ends this download (with the client's signal, whichever aborts first). */
+  signal?: AbortSignal;
+}
+
+interface RequestOptions {
+  what: string;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
 }
 
 interface Token {
@@ -37,9 +66,6 @@ interface Token {
 }
 
 const USER_AGENT = 'container-parts';
-const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
-/** Manifests are small; a bigger one is refused rather than read into memory (containerd's limit). */
-const MAX_MANIFEST_BYTES = 4 << 20;
 
 export class Registry {
   private scheme: Promise<'https' | 'http'> | undefined;
@@ -52,87 +78,130 @@ export class Registry {
   private readonly http: HttpClient;
 
   constructor(readonly registry: string, private readonly options: RegistryOptions) {
-    this.http = new HttpClient({ tlsVerify: options.tlsVerify });
+    this.http = new HttpClient({ tlsVerify: options.tlsVerify, headersTimeoutMs: options.headersTimeoutMs, idleTimeoutMs: options.idleTimeoutMs });
   }
 
   get host(): string {
     return registryEndpointHost(this.registry);
   }
 
-  /** GET a manifest by tag or digest; a digest reference is checked against the content. */
-  async manifest(repository: string, reference: string, accept: readonly string[]): Promise<FetchedManifest> {
-    const what = `manifest ${repository}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`;
-    const res = await this.request(repository, `/v2/${repository}/manifests/${reference}`, { Accept: accept.join(', ') }, what);
+  /**
+   * GET a manifest by tag, or by digest (a string with a colon, or an index entry's
+   * descriptor). A digest is checked before the request and the content against it after,
+   * with its algorithm; a descriptor's size too. At most MAX_MANIFEST_BYTES are read.
+   */
+  async manifest(repository: string, reference: string | ManifestDigest, accept: readonly string[]): Promise<FetchedManifest> {
+    const pinned = typeof reference === 'string' ? (reference.includes(':') ? { digest: reference } : undefined) : reference;
+    const name = pinned ? checkDigest(pinned.digest, `${this.registry}: manifest of ${repository}`) : (reference as string);
+    if (!pinned && !isTag(name)) throw new UnsupportedError(`${this.registry}: ${quoted(name)} is neither a tag nor a digest`);
+    const what = `manifest ${repository}${pinned ? '@' : ':'}${name}`;
+    if (pinned?.size !== undefined && pinned.size > MAX_MANIFEST_BYTES) throw new UnsupportedError(`${this.registry}: ${what} is ${pinned.size} bytes, more than the ${MAX_MANIFEST_BYTES} bytes allowed`);
+    const res = await this.request(repository, `manifests/${name}`, { what, headers: { Accept: accept.join(', ') } });
     let body: Buffer;
     try {
       body = await readBody(res, MAX_MANIFEST_BYTES, what);
     } catch (err) {
       if (err instanceof BodyTooLarge) throw new UnsupportedError(`${this.registry}: ${err.message}`);
-      throw wrapNetworkError(err, `${this.registry}: ${what}`);
+      throw wrapNetworkError(this.options.signal?.aborted ? this.options.signal.reason : err, `${this.registry}: ${what}`);
     }
-    const digest = digestOf(body);
-    if (reference.startsWith('sha256:') && digest !== reference) {
-      throw new DigestMismatchError(`${this.registry}: ${what}: content has digest ${digest}`);
+    if (pinned) {
+      verifyDigest(body, pinned.digest, `${this.registry}: ${what}`);
+      if (pinned.size !== undefined && body.length !== pinned.size) throw new DigestMismatchError(`${this.registry}: ${what}: ${body.length} bytes, the index says ${pinned.size}`);
     }
     const mediaType = (res.headers['content-type'] ?? '').split(';')[0]?.trim() || guessMediaType(body);
-    return { mediaType, digest, body };
+    return { mediaType, digest: digestOf(body), body };
   }
 
   /**
-   * Downloads a blob into `writer`. When the connection breaks in the middle of the body, the
-   * next request asks for the rest with a Range header (the spec's registries honour it) and
-   * appends, instead of starting over; a server that ignores Range gets a fresh start.
+   * Downloads a blob into `writer` (which verifies it before anything is kept). When the
+   * connection breaks in the middle of the body, the next request asks for the rest with a
+   * Range header and appends; a server that ignores Range (200) or refuses it (416) gets a
+   * fresh start, and a 206 that starts elsewhere is an error. A complete response of the wrong
+   * size is a size mismatch at once. The retry budget starts again whenever a try got further.
    */
-  async blob(repository: string, digest: string, writer: BlobWriter, progress?: ItemProgress, signal?: AbortSignal): Promise<void> {
+  async blob(repository: string, digest: string, writer: BlobWriter, options: BlobOptions = {}): Promise<void> {
+    const what = `blob ${checkDigest(digest, `${this.registry}: blob of ${repository}`)}`;
+    const signal = anyOf(this.options.signal, options.signal);
     const retries = this.options.retries ?? 4;
-    const what = `blob ${digest}`;
+    let furthest = 0;
     for (let breaks = 0; ; ) {
-      const resumeFrom = writer.written;
-      const headers: Record<string, string> = resumeFrom > 0 ? { Range: `bytes=${resumeFrom}-` } : {};
-      const res = await this.request(repository, `/v2/${repository}/blobs/${digest}`, headers, what, signal);
-      if (resumeFrom > 0 && res.status !== 206) {
-        progress?.note(`the registry ignored the Range request; starting over`);
-        progress?.add(-writer.written);
-        await writer.restart();
-      } else if (resumeFrom > 0) {
-        progress?.note(`resuming at byte ${resumeFrom}`);
-      }
+      const res = await this.blobResponse(repository, { what, signal }, writer, options.progress);
+      if (!res) continue;
       try {
-        await pipeline(res.body, blobSink(writer, progress), { signal });
-        if (writer.expected.size !== undefined && writer.written < writer.expected.size) {
-          throw new TransferBroken(`connection closed after ${writer.written} of ${writer.expected.size} bytes`);
+        await pipeline(res.body, blobSink(writer, options.progress), { signal });
+        const size = writer.expected.size;
+        if (size !== undefined && writer.written < size) {
+          if (res.delimited) throw new DigestMismatchError(`${this.registry}: ${what}: the registry sent ${writer.written} bytes, the descriptor says ${size}`);
+          throw new TransferBroken(`connection closed after ${writer.written} of ${size} bytes`);
         }
         return;
       } catch (err) {
-        if (signal?.aborted) throw err;
+        if (signal?.aborted) throw signal.reason;
         if (!isBrokenTransfer(err) || breaks >= retries) throw wrapNetworkError(err, `${this.registry}: ${what}`);
-        progress?.note(`connection broke after ${writer.written} bytes (${describe(err)}); retrying`);
+        if (writer.written > furthest) [furthest, breaks] = [writer.written, 0];
+        options.progress?.note(`connection broke after ${writer.written} bytes (${describe(err)}); retrying`);
         this.options.debug?.(`${what}: ${describe(err)}; retrying`);
-        await sleep(this.backoff(breaks++));
+        await sleep(this.backoff(breaks++), signal);
       }
     }
   }
 
+  /** One GET of a blob, from where `writer` is; undefined when it must be asked again from the start. */
+  private async blobResponse(repository: string, request: RequestOptions, writer: BlobWriter, progress?: ItemProgress): Promise<HttpResponse | undefined> {
+    const from = writer.written;
+    let res: HttpResponse;
+    try {
+      res = await this.request(repository, `blobs/${request.what.slice('blob '.length)}`, { ...request, headers: from > 0 ? { Range: `bytes=${from}-` } : {} });
+    } catch (err) {
+      if (!(from > 0 && err instanceof RegistryError && err.status === 416)) throw err;
+      progress?.note(`the registry refused the Range request (416); starting over`);
+      await restart(writer, progress);
+      return undefined;
+    }
+    if (res.status === 206) {
+      const range = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(res.headers['content-range'] ?? '');
+      if (!range || Number(range[1]) !== from) {
+        await discardBody(res);
+        throw new RegistryError(`${this.registry}: ${request.what}: asked for the bytes from ${from}, got ${quoted(res.headers['content-range'] ?? 'no Content-Range')}`, 206);
+      }
+      if (from > 0) progress?.note(`resuming at byte ${from}`);
+    } else if (from > 0) {
+      progress?.note(`the registry ignored the Range request; starting over`);
+      await restart(writer, progress);
+    }
+    const length = res.headers['content-length'];
+    const size = writer.expected.size;
+    if (size !== undefined && length !== undefined && /^\d+$/.test(length) && writer.written + Number(length) !== size) {
+      await discardBody(res);
+      throw new DigestMismatchError(`${this.registry}: ${request.what}: the registry sends ${writer.written + Number(length)} bytes, the descriptor says ${size}`);
+    }
+    return res;
+  }
+
   /**
-   * One API request with auth and retries. A 401 is answered once per request with the scheme
-   * the registry names (also when it refuses a token we thought valid: expired, revoked, clock
-   * skew); 404, a second 401, 403 and other 4xx are errors at once; 429 and 5xx are retried
-   * with backoff, or after as long as Retry-After says.
+   * One API request (`/v2/REPOSITORY/PATH`) with auth and retries. A 401 is answered once per
+   * request with the scheme the registry names (also when it refuses a token we thought valid:
+   * expired, revoked, clock skew); 404, a second 401, 403 and other 4xx are errors at once;
+   * 408, 429 and the 5xx that mean "not now" are retried with backoff, or after as long as
+   * Retry-After says. An error body is read only up to a small cap.
    */
-  private async request(repository: string, path: string, extraHeaders: Record<string, string>, what: string, signal?: AbortSignal): Promise<HttpResponse> {
+  private async request(repository: string, path: string, options: RequestOptions): Promise<HttpResponse> {
+    if (!isRepositoryName(repository)) throw new UnsupportedError(`${this.registry}: invalid repository name ${quoted(repository)}`);
+    const signal = options.signal ?? this.options.signal;
     const retries = this.options.retries ?? 4;
     let authenticated = false;
     for (let attempt = 0; ; ) {
       let res: HttpResponse;
       try {
-        const url = `${await this.baseUrl()}${path}`;
-        const headers = { 'User-Agent': USER_AGENT, ...extraHeaders, ...(await this.authorization(repository)) };
+        const url = `${await this.baseUrl()}/v2/${repository}/${path}`;
+        const headers = { 'User-Agent': USER_AGENT, ...options.headers, ...(await this.authorization(repository)) };
         this.options.debug?.(`GET ${url}`);
         res = await this.http.get(url, headers, signal);
       } catch (err) {
-        if (signal?.aborted || !isNetworkFailure(err) || attempt >= retries) throw wrapNetworkError(err, `${this.registry}: ${what}`);
-        this.options.debug?.(`${what}: ${describe(err)}; retrying`);
-        await sleep(this.backoff(attempt++));
+        if (signal?.aborted) throw signal.reason;
+        if (!isNetworkFailure(err) || attempt >= retries) throw wrapNetworkError(err, `${this.registry}: ${options.what}`);
+        this.options.debug?.(`${options.what}: ${describe(err)}; retrying`);
+        await sleep(this.backoff(attempt++), signal);
         continue;
       }
       if (res.status >= 200 && res.status < 300) return res;
@@ -145,12 +214,12 @@ export class Registry {
       }
       if (RETRYABLE_STATUS.has(res.status) && attempt < retries) {
         const wait = retryAfterMs(headerValue(res.headers['retry-after'])) ?? this.backoff(attempt);
-        this.options.debug?.(`${what}: HTTP ${res.status}; retrying in ${wait} ms`);
-        await sleep(wait);
+        this.options.debug?.(`${options.what}: HTTP ${res.status}; retrying in ${wait} ms`);
+        await sleep(wait, signal);
         attempt++;
         continue;
       }
-      throw this.statusError(res.status, what);
+      throw this.statusError(res.status, options.what);
     }
   }
 
@@ -221,7 +290,7 @@ export class Registry {
     let res: HttpResponse;
     let body: Buffer;
     try {
-      res = await this.http.get(url, headers);
+      res = await this.http.get(url, headers, this.options.signal);
       body = await readBody(res, 1 << 20, `token service ${url.origin}`);
     } catch (err) {
       throw wrapNetworkError(err, `${this.registry}: token service ${url.origin}`);
@@ -251,7 +320,7 @@ export class Registry {
   private async probeScheme(): Promise<'https' | 'http'> {
     if (this.options.tlsVerify) return 'https';
     try {
-      await discardBody(await this.http.get(`https://${this.host}/v2/`, { 'User-Agent': USER_AGENT }));
+      await discardBody(await this.http.get(`https://${this.host}/v2/`, { 'User-Agent': USER_AGENT }, this.options.signal));
       return 'https';
     } catch (err) {
       if (isConnectionRefused(err)) {
@@ -303,29 +372,6 @@ function blobSink(writer: BlobWriter, progress?: ItemProgress): Writable {
 /** The body of a response ended before its end. */
 class TransferBroken extends Error {}
 
-interface Challenge {
-  scheme: 'basic' | 'bearer';
-  params: Record<string, string>;
-}
-
-/** `Bearer realm="https://auth",service="reg",scope="repository:x:pull"` → scheme and params. */
-export function parseChallenge(header: string): Challenge | undefined {
-  const match = /^\s*(Basic|Bearer)\b\s*(.*)$/i.exec(header);
-  if (!match) return undefined;
-  const params: Record<string, string> = {};
-  const paramPattern = /([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g;
-  for (const m of (match[2] ?? '').matchAll(paramPattern)) params[(m[1] as string).toLowerCase()] = (m[2] ?? m[3] ?? '').replace(/\\(.)/g, '$1');
-  return { scheme: (match[1] as string).toLowerCase() as 'basic' | 'bearer', params };
-}
-
-export function retryAfterMs(header: string | null): number | undefined {
-  if (!header) return undefined;
-  const seconds = Number(header);
-  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(header) - Date.now();
-  if (!Number.isFinite(ms) || ms < 0) return undefined;
-  return Math.min(ms, 30_000);
-}
-
 function guessMediaType(body: Buffer): string {
   try {
     const parsed = JSON.parse(body.toString('utf8')) as { mediaType?: string; schemaVersion?: number; manifests?: unknown };
@@ -337,42 +383,19 @@ function guessMediaType(body: Buffer): string {
   }
 }
 
-const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET']);
-
-/** A request that did not get an answer: worth another try. */
-function isNetworkFailure(err: unknown): boolean {
-  if (err instanceof ContainerPartsError) return false;
-  const code = (err as { code?: string }).code ?? '';
-  return NETWORK_CODES.has(code) || /premature close|socket hang up|aborted/i.test(describe(err));
-}
-
 /** A body that stopped coming: resume it. Our own errors (a digest mismatch, a full disk) are not. */
 function isBrokenTransfer(err: unknown): boolean {
   return err instanceof TransferBroken || isNetworkFailure(err);
 }
 
-function isConnectionRefused(err: unknown): boolean {
-  return (err as { code?: string }).code === 'ECONNREFUSED';
+/** Throws away what a download has written, to start it again from byte 0. */
+async function restart(writer: BlobWriter, progress?: ItemProgress): Promise<void> {
+  progress?.add(-writer.written);
+  await writer.restart();
 }
 
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+/** One signal that aborts when either does (AbortSignal.any holds no listener on its sources). */
+function anyOf(a: AbortSignal | undefined, b: AbortSignal | undefined): AbortSignal | undefined {
+  return a && b ? AbortSignal.any([a, b]) : a ?? b;
 }
 
-function wrapNetworkError(err: unknown, where: string): ContainerPartsError {
-  if (err instanceof ContainerPartsError) return err;
-  const code = (err as { code?: string }).code;
-  if (code === 'ECONNREFUSED') return new RegistryError(`${where}: connection refused (is the registry running?)`);
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new RegistryError(`${where}: host not found`);
-  if (code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) {
-    return new RegistryError(`${where}: TLS certificate not trusted (${code})`, undefined, { hint: 'maybe --tls-verify=false will help?' });
-  }
-  if (/wrong version number|EPROTO/i.test(describe(err))) {
-    return new RegistryError(`${where}: the registry does not speak HTTPS`, undefined, { hint: 'maybe --tls-verify=false will help?' });
-  }
-  return new RegistryError(`${where}: ${describe(err).split('\n')[0]}`);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -12,7 +12,9 @@ import { tempDir } from '../../helpers/paths.js';
 import { pushBusybox, startRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { startTokenIssuer, TOKEN_ISSUER, type TokenIssuer } from '../../helpers/token-issuer.js';
 import { MANIFEST_ACCEPT } from '../../../lib/image/manifest.js';
-import { parseChallenge, Registry, retryAfterMs } from '../../../lib/image/transport/registry.js';
+import { Registry } from '../../../lib/image/transport/registry.js';
+import { parseChallenge } from '../../../lib/image/transport/auth.js';
+import { retryAfterMs } from '../../../lib/image/transport/retry.js';
 
 describe('a token-auth registry (docker-registry auth: token, our test issuer)', () => {
   let issuer: TokenIssuer;
