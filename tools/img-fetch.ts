@@ -5,11 +5,10 @@ import { parseCredsFlag } from '../lib/image/transport/auth.js';
 import { withSection } from '../lib/cli/document.js';
 import { deadline, parseDuration } from '../lib/core/deadline.js';
 import { UsageError } from '../lib/core/errors.js';
-import { fetchImage } from '../lib/image/fetch.js';
+import { fetchImage, parseFetchSource } from '../lib/image/fetch.js';
 import { parsePlatform } from '../lib/image/manifest.js';
 import { resolveStorePath } from '../lib/core/paths.js';
 import { createProgress } from '../lib/core/progress.js';
-import { parseSource } from '../lib/image/reference.js';
 
 export const imgFetch = defineCommand({
   name: 'img-fetch',
@@ -32,7 +31,7 @@ export const imgFetch = defineCommand({
   async run(args, ctx) {
     const positional = args._.map(String);
     if (positional.length !== 1) throw new UsageError(positional.length === 0 ? 'missing SOURCE (e.g. docker://127.0.0.1:5000/lab/busybox:latest)' : `one SOURCE only, got ${positional.length}`);
-    const source = parseSource(positional[0] as string);
+    const source = parseFetchSource(positional[0] as string);
     const store = resolveStorePath(args.store, ctx.io.env);
     if (args.explain) return ctx.explain((await import('../lib/cli/explain.js')).explainFetch(source, { store, dir: args.dir, tlsVerify: args['tls-verify'] }));
     const doc = await ctx.document();
@@ -50,6 +49,7 @@ export const imgFetch = defineCommand({
         signal: args.timeout === undefined ? undefined : deadline(parseDuration(args.timeout, '--timeout'), '--timeout'),
         env: ctx.io.env,
         progress,
+        warn: (m) => ctx.log.warn(m),
         debug: (m) => ctx.log.debug(m),
       });
       ctx.emit(withSection(doc, 'image', image));

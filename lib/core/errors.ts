@@ -83,9 +83,12 @@ const SYSTEM_ERROR_TEXT: Record<string, string> = {
   ENOTDIR: 'not a directory',
   EISDIR: 'is a directory',
   ELOOP: 'too many levels of symbolic links',
+  EDQUOT: 'disk quota exceeded',
+  EIO: 'input/output error',
 };
 
-function systemErrorText(code: string): string {
+/** The errno's text as strerror(3) words it (`no space left on device`). */
+export function systemErrorText(code: string): string {
   return SYSTEM_ERROR_TEXT[code] ?? code;
 }
 

@@ -12,14 +12,18 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { digestHex } from '../core/digest.js';
 import { ClobberError, DigestMismatchError, HostError, NotFoundError, UnsupportedError, UsageError } from '../core/errors.js';
 import { applyLayer, removeTree } from './apply.js';
-import { hostPlatform, parseManifest, selectPlatform } from '../image/manifest.js';
+import { hostPlatform } from '../image/manifest.js';
 import { formatReference, parseReference } from '../image/reference.js';
-import { OciLayout } from '../image/store/store.js';
-import { type ImageManifest } from '../image/model.js';
+import { OciLayout, type StoreArea } from '../image/store/oci-layout.js';
+import { NameNotExistError } from '../image/store/errors.js';
+import { layoutImage } from '../image/transport/oci-source.js';
+import { platformOf } from '../image/image.js';
+import { layersOf } from '../image/copy.js';
+import { REF_NAME_ANNOTATION } from '../image/model.js';
 import { Syscalls } from '../core/syscalls.js';
 import { layerCompression, TarReader } from './tarstream.js';
 import { LayerStreams } from './layerstream.js';
-import type { ImageConfig, StoredImage, LayerDescriptor, Platform } from '../image/model.js';
+import type { StoredImage, LayerDescriptor, Platform } from '../image/model.js';
 import type { UnpackedRootfs, SkippedEntry } from './model.js';
 import type { Progress } from '../core/progress.js';
 
@@ -169,7 +173,7 @@ function blobPath(image: StoredImage, digest: string): string {
   return image.layout === 'dir' ? join(image.store, digestHex(digest)) : join(image.store, 'blobs', 'sha256', digestHex(digest));
 }
 
-async function storeArea(image: StoredImage, area: string, name: string): Promise<string> {
+async function storeArea(image: StoredImage, area: StoreArea, name: string): Promise<string> {
   if (image.layout !== 'oci') throw new UsageError(`the image is in a dir: layout (${image.store}), which keeps no unpacked trees: give --dest`);
   const layout = await OciLayout.open(image.store);
   const dir = layout.areaPath(area);
@@ -213,41 +217,32 @@ async function readSkipped(tree: string): Promise<SkippedEntry[]> {
 /** An image in the store by name (`img-unpack --store S --image REF`), described as img-fetch describes it. */
 export async function readStoredImage(store: string, name: string, platform: Platform = hostPlatform()): Promise<StoredImage> {
   const layout = await OciLayout.open(store);
-  const descriptor = await layout.resolve(name).catch(async (err) => {
+  const open = (n: string) => layoutImage(layout, n, { platform, description: `${store}:${n}` });
+  const image = await open(name).catch(async (err) => {
     // Also accept the short forms img-fetch normalises (busybox → docker.io/library/busybox:latest).
-    let normalized: string | undefined;
-    try {
-      normalized = formatReference(parseReference(name));
-    } catch {
-      throw err;
-    }
-    if (normalized === name) throw err;
-    return layout.resolve(normalized).catch(() => {
-      throw err;
-    });
+    const normalized = normalizedName(name);
+    if (normalized === undefined || normalized === name || !(err instanceof NameNotExistError)) throw err;
+    return open(normalized).catch(() => Promise.reject(err));
   });
-  const reference = descriptor.annotations?.['org.opencontainers.image.ref.name'] ?? name;
-  let manifestDescriptor = descriptor;
-  let parsed = parseManifest(await layout.readVerifiedBlob(descriptor), descriptor.mediaType, `${store}:${reference}`);
-  if (parsed.kind === 'index') {
-    manifestDescriptor = selectPlatform(parsed.index, platform, `${store}:${reference}`);
-    parsed = parseManifest(await layout.readVerifiedBlob(manifestDescriptor), manifestDescriptor.mediaType, `${store}:${reference}`);
-  }
-  if (parsed.kind !== 'image') throw new UnsupportedError(`${store}:${reference}: not an image manifest`);
-  const manifest: ImageManifest = parsed.manifest;
-  const config = await layout.readJson<ImageConfig>(manifest.config);
-  const diffIDs = config.rootfs?.diff_ids ?? [];
-  const imagePlatform: Platform = { os: config.os ?? platform.os, architecture: config.architecture ?? platform.architecture };
-  if (config.variant) imagePlatform.variant = config.variant;
+  const config = await image.config();
+  const raw = image.rawManifest;
   return {
-    reference,
-    digest: manifestDescriptor.digest,
+    reference: image.named.annotations?.[REF_NAME_ANNOTATION] ?? name,
+    digest: raw.digest,
     store: resolve(store),
     layout: 'oci',
-    manifest: { mediaType: parsed.mediaType, digest: manifestDescriptor.digest, size: manifestDescriptor.size },
-    configDigest: manifest.config.digest,
+    manifest: { mediaType: raw.mediaType, digest: raw.digest, size: raw.body.length },
+    configDigest: image.manifest.config.digest,
     config,
-    layers: manifest.layers.map((layer, i) => ({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size, diffID: diffIDs[i] ?? '' })),
-    platform: imagePlatform,
+    layers: layersOf(image.manifest, config),
+    platform: platformOf(config, platform),
   };
+}
+
+function normalizedName(name: string): string | undefined {
+  try {
+    return formatReference(parseReference(name));
+  } catch {
+    return undefined;
+  }
 }

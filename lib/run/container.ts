@@ -15,7 +15,7 @@ import { hasRunFlags, type RunFlags } from './runflags.js';
 import type { RuntimeConfig } from './runtime-spec.js';
 import { buildConfig, readRuntimeConfig, rootFromEarlierSteps } from './spec.js';
 import type { Change, DriverChoice } from '../mount/overlay.js';
-import type { OciLayout } from '../image/store/store.js';
+import type { OciLayout } from '../image/store/oci-layout.js';
 import { applyRecordedOwnership, checkUserNamespaces, removeRangeOwnedTree, rootlessMappings, type UserNamespaceMap } from '../core/userns.js';
 
 export interface ContainerDirs {
@@ -109,7 +109,7 @@ export function pipedStore(flag: string | undefined, doc: EarlierSteps | undefin
  * path (a run without --rm) needs neither.
  */
 async function openStore(path: string): Promise<OciLayout> {
-  const { OciLayout } = await import('../image/store/store.js');
+  const { OciLayout } = await import('../image/store/oci-layout.js');
   return OciLayout.open(path, { create: true });
 }
 

@@ -17,7 +17,7 @@ import { MAX_MANIFEST_BYTES } from '../manifest.js';
 import { isRepositoryName, isTag, registryEndpointHost } from '../reference.js';
 import { parseChallenge, type Challenge, type Credentials } from './auth.js';
 import { describe, isConnectionRefused, isNetworkFailure, RETRYABLE_STATUS, retryAfterMs, sleep, wrapNetworkError } from './retry.js';
-import type { BlobWriter } from '../store/store.js';
+import type { BlobWriter } from '../store/blob-writer.js';
 
 export interface RegistryOptions {
   tlsVerify: boolean;

@@ -1,0 +1,132 @@
+/**
+ * The copy: an Image from any source into any sink, `source → sink`. The config, the layers
+ * and the manifest are written at once, each blob verified as it streams; blobs the sink has
+ * are skipped; the first failure stops the rest and leaves the sink as it was.
+ */
+import { readFile } from 'node:fs/promises';
+import { describeError, UnsupportedError } from '../core/errors.js';
+import { SILENT_ITEM, type Progress } from '../core/progress.js';
+import { parseConfig } from './manifest.js';
+import { platformOf, type Image, type ImageSink, type SinkWrite } from './image.js';
+import type { Descriptor, ImageConfig, ImageManifest, LayerDescriptor, Platform, StoredImage } from './model.js';
+
+export interface CopyOptions {
+  /** The name the image gets in the sink. */
+  name: string;
+  /** How the pipe document names the source (`docker://…`, `oci:…`). */
+  source: string;
+  /** The platform asked for: what a config that names none is taken to be. */
+  platform: Platform;
+  concurrency?: number;
+  progress?: Progress;
+}
+
+export async function copyImage(image: Image, sink: ImageSink, options: CopyOptions): Promise<StoredImage> {
+  const { manifest, description } = image;
+  const write = await sink.begin();
+  try {
+    const staging = write.stageManifest(image, options.name);
+    const blobs = [{ blob: manifest.config, kind: 'config' }, ...manifest.layers.map((blob) => ({ blob, kind: 'layer' }))];
+    const copying = copyBlobs(image, write, blobs, options);
+    const [stored] = await Promise.all([staging, copying]).catch(async (err) => {
+      await Promise.allSettled([staging, copying]);
+      throw err;
+    });
+    const config = parseConfig(await readFile(write.blobPath(manifest.config.digest)), `config ${manifest.config.digest}`);
+    const diffIDs = config.rootfs?.diff_ids ?? [];
+    if (diffIDs.length !== manifest.layers.length) {
+      throw new UnsupportedError(`${description}: the manifest has ${manifest.layers.length} layers but the config lists ${diffIDs.length} diff_ids`);
+    }
+    const platform = platformOf(config, options.platform);
+    await write.commit(stored, options.name, platform);
+    const storedManifest = stored.digest === image.rawManifest.digest ? manifest : (JSON.parse(await readFile(sink.blobPath(stored.digest), 'utf8')) as ImageManifest);
+    return describeStored({ image, sink, stored, storedManifest, config, platform, options });
+  } catch (err) {
+    await write.abort();
+    throw err;
+  }
+}
+
+interface StoredParts {
+  image: Image;
+  sink: ImageSink;
+  stored: Descriptor;
+  storedManifest: ImageManifest;
+  config: ImageConfig;
+  platform: Platform;
+  options: CopyOptions;
+}
+
+function describeStored({ image, sink, stored, storedManifest, config, platform, options }: StoredParts): StoredImage {
+  return {
+    source: options.source,
+    reference: options.name,
+    digest: stored.digest,
+    sourceDigest: image.top.digest,
+    store: sink.path,
+    layout: sink.layout,
+    manifest: stored,
+    configDigest: image.manifest.config.digest,
+    config,
+    layers: layersOf(storedManifest, config),
+    platform,
+  };
+}
+
+/** The manifest's layers with the config's diff_ids beside them. */
+export function layersOf(manifest: ImageManifest, config: ImageConfig): LayerDescriptor[] {
+  const diffIDs = config.rootfs?.diff_ids ?? [];
+  return manifest.layers.map((layer, i) => ({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size, diffID: diffIDs[i] ?? '' }));
+}
+
+interface BlobToCopy {
+  blob: Descriptor;
+  kind: string;
+}
+
+/**
+ * Copies blobs that are not there yet, at most `concurrency` at a time. Each download has a
+ * signal of its own (no listeners pile up on one signal); the first failure aborts them all.
+ */
+async function copyBlobs(image: Image, write: SinkWrite, blobs: BlobToCopy[], options: CopyOptions): Promise<void> {
+  const queue = blobs.filter((b, i) => blobs.findIndex((o) => o.blob.digest === b.blob.digest) === i);
+  const running = new Set<AbortController>();
+  let failure: unknown;
+  const worker = async () => {
+    for (let next = queue.shift(); next && failure === undefined; next = queue.shift()) {
+      const controller = new AbortController();
+      running.add(controller);
+      try {
+        await copyBlob(image, write, next, { options, signal: controller.signal });
+      } catch (err) {
+        if (failure === undefined) {
+          failure = err;
+          for (const other of running) other.abort(err);
+        }
+      } finally {
+        running.delete(controller);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 6) }, worker));
+  if (failure !== undefined) throw failure;
+}
+
+async function copyBlob(image: Image, write: SinkWrite, { blob, kind }: BlobToCopy, { options, signal }: { options: CopyOptions; signal: AbortSignal }): Promise<void> {
+  const label = `${kind} ${blob.digest.slice(7, 19)}`;
+  if (await write.hasBlob(blob.digest, blob.size)) {
+    options.progress?.skipped(label, 'already in the store');
+    return;
+  }
+  const item = options.progress?.item(label, blob.size) ?? SILENT_ITEM;
+  const writer = await write.blobWriter({ digest: blob.digest, size: blob.size });
+  try {
+    await image.copyBlob(blob, writer, { progress: item, signal });
+    await writer.commit();
+    item.done();
+  } catch (err) {
+    await writer.abort();
+    item.failed(signal.aborted ? 'stopped' : `failed: ${describeError(err)}`);
+    throw err;
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * The store as a sink: an image's blobs land in one transaction, its manifest last, then its
+ * name in index.json. The store is an OCI layout: a Docker manifest is kept as its OCI
+ * equivalent, as skopeo's oci: does.
+ */
+import { isDockerManifest, toOciManifest } from '../manifest.js';
+import { MEDIA_TYPES } from '../model.js';
+import { OciLayout } from './oci-layout.js';
+import type { ImageSink } from '../image.js';
+
+export async function storeSink(path: string): Promise<ImageSink & { layout: 'oci' }> {
+  const layout = await OciLayout.open(path, { create: true });
+  return {
+    path,
+    layout: 'oci',
+    hasBlob: (digest, size) => layout.hasBlob(digest, size),
+    blobPath: (digest) => layout.blobPath(digest),
+    async begin() {
+      const txn = await layout.begin();
+      return {
+        hasBlob: (digest, size) => txn.hasBlob(digest, size),
+        blobPath: (digest) => txn.blobPath(digest),
+        blobWriter: (expected) => txn.blobWriter(expected),
+        stageManifest(image, name) {
+          const raw = image.rawManifest;
+          const docker = isDockerManifest(raw.mediaType);
+          const body = docker ? Buffer.from(JSON.stringify(toOciManifest(image.manifest, name))) : raw.body;
+          return txn.putBytes(body, docker ? MEDIA_TYPES.ociManifest : raw.mediaType);
+        },
+        async commit(descriptor, name, platform) {
+          const placed = await txn.commit();
+          await layout.tag(name, { ...descriptor, platform }, placed.filter((digest) => digest === descriptor.digest));
+        },
+        abort: () => txn.abort(),
+      };
+    },
+  };
+}

@@ -1,0 +1,128 @@
+/**
+ * Blobs written together, all or nothing: each is verified into a private staging directory
+ * inside the layout, and only commit() moves them into place (so one bad layer leaves no
+ * other layer of the same pull behind). The staging directory holds its owner's record
+ * (core/holder.ts) from the moment it exists under its name, and the owner keeps touching it;
+ * a later open sweeps the directories of owners that are dead, or unseen and silent too long.
+ */
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { digestHex, digestOf } from '../../core/digest.js';
+import { isFileOfSize } from '../../core/atomic-write.js';
+import { currentHolder, holderLiveness, isStale, parseHolder, pidExists, startHeartbeat } from '../../core/holder.js';
+import { BlobWriter, type ExpectedBlob } from './blob-writer.js';
+import { asWriteError } from './errors.js';
+import type { Descriptor } from '../model.js';
+
+const STAGING_PREFIX = '.staging-';
+const HOLDER_FILE = 'holder.json';
+
+export class BlobTransaction {
+  private readonly staged: string[] = [];
+  private readonly heartbeat: { stop(): void };
+
+  private constructor(readonly stagingDir: string, private readonly finalPath: (digest: string) => string) {
+    this.heartbeat = startHeartbeat(join(stagingDir, HOLDER_FILE));
+  }
+
+  /** A new transaction in a fresh staging directory under `root`. */
+  static async begin(root: string, finalPath: (digest: string) => string): Promise<BlobTransaction> {
+    return new BlobTransaction(await createStagingDir(root), finalPath);
+  }
+
+  /** Where a blob is readable now: staged in this transaction, or already in place. */
+  blobPath(digest: string): string {
+    return this.staged.includes(digest) ? this.stagedPath(digest) : this.finalPath(digest);
+  }
+
+  async hasBlob(digest: string, size?: number): Promise<boolean> {
+    return (await isFileOfSize(this.finalPath(digest), size)) || (this.staged.includes(digest) && (await isFileOfSize(this.stagedPath(digest), size)));
+  }
+
+  async blobWriter(expected: ExpectedBlob): Promise<BlobWriter> {
+    const hex = digestHex(expected.digest);
+    if (!this.staged.includes(expected.digest)) this.staged.push(expected.digest);
+    return new BlobWriter(expected, join(this.stagingDir, `${hex}.${randomBytes(4).toString('hex')}.part`), this.stagedPath(expected.digest));
+  }
+
+  /** Stages bytes whose digest we compute (manifests we write). */
+  async putBytes(data: Buffer, mediaType: string): Promise<Descriptor> {
+    const digest = digestOf(data);
+    if (!(await this.hasBlob(digest, data.length))) {
+      const writer = await this.blobWriter({ digest, size: data.length });
+      await writer.write(data);
+      await writer.commit();
+    }
+    return { mediaType, digest, size: data.length };
+  }
+
+  /**
+   * Moves the staged blobs into place, in the order they were staged (so manifests, staged
+   * last, land last). Returns the digests that were not in place before: this commit's own.
+   */
+  async commit(): Promise<string[]> {
+    const placed: string[] = [];
+    for (const digest of this.staged) {
+      const staged = this.stagedPath(digest);
+      if (!(await isFileOfSize(staged))) continue;
+      if (!(await isFileOfSize(this.finalPath(digest)))) placed.push(digest);
+      await rename(staged, this.finalPath(digest)).catch((err) => Promise.reject(asWriteError(err, this.finalPath(digest))));
+    }
+    await this.abort();
+    return placed;
+  }
+
+  async abort(): Promise<void> {
+    this.heartbeat.stop();
+    await rm(this.stagingDir, { recursive: true, force: true });
+  }
+
+  private stagedPath(digest: string): string {
+    return join(this.stagingDir, digestHex(digest));
+  }
+}
+
+/**
+ * The directory is made under a name the sweep leaves alone until stale, given its holder
+ * record, and only then renamed to its staging name: no sweep ever sees it without a record.
+ */
+async function createStagingDir(root: string): Promise<string> {
+  const id = randomBytes(4).toString('hex');
+  const dir = join(root, `${STAGING_PREFIX}${process.pid}-${id}`);
+  const fresh = join(root, `${STAGING_PREFIX}new-${id}`);
+  try {
+    await mkdir(fresh);
+    await writeFile(join(fresh, HOLDER_FILE), JSON.stringify(currentHolder()));
+    await rename(fresh, dir);
+  } catch (err) {
+    await rm(fresh, { recursive: true, force: true }).catch(() => undefined);
+    throw asWriteError(err, fresh);
+  }
+  return dir;
+}
+
+/** Removes staging directories whose owners are gone (killed in the middle of a pull). */
+export async function sweepStaging(root: string): Promise<void> {
+  const entries = await readdir(root).catch(() => [] as string[]);
+  for (const entry of entries) {
+    if (entry.startsWith(STAGING_PREFIX) && (await abandoned(join(root, entry), entry))) await rm(join(root, entry), { recursive: true, force: true });
+  }
+}
+
+async function abandoned(dir: string, entry: string): Promise<boolean> {
+  const holder = parseHolder(await readFile(join(dir, HOLDER_FILE), 'utf8').catch(() => ''));
+  if (holder) {
+    const liveness = holderLiveness(holder);
+    return liveness === 'unknown' ? await untouchedTooLong(join(dir, HOLDER_FILE)) : liveness === 'dead';
+  }
+  // No record: an older version's directory, named by its pid alone (in our namespace, we must assume).
+  const pid = Number(/^\.staging-(\d+)-/.exec(entry)?.[1]);
+  if (pid) return pid !== process.pid && !pidExists(pid);
+  return untouchedTooLong(dir);
+}
+
+async function untouchedTooLong(path: string): Promise<boolean> {
+  const info = await stat(path).catch(() => undefined);
+  return !info || isStale(info.mtimeMs);
+}
