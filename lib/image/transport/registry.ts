@@ -8,6 +8,7 @@
  * up to a cap, and one AbortSignal (--timeout) bounds every request and wait.
  */
 import { Writable } from 'node:stream';
+import type { SecureContext } from 'node:tls';
 import { pipeline } from 'node:stream/promises';
 import { BodyTooLarge, discardBody, HttpClient, readBody, type HttpResponse } from './http.js';
 import { checkDigest, digestOf, quoted, verifyDigest } from '../../core/digest.js';
@@ -21,6 +22,8 @@ import type { BlobWriter } from '../store/blob-writer.js';
 
 export interface RegistryOptions {
   tlsVerify: boolean;
+  /** The registry's TLS context (certs.d CAs and client certificate), when it has one. */
+  secureContext?: SecureContext;
   /** Credentials for the registry; a function is called only when the registry asks for them. */
   credentials?: () => Promise<Credentials | undefined>;
   retries?: number;
@@ -78,7 +81,7 @@ export class Registry {
   private readonly http: HttpClient;
 
   constructor(readonly registry: string, private readonly options: RegistryOptions) {
-    this.http = new HttpClient({ tlsVerify: options.tlsVerify, headersTimeoutMs: options.headersTimeoutMs, idleTimeoutMs: options.idleTimeoutMs });
+    this.http = new HttpClient({ tlsVerify: options.tlsVerify, secureContext: options.secureContext, headersTimeoutMs: options.headersTimeoutMs, idleTimeoutMs: options.idleTimeoutMs });
   }
 
   get host(): string {
