@@ -8,9 +8,8 @@
  * up to a cap, and one AbortSignal (--timeout) bounds every request and wait.
  */
 import { Writable } from 'node:stream';
-import type { SecureContext } from 'node:tls';
 import { pipeline } from 'node:stream/promises';
-import { BodyTooLarge, discardBody, HttpClient, readBody, type HttpResponse } from './http.js';
+import { BodyTooLarge, discardBody, HttpClient, readBody, type HttpClientOptions, type HttpResponse } from './http.js';
 import { checkDigest, digestOf, quoted, verifyDigest } from '../../core/digest.js';
 import { AuthError, ContainerPartsError, DigestMismatchError, NotFoundError, RegistryError, UnsupportedError } from '../../core/errors.js';
 import type { ItemProgress } from '../../core/progress.js';
@@ -20,10 +19,8 @@ import { parseChallenge, type Challenge, type Credentials } from './auth.js';
 import { describe, isConnectionRefused, isNetworkFailure, RETRYABLE_STATUS, retryAfterMs, sleep, wrapNetworkError } from './retry.js';
 import type { BlobWriter } from '../store/blob-writer.js';
 
-export interface RegistryOptions {
+export interface RegistryOptions extends Pick<HttpClientOptions, 'secureContext'> {
   tlsVerify: boolean;
-  /** The registry's TLS context (certs.d CAs and client certificate), when it has one. */
-  secureContext?: SecureContext;
   /** Credentials for the registry; a function is called only when the registry asks for them. */
   credentials?: () => Promise<Credentials | undefined>;
   retries?: number;
