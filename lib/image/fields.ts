@@ -71,7 +71,7 @@ export class FieldCheck {
   digest(value: unknown, path: string, storable = false): string {
     if (value === undefined) this.fail(path, 'is missing');
     const digest = checkDigest(value, `${this.what}: ${path}`);
-    if (storable && !digest.startsWith('sha256:')) this.fail(path, `${quoted(digest)}: only sha256 blobs can be stored (the store keeps blobs/sha256)`);
+    if (storable && !digest.startsWith('sha256:')) this.fail(path, `is ${digest.slice(0, digest.indexOf(':'))}: only sha256 blobs can be stored (the store keeps blobs/sha256)`);
     return digest;
   }
 

@@ -137,8 +137,8 @@ export class Registry {
         return;
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
-        if (!isBrokenTransfer(err) || breaks >= retries) throw wrapNetworkError(err, `${this.registry}: ${what}`);
         if (writer.written > furthest) [furthest, breaks] = [writer.written, 0];
+        if (!isBrokenTransfer(err) || breaks >= retries) throw wrapNetworkError(err, `${this.registry}: ${what}`);
         options.progress?.note(`connection broke after ${writer.written} bytes (${describe(err)}); retrying`);
         this.options.debug?.(`${what}: ${describe(err)}; retrying`);
         await sleep(this.backoff(breaks++), signal);
