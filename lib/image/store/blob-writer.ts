@@ -65,8 +65,17 @@ export class BlobWriter {
   /** Waits until the file has caught up; a write that failed meanwhile fails here. */
   async drain(): Promise<void> {
     const stream = this.file?.stream;
-    // 'close' too: a stream that fails while we wait emits no 'drain'.
-    if (stream?.writableNeedDrain && !stream.destroyed) await new Promise<void>((resolve) => stream.once('drain', () => resolve()).once('close', () => resolve()));
+    if (this.failure) throw this.failure;
+    // 'error' too: a stream that fails while we wait emits no 'drain' (and, not autoDestroy, no 'close').
+    if (stream?.writableNeedDrain) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          stream.off('drain', done).off('error', done);
+          resolve();
+        };
+        stream.on('drain', done).on('error', done);
+      });
+    }
     if (this.failure) throw this.failure;
   }
 

@@ -24,8 +24,8 @@ export class StoreWriteError extends ContainerPartsError {
   }
 }
 
-/** A file-system error as the store's one line; other errors pass through. */
+/** A file-system error as the store's one line, naming the file it names (else `path`); other errors pass through. */
 export function asWriteError(err: unknown, path: string): unknown {
   const errno = err as NodeJS.ErrnoException;
-  return err instanceof Error && typeof errno.code === 'string' && errno.syscall ? new StoreWriteError(path, errno) : err;
+  return err instanceof Error && typeof errno.code === 'string' && errno.syscall ? new StoreWriteError(errno.path ?? path, errno) : err;
 }

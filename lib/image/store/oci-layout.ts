@@ -146,7 +146,7 @@ export class OciLayout {
         await this.forget(placed);
         throw err;
       }
-    }).catch((err) => Promise.reject(asWriteError(err, `${indexPath}.lock`)));
+    });
   }
 
   /** Directories the toolkit keeps beside the layout (unpacked layers, containers); OCI readers ignore them. */

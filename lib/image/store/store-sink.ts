@@ -13,14 +13,12 @@ export async function storeSink(path: string): Promise<ImageSink & { layout: 'oc
   return {
     path,
     layout: 'oci',
-    hasBlob: (digest, size) => layout.hasBlob(digest, size),
-    blobPath: (digest) => layout.blobPath(digest),
+    hasBlob: layout.hasBlob.bind(layout),
+    blobPath: layout.blobPath.bind(layout),
     async begin() {
       const txn = await layout.begin();
       return {
-        hasBlob: (digest, size) => txn.hasBlob(digest, size),
-        blobPath: (digest) => txn.blobPath(digest),
-        blobWriter: (expected) => txn.blobWriter(expected),
+        ...txn.blobAccess(),
         stageManifest(image, name) {
           const raw = image.rawManifest;
           const docker = isDockerManifest(raw.mediaType);

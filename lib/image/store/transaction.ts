@@ -14,6 +14,7 @@ import { currentHolder, holderLiveness, isStale, parseHolder, pidExists, startHe
 import { BlobWriter, type ExpectedBlob } from './blob-writer.js';
 import { asWriteError } from './errors.js';
 import type { Descriptor } from '../model.js';
+import type { SinkWrite } from '../image.js';
 
 const STAGING_PREFIX = '.staging-';
 const HOLDER_FILE = 'holder.json';
@@ -44,6 +45,11 @@ export class BlobTransaction {
     const hex = digestHex(expected.digest);
     if (!this.staged.includes(expected.digest)) this.staged.push(expected.digest);
     return new BlobWriter(expected, join(this.stagingDir, `${hex}.${randomBytes(4).toString('hex')}.part`), this.stagedPath(expected.digest));
+  }
+
+  /** The blob half of a sink's write (image.ts SinkWrite), bound to this transaction. */
+  blobAccess(): Pick<SinkWrite, 'hasBlob' | 'blobPath' | 'blobWriter'> {
+    return { hasBlob: (digest, size) => this.hasBlob(digest, size), blobPath: (digest) => this.blobPath(digest), blobWriter: (expected) => this.blobWriter(expected) };
   }
 
   /** Stages bytes whose digest we compute (manifests we write). */

@@ -67,16 +67,14 @@ export async function dirSink(path: string): Promise<ImageSink> {
   return {
     path,
     layout: 'dir',
-    hasBlob: (digest, size) => layout.hasBlob(digest, size),
-    blobPath: (digest) => layout.blobPath(digest),
+    hasBlob: layout.hasBlob.bind(layout),
+    blobPath: layout.blobPath.bind(layout),
     async begin() {
       const txn = await layout.begin();
       // Written last, at commit: the manifest and the blobs it names.
       let staged: { body: Buffer; blobs: string[] } = { body: Buffer.alloc(0), blobs: [] };
       return {
-        hasBlob: (digest, size) => txn.hasBlob(digest, size),
-        blobPath: (digest) => txn.blobPath(digest),
-        blobWriter: (expected) => txn.blobWriter(expected),
+        ...txn.blobAccess(),
         async stageManifest(image) {
           const { rawManifest: raw, manifest } = image;
           staged = { body: raw.body, blobs: [manifest.config.digest, ...manifest.layers.map((l) => l.digest)] };
