@@ -15,6 +15,7 @@ import { UsageError } from '../../../lib/core/errors.js';
 import { exec } from '../../helpers/exec.js';
 import { tempDir } from '../../helpers/paths.js';
 import { freePort } from '../../helpers/registry.js';
+import { MAN_PAGE_EXAMPLE } from '../../helpers/registries-conf.js';
 
 function conf(text: string): RegistriesConf {
   const file = parseRegistriesConf(text, '/c/registries.conf', { dropIn: false, warn: () => undefined });
@@ -53,19 +54,16 @@ describe('prefixes', () => {
 });
 
 describe('pull sources', () => {
-  const c = conf(`[[registry]]
-prefix = "example.com/foo"
-location = "internal.example.net/bar"
+  const c = conf(`${MAN_PAGE_EXAMPLE}
+[[registry]]
+location = "filtered.io"
 [[registry.mirror]]
-location = "mirror-0.local/mirror-for-foo"
+location = "mirror-all.local/f"
 [[registry.mirror]]
-location = "mirror-1.local/mirrors/foo"
-insecure = true
-[[registry.mirror]]
-location = "mirror-2.local/digests"
+location = "mirror-digests.local/f"
 pull-from-mirror = "digest-only"
 [[registry.mirror]]
-location = "mirror-3.local/tags"
+location = "mirror-tags.local/f"
 pull-from-mirror = "tag-only"
 [[registry]]
 location = "pinned.io"
@@ -87,11 +85,13 @@ location = "wild-mirror.io/all"
   const digest = `sha256:${'a'.repeat(64)}`;
 
   test("the man page's example: the mirrors in order, then the rewritten location; per-mirror insecure", () => {
-    assert.deepEqual(plan(c, 'example.com/foo/image:latest'), ['mirror-0.local/mirror-for-foo/image:latest', 'mirror-1.local/mirrors/foo/image:latest insecure', 'mirror-3.local/tags/image:latest', 'internal.example.net/bar/image:latest']);
+    assert.deepEqual(plan(c, 'example.com/foo/image:latest'), ['example-mirror-0.local/mirror-for-foo/image:latest', 'example-mirror-1.local/mirrors/foo/image:latest insecure', 'internal-registry-for-example.com/bar/image:latest']);
+    assert.deepEqual(plan(c, 'registry.com/image:latest'), ['mirror.registry.com/image:latest', 'registry.com/image:latest'], "another table's mirrors only");
   });
 
   test('pull-from-mirror: digest-only mirrors for digests, tag-only for tags', () => {
-    assert.deepEqual(plan(c, `example.com/foo/image@${digest}`), [`mirror-0.local/mirror-for-foo/image@${digest}`, `mirror-1.local/mirrors/foo/image@${digest} insecure`, `mirror-2.local/digests/image@${digest}`, `internal.example.net/bar/image@${digest}`]);
+    assert.deepEqual(plan(c, 'filtered.io/image:1'), ['mirror-all.local/f/image:1', 'mirror-tags.local/f/image:1', 'filtered.io/image:1']);
+    assert.deepEqual(plan(c, `filtered.io/image@${digest}`), [`mirror-all.local/f/image@${digest}`, `mirror-digests.local/f/image@${digest}`, `filtered.io/image@${digest}`]);
   });
 
   test('mirror-by-digest-only: mirrors only for a digest', () => {

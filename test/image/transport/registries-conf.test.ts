@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { keyLines, loadRegistriesConf, parseRegistriesConf, registriesConfPaths } from '../../../lib/image/transport/registries-conf.js';
 import { UsageError } from '../../../lib/core/errors.js';
 import { tempDir } from '../../helpers/paths.js';
+import { MAN_PAGE_EXAMPLE } from '../../helpers/registries-conf.js';
 
 let work: { path: string; cleanup: () => Promise<void> };
 before(async () => {
@@ -39,27 +40,7 @@ function errorOf(text: string, dropIn = false): string | undefined {
 
 describe('one file', () => {
   test("the man page's example", () => {
-    const { conf, warnings } = parse(`unqualified-search-registries = ["example.com"]
-
-[[registry]]
-prefix = "example.com/foo"
-insecure = false
-blocked = false
-location = "internal-registry-for-example.com/bar"
-
-[[registry.mirror]]
-location = "example-mirror-0.local/mirror-for-foo"
-
-[[registry.mirror]]
-location = "example-mirror-1.local/mirrors/foo"
-insecure = true
-
-[[registry]]
-location = "registry.com"
-
-[[registry.mirror]]
-location = "mirror.registry.com"
-`);
+    const { conf, warnings } = parse(MAN_PAGE_EXAMPLE);
     assert.deepEqual(warnings, []);
     assert.deepEqual(conf.searchRegistries, ['example.com']);
     assert.deepEqual(conf.registries.map((r) => [r.prefix, r.location, r.mirrors.map((m) => `${m.location}${m.insecure ? ' (insecure)' : ''}`)]), [
