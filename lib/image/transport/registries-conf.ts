@@ -10,7 +10,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { parse, TomlError } from 'smol-toml';
+import { createRequire } from 'node:module';
 import { UsageError } from '../../core/errors.js';
 
 export type PullFromMirror = 'all' | 'digest-only' | 'tag-only';
@@ -143,11 +143,13 @@ const V1_KEYS = new Set(['search', 'insecure', 'block']);
 
 /** Parses and checks one file. Throws a UsageError `FILE:LINE: what is wrong`. */
 export function parseRegistriesConf(text: string, file: string, options: { dropIn: boolean; warn: (message: string) => void }): ConfFile {
+  // Loaded on first use: a command that reads no registries.conf does not pay for the parser.
+  const toml = createRequire(import.meta.url)('smol-toml') as typeof import('smol-toml');
   let doc: Record<string, unknown>;
   try {
-    doc = parse(text) as Record<string, unknown>;
+    doc = toml.parse(text) as Record<string, unknown>;
   } catch (err) {
-    if (err instanceof TomlError) throw new UsageError(`${file}:${err.line}: ${err.message.split('\n')[0]?.replace(/^Invalid TOML document: /, '')}`);
+    if (err instanceof toml.TomlError) throw new UsageError(`${file}:${err.line}: ${err.message.split('\n')[0]?.replace(/^Invalid TOML document: /, '')}`);
     throw err;
   }
   const check = new Checker(text, file, options.warn);

@@ -145,10 +145,11 @@ export class RegistryPull {
         await writer.restart();
         throw err;
       }
-    });
+    }, options.signal);
   }
 
-  private async fromAny<T>(request: (registry: Registry, source: PlannedSource) => Promise<T>): Promise<T> {
+  /** `signal`: the request's own (the copy stops the other downloads when one fails): then no other endpoint is asked. */
+  private async fromAny<T>(request: (registry: Registry, source: PlannedSource) => Promise<T>, signal?: AbortSignal): Promise<T> {
     const candidate = this.chosen?.candidate ?? (this.plan.candidates[0] as PullCandidate);
     const first = this.chosen?.source;
     const order = first ? [first, ...candidate.sources.filter((s) => s !== first)] : candidate.sources;
@@ -157,7 +158,7 @@ export class RegistryPull {
       try {
         return await request(this.client(source, candidate.reference), source);
       } catch (error) {
-        if (this.options.signal?.aborted) throw error;
+        if (signal?.aborted) throw error;
         this.failed(attempts, { source, error });
       }
     }
