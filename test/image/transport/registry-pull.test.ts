@@ -118,6 +118,10 @@ describe('certs.d, --cert-dir and registries.conf against real registries', () =
       await mkdir(join(caOnly, mtls.host), { recursive: true });
       await copyFile(pki.caCert, join(caOnly, mtls.host, 'ca.crt'));
       assert.equal((await fetch([`docker://${mtls.host}/lab/busybox:latest`], { CONTAINERS_CERTS_D: caOnly })).status, 1);
+      // skopeo, given the same directory: the same image; without the client certificate it is refused too.
+      const skopeo = JSON.parse(await mustExec('skopeo', ['inspect', '--cert-dir', join(certsRoot, mtls.host), `docker://${mtls.host}/lab/busybox:latest`], { env: clean })) as { Digest: string };
+      assert.equal(skopeo.Digest, digest);
+      assert.notEqual((await exec('skopeo', ['inspect', '--cert-dir', join(caOnly, mtls.host), `docker://${mtls.host}/lab/busybox:latest`], { env: clean })).status, 0);
     });
 
     test('a key without its certificate is one line naming the file, before any request', async () => {
