@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestOf } from '../../../lib/core/digest.js';
 import { ClobberError, DigestMismatchError, NotFoundError, UnsupportedError } from '../../../lib/core/errors.js';
@@ -8,6 +8,7 @@ import { OciLayout } from '../../../lib/image/store/oci-layout.js';
 import { DirLayout } from '../../../lib/image/transport/dir.js';
 import { MEDIA_TYPES, REF_NAME_ANNOTATION } from '../../../lib/image/model.js';
 import { tempDir } from '../../helpers/paths.js';
+import { currentHolder, STALE_HOLDER_MS } from '../../../lib/core/holder.js';
 import { snapshotStore } from '../../helpers/store-snapshot.js';
 import { ociSchema } from '../../helpers/oci-schema.js';
 import { mustExec } from '../../helpers/exec.js';
@@ -89,6 +90,25 @@ test('what a killed pull left (a staging dir of a dead process) is swept on the 
     await writeFile(join(stale, 'x.part'), 'half a layer');
     await OciLayout.open(store, { create: true });
     assert.deepEqual((await snapshotStore(store)).files.filter((f) => f.startsWith('.')), []);
+  }));
+
+test('staging directories with a holder record: a dead holder\'s goes, an unseen holder\'s stays until its heartbeat is stale', () =>
+  withTemp(async (dir) => {
+    const store = join(dir, 'store');
+    await OciLayout.open(store, { create: true });
+    const child = Number((await mustExec('sh', ['-c', 'echo $$'])).trim());
+    const me = currentHolder();
+    const staging = async (name: string, holder: object, age = 0) => {
+      await mkdir(join(store, name));
+      await writeFile(join(store, name, 'holder.json'), JSON.stringify(holder));
+      const when = new Date(Date.now() - age);
+      await utimes(join(store, name, 'holder.json'), when, when);
+    };
+    await staging('.staging-1-dead', { ...me, pid: child });
+    await staging('.staging-2-unseen', { ...me, pidNamespace: 'pid:[1]' });
+    await staging('.staging-3-silent', { ...me, pidNamespace: 'pid:[1]' }, STALE_HOLDER_MS + 60_000);
+    await OciLayout.open(store, { create: true });
+    assert.deepEqual((await snapshotStore(store)).files.filter((f) => f.startsWith('.') && f.endsWith('/')), ['.staging-2-unseen/']);
   }));
 
 test('open refuses what is not an OCI layout', () =>
