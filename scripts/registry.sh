@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # A real local registry for the labs and the tests: Debian's docker-registry on 127.0.0.1.
 #
-#   scripts/registry.sh start DATADIR PORT [--htpasswd USER:PASS] [--token REALM,ISSUER,CERT]
+#   scripts/registry.sh start DATADIR PORT [--htpasswd USER:PASS] [--token REALM,ISSUER,CERT] [--tls CERT,KEY[,CLIENTCA]]
 #   scripts/registry.sh stop DATADIR
 #
 # DATADIR holds the registry's config, storage, log and pid file; `stop` kills that registry
-# and waits for it to exit. Servers listen on 127.0.0.1 only.
+# and waits for it to exit. Servers listen on 127.0.0.1 only. --tls serves HTTPS with CERT and
+# KEY; with CLIENTCA it also requires a client certificate signed by that CA.
 set -euo pipefail
 
-usage() { echo "usage: $0 start DATADIR PORT [--htpasswd USER:PASS] [--token REALM,ISSUER,CERTFILE] | stop DATADIR" >&2; exit 2; }
+usage() { echo "usage: $0 start DATADIR PORT [--htpasswd USER:PASS] [--token REALM,ISSUER,CERTFILE] [--tls CERT,KEY[,CLIENTCA]] | stop DATADIR" >&2; exit 2; }
 
 start() {
   local dir=$1 port=$2; shift 2
-  local auth=""
+  local auth="" tls=""
   while [ $# -gt 0 ]; do
     case $1 in
       --htpasswd)
@@ -25,6 +26,11 @@ start() {
       --token)
         IFS=, read -r realm issuer cert <<<"$2"
         auth=$'auth:\n  token:\n    realm: '"$realm"$'\n    service: container-parts-lab\n    issuer: '"$issuer"$'\n    rootcertbundle: '"$cert"
+        shift 2 ;;
+      --tls)
+        IFS=, read -r cert key clientca <<<"$2"
+        tls=$'  tls:\n    certificate: '"$cert"$'\n    key: '"$key"
+        [ -z "$clientca" ] || tls+=$'\n    clientcas:\n      - '"$clientca"
         shift 2 ;;
       *) usage ;;
     esac
@@ -47,13 +53,16 @@ storage:
     disable: true
 http:
   addr: 127.0.0.1:$port
+$tls
 $auth
 YAML
   # setsid: the registry must not die with the shell that started it, nor take its signals.
   setsid docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 < /dev/null &
   echo $! > "$dir/pid"
   for _ in $(seq 1 100); do
-    if curl -s -o /dev/null "http://127.0.0.1:$port/v2/"; then return 0; fi
+    if [ -z "$tls" ] && curl -s -o /dev/null "http://127.0.0.1:$port/v2/"; then return 0; fi
+    # Listening is enough for TLS: a registry that wants a client certificate answers no plain request.
+    if [ -n "$tls" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
     if ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
       echo "registry.sh: the registry exited; its log:" >&2; tail -5 "$dir/registry.log" >&2; exit 1
     fi

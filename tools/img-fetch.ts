@@ -9,6 +9,7 @@ import { fetchImage, parseFetchSource } from '../lib/image/fetch.js';
 import { parsePlatform } from '../lib/image/manifest.js';
 import { resolveStorePath } from '../lib/core/paths.js';
 import { createProgress } from '../lib/core/progress.js';
+import { planPull } from '../lib/image/transport/registry-pull.js';
 
 export const imgFetch = defineCommand({
   name: 'img-fetch',
@@ -27,13 +28,18 @@ export const imgFetch = defineCommand({
       .option('platform', { type: 'string', requiresArg: true, describe: 'OS/ARCH[/VARIANT] to choose from a multi-platform image (default: the host)' })
       .option('jobs', { type: 'number', default: 6, describe: 'Blobs downloaded at once' })
       .option('retries', { type: 'number', default: 4, describe: 'Retries of a failed request (with backoff; 429 honours Retry-After)' })
+      .option('cert-dir', { type: 'string', requiresArg: true, describe: "The registry's TLS files (*.crt CAs, NAME.cert/NAME.key client certificate) in DIR, instead of certs.d (skopeo's --src-cert-dir)" })
+      .option('registries-conf', { type: 'string', requiresArg: true, describe: 'Read FILE as registries.conf (mirrors, insecure, blocked, short names; default: $CONTAINERS_REGISTRIES_CONF, else ~/.config/containers or /etc/containers)' })
       .option('timeout', { type: 'string', requiresArg: true, describe: 'Give up after this long, the whole command (like skopeo --command-timeout): 90s, 5m, 1h30m (default: no limit)' }),
   async run(args, ctx) {
     const positional = args._.map(String);
     if (positional.length !== 1) throw new UsageError(positional.length === 0 ? 'missing SOURCE (e.g. docker://127.0.0.1:5000/lab/busybox:latest)' : `one SOURCE only, got ${positional.length}`);
-    const source = parseFetchSource(positional[0] as string);
+    const typed = positional[0] as string;
+    const source = parseFetchSource(typed);
     const store = resolveStorePath(args.store, ctx.io.env);
-    if (args.explain) return ctx.explain((await import('../lib/cli/explain.js')).explainFetch(source, { store, dir: args.dir, tlsVerify: args['tls-verify'] }));
+    const registries = { certDir: args['cert-dir'], registriesConf: args['registries-conf'], tlsVerify: args['tls-verify'] };
+    const plan = source.transport === 'docker' ? await planPull(source.reference, { ...registries, typed: typed.startsWith('docker://') ? undefined : typed, env: ctx.io.env, warn: (m) => ctx.log.warn(m) }) : undefined;
+    if (args.explain) return ctx.explain((await import('../lib/cli/explain.js')).explainFetch(source, { store, dir: args.dir, plan, ...registries }));
     const doc = await ctx.document();
     const progress = createProgress(args.progress, ctx.io.stderr, args.quiet);
     try {
@@ -41,7 +47,8 @@ export const imgFetch = defineCommand({
         store,
         dir: args.dir,
         name: args.name,
-        tlsVerify: args['tls-verify'],
+        tlsVerify: args['tls-verify'] ?? true,
+        plan,
         credentials: args.creds ? parseCredsFlag(args.creds) : undefined,
         platform: args.platform ? parsePlatform(args.platform) : undefined,
         concurrency: args.jobs,

@@ -110,10 +110,10 @@ export function withStore<T>(y: Argv<T>) {
 }
 
 export function withTlsVerify<T>(y: Argv<T>) {
+  // No default: when not given, registries.conf's `insecure` decides per registry (as skopeo's --src-tls-verify).
   return y.option('tls-verify', {
     type: 'boolean',
-    default: true,
-    describe: 'Require HTTPS and verify certificates; --tls-verify=false allows plain HTTP and self-signed certificates',
+    describe: 'Require HTTPS and verify certificates (the default, unless registries.conf says insecure = true for the registry); --tls-verify=false allows plain HTTP and self-signed certificates',
   });
 }
 

@@ -5,29 +5,68 @@
 import type { ExplainStep } from './command.js';
 import { formatReference, manifestReference, registryEndpointHost, storeNameForLayoutImage, type ImageSource } from '../image/reference.js';
 import type { RuntimeConfig } from '../run/runtime-spec.js';
+import { directPlan, type PlannedSource, type PullCandidate, type RegistryPlan } from '../image/transport/registry-pull.js';
 import { shellQuote } from '../core/shell.js';
 import { layerCompression } from '../layer/tarstream.js';
 import type { ImageSection } from './document.js';
 import { runcDefaultConfig } from '../run/spec.js';
 
-export function explainFetch(source: ImageSource, options: { store: string; dir?: string; tlsVerify: boolean }): ExplainStep[] {
+export interface ExplainFetchOptions {
+  store: string;
+  dir?: string;
+  /** --tls-verify as given (undefined: registries.conf decides). */
+  tlsVerify?: boolean;
+  /** Where registries.conf and certs.d send a registry reference (planPull). */
+  plan?: RegistryPlan;
+  certDir?: string;
+  registriesConf?: string;
+}
+
+export function explainFetch(source: ImageSource, options: ExplainFetchOptions): ExplainStep[] {
   const name = source.transport === 'docker' ? formatReference(source.reference) : source.transport === 'oci' ? storeNameForLayoutImage(source.path, source.name) : source.name ?? 'NAME';
   const destination = options.dir ? `dir:${options.dir}` : `oci:${options.store}:${name}`;
   const steps: ExplainStep[] = [];
   if (source.transport === 'docker') {
-    const ref = source.reference;
-    const base = `${options.tlsVerify ? 'https' : 'http'}://${registryEndpointHost(ref.registry)}/v2/${ref.repository}`;
-    const accept = 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json';
-    steps.push(
-      { comment: 'ask the registry for the manifest (on 401, get a token from the realm its WWW-Authenticate header names)', command: `curl -fsS -H ${shellQuote(`Accept: ${accept}`)} ${shellQuote(`${base}/manifests/${manifestReference(ref)}`)} -o manifest.json` },
-      { comment: 'an index lists one manifest per platform: fetch the one for this host the same way, by its digest', command: `jq -r '.manifests[]? | "\\(.platform.os)/\\(.platform.architecture) \\(.digest)"' manifest.json` },
-      { comment: 'download the config and each layer by digest (named by their sha256, as skopeo\'s dir: layout), and check each', command: `for d in $(jq -r '.config.digest, .layers[].digest' manifest.json); do curl -fsSL ${shellQuote(`${base}/blobs/`)}"$d" -o "\${d#sha256:}" && echo "\${d#sha256:}  \${d#sha256:}" | sha256sum -c --quiet; done` },
-      { comment: 'the same copy in one step with skopeo', command: `skopeo copy${options.tlsVerify ? '' : ' --src-tls-verify=false'} docker://${formatReference(ref)} ${shellQuote(destination)}` },
-    );
+    steps.push(...registrySteps(options.plan ?? directPlan(source.reference, options.tlsVerify ?? true), options, destination));
   } else {
     steps.push({ comment: `copy the image out of the ${source.transport === 'oci' ? 'OCI layout' : 'docker save archive'}`, command: `skopeo copy ${shellQuote(`${source.transport}:${source.path}${source.name ? `:${source.name}` : ''}`)} ${shellQuote(destination)}` });
   }
   if (!options.dir) steps.push({ comment: 'the store is an OCI image layout: its index.json names each image by its reference', command: `jq . ${shellQuote(`${options.store}/index.json`)}` });
+  return steps;
+}
+
+const MANIFEST_ACCEPT_HEADER = 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json';
+
+/** curl's TLS flags for an endpoint: its certs.d CAs (--cacert trusts only them: enough for a private registry) and client certificate. */
+function curlTls(source: PlannedSource): string {
+  const ca = source.certs.caFiles;
+  const flags = ca.length === 1 ? [`--cacert ${shellQuote(ca[0] as string)}`] : ca.length > 1 ? [`--cacert <(cat ${ca.map(shellQuote).join(' ')})`] : [];
+  if (source.certs.client) flags.push(`--cert ${shellQuote(source.certs.client.certFile)} --key ${shellQuote(source.certs.client.keyFile)}`);
+  return flags.map((f) => ` ${f}`).join('');
+}
+
+/** The registry part of img-fetch: the manifest from the first endpoint that answers (mirrors, then the location), blobs, and skopeo's one step. */
+function registrySteps(plan: RegistryPlan, options: ExplainFetchOptions, destination: string): ExplainStep[] {
+  const candidate = plan.candidates[0] as PullCandidate;
+  const open = candidate.sources.filter((s) => !s.blocked);
+  const blocked = candidate.sources.filter((s) => s.blocked).map((s) => s.blocked).join('; ');
+  const base = (s: PlannedSource) => `${s.tlsVerify ? 'https' : 'http'}://${registryEndpointHost(s.reference.registry)}/v2/${s.reference.repository}`;
+  const steps: ExplainStep[] = [];
+  const first = open[0];
+  if (first) {
+    const roles = open.length > 1 ? `the endpoints in order (${open.map((s) => `${s.role} ${formatReference(s.reference)}`).join(', ')}; registries.conf), the first that answers serving the rest,` : 'the registry';
+    const manifest = open.map((s) => `curl -fsS${curlTls(s)} -H ${shellQuote(`Accept: ${MANIFEST_ACCEPT_HEADER}`)} ${shellQuote(`${base(s)}/manifests/${manifestReference(s.reference)}`)} -o manifest.json`).join(' || ');
+    steps.push(
+      { comment: `${plan.shortName ? `${plan.shortName}; ` : ''}ask ${roles} for the manifest (on 401, get a token from the realm its WWW-Authenticate header names)${blocked ? `; ${blocked}` : ''}`, command: manifest },
+      { comment: 'an index lists one manifest per platform: fetch the one for this host the same way, by its digest', command: `jq -r '.manifests[]? | "\\(.platform.os)/\\(.platform.architecture) \\(.digest)"' manifest.json` },
+      { comment: 'download the config and each layer by digest (named by their sha256, as skopeo\'s dir: layout), and check each', command: `for d in $(jq -r '.config.digest, .layers[].digest' manifest.json); do curl -fsSL${curlTls(first)} ${shellQuote(`${base(first)}/blobs/`)}"$d" -o "\${d#sha256:}" && echo "\${d#sha256:}  \${d#sha256:}" | sha256sum -c --quiet; done` },
+    );
+  } else {
+    steps.push({ comment: `registries.conf refuses it: ${blocked}`, command: 'false' });
+  }
+  const flags = `${options.registriesConf ? ` --registries-conf ${shellQuote(options.registriesConf)}` : ''}${options.certDir ? ` --src-cert-dir ${shellQuote(options.certDir)}` : ''}${options.tlsVerify === false ? ' --src-tls-verify=false' : ''}`;
+  const copies = plan.candidates.map((c) => `skopeo copy${flags} docker://${formatReference(c.reference)} ${shellQuote(destination)}`);
+  steps.push({ comment: `the same copy in one step with skopeo (it reads the same registries.conf and certs.d${copies.length > 1 ? '; it does not resolve short names: each candidate in order' : ''})`, command: copies.join(' || ') });
   return steps;
 }
 

@@ -16,6 +16,7 @@ import { openRegistryImage } from './transport/registry-source.js';
 import { openLayoutImage } from './transport/oci-source.js';
 import { openArchiveImage } from './transport/archive-source.js';
 import type { Credentials } from './transport/auth.js';
+import type { RegistryPlan } from './transport/registry-pull.js';
 import type { Image, ImageSink } from './image.js';
 import type { Platform, StoredImage } from './model.js';
 
@@ -27,6 +28,8 @@ export interface FetchOptions {
   /** The name to give the image in the store (default: its reference). */
   name?: string;
   tlsVerify: boolean;
+  /** Where registries.conf and certs.d send a registry reference (planPull); without it, the reference as it is. */
+  plan?: RegistryPlan;
   credentials?: Credentials;
   platform?: Platform;
   concurrency?: number;

@@ -24,6 +24,8 @@ export interface Fault {
   cutAfterBytes?: number;
   /** Called (and awaited) at the cut, before the connection closes: e.g. stop the registry. */
   onCut?: () => Promise<void>;
+  /** Forward, with every byte of the body inverted: the same size, only the digest shows it (a lying mirror). */
+  corrupt?: boolean;
 }
 
 export interface FaultProxy {
@@ -58,6 +60,11 @@ export async function startProxy(upstreamPort: number): Promise<FaultProxy> {
     const upstream = httpRequest({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers }, (up) => {
       record.status = up.statusCode;
       res.writeHead(up.statusCode ?? 502, up.headers);
+      if (fault?.corrupt) {
+        up.on('data', (chunk: Buffer) => res.write(Buffer.from(chunk.map((byte) => byte ^ 0xff))));
+        up.on('end', () => res.end());
+        return;
+      }
       if (fault?.cutAfterBytes === undefined) {
         up.pipe(res);
         return;

@@ -32,12 +32,21 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startRegistry(options: { htpasswd?: string; token?: { realm: string; issuer: string; certFile: string }; port?: number } = {}): Promise<TestRegistry> {
+export interface RegistryOptions {
+  htpasswd?: string;
+  token?: { realm: string; issuer: string; certFile: string };
+  /** HTTPS with this certificate and key; with `clientCa`, a client certificate signed by it is required. */
+  tls?: { cert: string; key: string; clientCa?: string };
+  port?: number;
+}
+
+export async function startRegistry(options: RegistryOptions = {}): Promise<TestRegistry> {
   const dir = await tempDir('cp-registry-');
   const port = options.port ?? (await freePort());
   const args = ['start', dir.path, String(port)];
   if (options.htpasswd) args.push('--htpasswd', options.htpasswd);
   if (options.token) args.push('--token', `${options.token.realm},${options.token.issuer},${options.token.certFile}`);
+  if (options.tls) args.push('--tls', [options.tls.cert, options.tls.key, ...(options.tls.clientCa ? [options.tls.clientCa] : [])].join(','));
   await mustExec(join(SCRIPTS, 'registry.sh'), args);
   const kill = () => mustExec(join(SCRIPTS, 'registry.sh'), ['stop', dir.path]).then(() => undefined);
   const restart = () => mustExec(join(SCRIPTS, 'registry.sh'), args).then(() => undefined);

@@ -106,11 +106,12 @@ export class BlobWriter {
     await rm(this.tempPath, { force: true });
   }
 
-  private verify(): void {
+  /** commit's size and digest check, without committing: a wrong blob is found while another source can still be asked. */
+  verify(): void {
     if (this.expected.size !== undefined && this.written !== this.expected.size) {
       throw new DigestMismatchError(`blob ${this.expected.digest}: got ${this.written} bytes, expected ${this.expected.size}`);
     }
-    const actual = `sha256:${this.hash.digest('hex')}`;
+    const actual = `sha256:${this.hash.copy().digest('hex')}`;
     if (actual !== this.expected.digest) throw new DigestMismatchError(`blob ${this.expected.digest}: content has digest ${actual}`);
   }
 

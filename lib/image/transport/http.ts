@@ -9,7 +9,7 @@
  * and a connection that goes quiet is dropped.
  */
 import net from 'node:net';
-import type { ConnectionOptions, TLSSocket } from 'node:tls';
+import type { ConnectionOptions, SecureContext, TLSSocket } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { createRequire } from 'node:module';
@@ -33,6 +33,8 @@ export interface HttpResponse {
 export interface HttpClientOptions {
   /** Verify TLS certificates (with false, no trust store is even loaded). */
   tlsVerify: boolean;
+  /** The registry's own TLS context: its certs.d CAs beside the default roots, its client certificate. */
+  secureContext?: SecureContext;
   /** Drop a connection that sends nothing for this long (default 60 s): a body that stops coming. */
   idleTimeoutMs?: number;
   /** Give up on a response whose head is not complete this long after the request (default 30 s): drip-fed headers. */
@@ -135,6 +137,7 @@ class Connection {
         ...(net.isIP(host) ? {} : { servername: host }),
         // `ca: []` with verification off: node then skips parsing its ~140 root certificates.
         ...(options.tlsVerify ? {} : { rejectUnauthorized: false, ca: [] }),
+        ...(options.secureContext ? { secureContext: options.secureContext } : {}),
       };
       this.socket = tls.connect(tlsOptions);
     } else {

@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { digestOf } from '../../core/digest.js';
 import { SILENT_ITEM } from '../../core/progress.js';
 import { MANIFEST_ACCEPT, parseConfig, parseManifest } from '../manifest.js';
-import { formatReference, manifestReference, type ImageReference } from '../reference.js';
+import { formatReference, type ImageReference } from '../reference.js';
 import { BlobWriter } from '../store/blob-writer.js';
 import { resolveImageManifest, type Image, type RawManifest } from '../image.js';
-import { lookupCredentials, type Credentials } from './auth.js';
-import { Registry } from './registry.js';
+import type { Credentials } from './auth.js';
+import { directPlan, RegistryPull, type RegistryPlan } from './registry-pull.js';
 import type { Descriptor, Platform } from '../model.js';
 
 export interface RegistryImageOptions {
@@ -24,31 +24,33 @@ export interface RegistryImageOptions {
   platform: Platform;
   /** Ends every request when it aborts (--timeout). */
   signal?: AbortSignal;
+  /** Where registries.conf and certs.d send the reference (default: to itself, verified as tlsVerify says). */
+  plan?: RegistryPlan;
   /** A store to take a digest-pinned manifest from, when it has it. */
   cache?: { blobPath(digest: string): string };
   debug?: (message: string) => void;
 }
 
 export async function openRegistryImage(reference: ImageReference, options: RegistryImageOptions): Promise<Image> {
-  const registry = new Registry(reference.registry, {
-    tlsVerify: options.tlsVerify,
-    credentials: async () => options.credentials ?? (await lookupCredentials(reference.registry, reference.repository, options.env)),
+  const registry = new RegistryPull(options.plan ?? directPlan(reference, options.tlsVerify), {
+    credentials: options.credentials,
     retries: options.retries,
     signal: options.signal,
+    env: options.env,
     debug: options.debug,
   });
   const description = formatReference(reference);
   try {
-    const top = async (): Promise<RawManifest> => (await cachedManifest(reference, options.cache, description)) ?? registry.manifest(reference.repository, manifestReference(reference), MANIFEST_ACCEPT);
-    const manifestOf = (descriptor: Descriptor) => registry.manifest(reference.repository, descriptor, MANIFEST_ACCEPT);
+    const top = async (): Promise<RawManifest> => (await cachedManifest(reference, options.cache, description)) ?? registry.topManifest(MANIFEST_ACCEPT);
+    const manifestOf = (descriptor: Descriptor) => registry.manifest(descriptor, MANIFEST_ACCEPT);
     const resolved = await resolveImageManifest({ description, top, manifest: manifestOf }, options.platform, options.debug);
     const image: Image = {
       description,
       top: resolved.top,
       rawManifest: resolved.raw,
       manifest: resolved.manifest,
-      defaultName: description,
-      copyBlob: (descriptor, writer, copy) => registry.blob(reference.repository, descriptor.digest, writer, copy),
+      defaultName: formatReference(registry.reference),
+      copyBlob: (descriptor, writer, copy) => registry.blob(descriptor.digest, writer, copy),
       openBlob: (descriptor, signal) => downloaded(image, descriptor, signal),
       config: async () => parseConfig(await readAll(await image.openBlob(resolved.manifest.config)), `config ${resolved.manifest.config.digest}`),
       close: () => registry.close(),

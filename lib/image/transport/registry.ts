@@ -9,7 +9,7 @@
  */
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BodyTooLarge, discardBody, HttpClient, readBody, type HttpResponse } from './http.js';
+import { BodyTooLarge, discardBody, HttpClient, readBody, type HttpClientOptions, type HttpResponse } from './http.js';
 import { checkDigest, digestOf, quoted, verifyDigest } from '../../core/digest.js';
 import { AuthError, ContainerPartsError, DigestMismatchError, NotFoundError, RegistryError, UnsupportedError, UsageError } from '../../core/errors.js';
 import { formatBytes, type ItemProgress } from '../../core/progress.js';
@@ -19,7 +19,7 @@ import { parseChallenge, requestToken, USER_AGENT, type Challenge, type Credenti
 import { describe, isConnectionRefused, isNetworkFailure, RETRYABLE_STATUS, retryAfterMs, sleep, wrapNetworkError } from './retry.js';
 import type { BlobWriter } from '../store/blob-writer.js';
 
-export interface RegistryOptions {
+export interface RegistryOptions extends Pick<HttpClientOptions, 'secureContext'> {
   tlsVerify: boolean;
   /** Credentials for the registry; a function is called only when the registry asks for them. */
   credentials?: () => Promise<Credentials | undefined>;
@@ -28,6 +28,9 @@ export interface RegistryOptions {
   backoffMs?: number;
   /** Ends every request and wait of this client when it aborts (img-fetch --timeout), with its reason. */
   signal?: AbortSignal;
+  /** Time limits of each response: to its head, and without data in its body (http.ts's defaults). */
+  headersTimeoutMs?: number;
+  idleTimeoutMs?: number;
   debug?: (message: string) => void;
 }
 
@@ -78,7 +81,7 @@ export class Registry {
     // Not a count (NaN, a list from a repeated flag) would make every retry budget endless.
     const retries = options.retries ?? 0;
     if (!Number.isSafeInteger(retries) || retries < 0) throw new UsageError(`--retries: want a whole number, 0 or more, got ${quoted(options.retries)}`);
-    this.http = new HttpClient({ tlsVerify: options.tlsVerify });
+    this.http = new HttpClient({ tlsVerify: options.tlsVerify, secureContext: options.secureContext, headersTimeoutMs: options.headersTimeoutMs, idleTimeoutMs: options.idleTimeoutMs });
   }
 
   get host(): string {

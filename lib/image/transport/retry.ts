@@ -40,7 +40,8 @@ export function wrapNetworkError(err: unknown, where: string): ContainerPartsErr
   if (code === 'ECONNREFUSED') return new RegistryError(`${where}: connection refused (is the registry running?)`);
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new RegistryError(`${where}: host not found`);
   if (code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) {
-    return new RegistryError(`${where}: TLS certificate not trusted (${code})`, undefined, { hint: 'maybe --tls-verify=false will help?' });
+    const host = where.split(': ')[0];
+    return new RegistryError(`${where}: TLS certificate not trusted (${code})`, undefined, { hint: `its CA goes in /etc/containers/certs.d/${host}/ca.crt (or --cert-dir DIR); --tls-verify=false skips the check` });
   }
   if (/wrong version number|EPROTO/i.test(describe(err))) {
     return new RegistryError(`${where}: the registry does not speak HTTPS`, undefined, { hint: 'maybe --tls-verify=false will help?' });
