@@ -19,6 +19,8 @@ export interface CopyOptions {
   platform: Platform;
   concurrency?: number;
   progress?: Progress;
+  /** Stops the copy (img-fetch --timeout): every source, not only a registry, stops with it. */
+  signal?: AbortSignal;
 }
 
 export async function copyImage(image: Image, sink: ImageSink, options: CopyOptions): Promise<StoredImage> {
@@ -92,6 +94,15 @@ async function copyBlobs(image: Image, write: SinkWrite, blobs: BlobToCopy[], op
   const queue = blobs.filter((b, i) => blobs.findIndex((o) => o.blob.digest === b.blob.digest) === i);
   const running = new Set<AbortController>();
   let failure: unknown;
+  const stop = (reason: unknown) => {
+    if (failure !== undefined) return;
+    failure = reason;
+    for (const other of running) other.abort(reason);
+  };
+  // One listener for the whole copy, not one per blob.
+  const onAbort = () => stop(options.signal?.reason);
+  if (options.signal?.aborted) onAbort();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   const worker = async () => {
     for (let next = queue.shift(); next && failure === undefined; next = queue.shift()) {
       const controller = new AbortController();
@@ -99,16 +110,17 @@ async function copyBlobs(image: Image, write: SinkWrite, blobs: BlobToCopy[], op
       try {
         await copyBlob(image, write, next, { options, signal: controller.signal });
       } catch (err) {
-        if (failure === undefined) {
-          failure = err;
-          for (const other of running) other.abort(err);
-        }
+        stop(err);
       } finally {
         running.delete(controller);
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 6) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 6) }, worker));
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
   if (failure !== undefined) throw failure;
 }
 

@@ -48,7 +48,7 @@ export async function fetchImage(source: ImageSource, options: FetchOptions): Pr
   const platform = options.platform ?? hostPlatform();
   const image = await openImage(source, { ...options, platform }, sink);
   try {
-    const stored = await copyImage(image, sink, { name: options.name ?? image.defaultName, source: formatSource(source), platform, concurrency: options.concurrency, progress: options.progress });
+    const stored = await copyImage(image, sink, { name: options.name ?? image.defaultName, source: formatSource(source), platform, concurrency: options.concurrency, progress: options.progress, signal: options.signal });
     if (!options.platform && !samePlatform(stored.platform, platform)) {
       options.warn?.(`${image.description} is an image for ${formatPlatform(stored.platform)}, not for this host (${formatPlatform(platform)}); it will not run here without emulation`);
     }

@@ -5,7 +5,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { arch } from 'node:os';
 import { assertOneLineError, mustExec, tool } from '../helpers/exec.js';
@@ -68,5 +69,26 @@ describe('img-fetch: the copy', () => {
     // A file that is no image (the busybox binary beside you) does not stop a pull of that name.
     const other = await tool('img-fetch', ['README', '--store', join(work.path, 'store-file')], { cwd: work.path, timeoutMs: 60_000 });
     assert.doesNotMatch(other.stderr, /is a tar archive|is an OCI layout/);
+  });
+
+  test('--timeout stops a copy from an OCI layout too, not only from a registry', async () => {
+    // A layer of 8 GiB (sparse: no disk is used) takes seconds to hash; a 1 s deadline must stop it.
+    const huge = join(work.path, 'huge-layout');
+    const image = await writeRandomImage(huge, 'huge', [1024]);
+    const layer = image.layers[0] as { digest: string; size: number };
+    const size = 8 * 1024 ** 3;
+    await truncate(join(huge, 'blobs', 'sha256', layer.digest.slice(7)), size);
+    const manifestPath = join(huge, 'blobs', 'sha256', image.manifest.digest.slice(7));
+    const manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as { layers: Array<{ size: number }> };
+    (manifest.layers[0] as { size: number }).size = size;
+    const body = JSON.stringify(manifest);
+    const digest = createHash('sha256').update(body).digest('hex');
+    await writeFile(join(huge, 'blobs', 'sha256', digest), body);
+    const index = JSON.parse(await readFile(join(huge, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; size: number }> };
+    for (const entry of index.manifests) if (entry.digest === image.manifest.digest) Object.assign(entry, { digest: `sha256:${digest}`, size: body.length });
+    await writeFile(join(huge, 'index.json'), JSON.stringify(index));
+    const store = join(work.path, 'store-huge');
+    const result = await tool('img-fetch', [`oci:${huge}:huge`, '--store', store, '--timeout', '1s'], { timeoutMs: 120_000 });
+    assertOneLineError(result, 'img-fetch', 1, /timed out after 1 s \(--timeout\)/);
   });
 });
