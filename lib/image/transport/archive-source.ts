@@ -10,7 +10,9 @@ import { digestOf } from '../../core/digest.js';
 import { NotFoundError, UnsupportedError } from '../../core/errors.js';
 import { indexTar, memberName, type TarMember } from './archive.js';
 import { formatReference, parseReference } from '../reference.js';
-import { parseConfig } from '../manifest.js';
+import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, parseConfig } from '../manifest.js';
+import { FieldCheck } from '../fields.js';
+import { formatBytes } from '../../core/progress.js';
 import { copyFromStream, type Image, type RawManifest } from '../image.js';
 import { MEDIA_TYPES, type Descriptor, type ImageConfig, type ImageManifest } from '../model.js';
 
@@ -41,9 +43,12 @@ class Archive {
     return createReadStream(this.path, { start: offset, end: offset + size - 1, highWaterMark: 1 << 20 });
   }
 
-  async read(memberPath: string): Promise<Buffer> {
+  /** A member read whole, refused past `limit` bytes before any is read (a config of 300 MB is no config). */
+  async read(memberPath: string, limit: number): Promise<Buffer> {
+    const member = this.member(memberPath);
+    if (member.size > limit) throw new UnsupportedError(`${this.description}: ${memberPath} is ${member.size} bytes, more than the ${formatBytes(limit)} allowed`);
     const chunks: Buffer[] = [];
-    for await (const chunk of this.stream(this.member(memberPath))) chunks.push(chunk);
+    for await (const chunk of this.stream(member)) chunks.push(chunk);
     return Buffer.concat(chunks);
   }
 
@@ -64,7 +69,7 @@ export async function openArchiveImage(path: string, name: string | undefined): 
   const archive = await Archive.open(path);
   const { description } = archive;
   const entry = await chooseEntry(archive, name);
-  const configBytes = await archive.read(entry.Config);
+  const configBytes = await archive.read(entry.Config, MAX_CONFIG_BYTES);
   const config = parseConfig(configBytes, `config ${digestOf(configBytes)}`);
   const { layers, members } = await describeLayers(archive, entry, config);
   const configDescriptor: Descriptor = { mediaType: MEDIA_TYPES.ociConfig, digest: digestOf(configBytes), size: configBytes.length };
@@ -92,15 +97,29 @@ export async function openArchiveImage(path: string, name: string | undefined): 
 }
 
 async function chooseEntry(archive: Archive, name: string | undefined): Promise<ArchiveManifestEntry> {
-  let entries: ArchiveManifestEntry[];
+  let parsed: unknown;
   try {
-    entries = JSON.parse((await archive.read('manifest.json')).toString('utf8')) as ArchiveManifestEntry[];
-  } catch {
+    parsed = JSON.parse((await archive.read('manifest.json', MAX_MANIFEST_BYTES)).toString('utf8'));
+  } catch (err) {
+    if (err instanceof UnsupportedError) throw err;
     throw new UnsupportedError(`${archive.description}: manifest.json is not valid JSON`);
   }
+  const entries = checkEntries(parsed, `${archive.description}: manifest.json`);
   const entry = name ? entries.find((e) => (e.RepoTags ?? []).some((t) => t === name || safeFormat(t) === safeFormat(name))) : entries[0];
   if (!entry) throw new NotFoundError(`${archive.description}: no image ${name ? `tagged "${name}"` : ''} in the archive`);
   return entry;
+}
+
+/** manifest.json as `docker save` writes it: a list of {Config, RepoTags, Layers}; each field named when it is not. */
+function checkEntries(value: unknown, what: string): ArchiveManifestEntry[] {
+  const check = new FieldCheck(what);
+  return check.array(value, 'the document').map((item, i) => {
+    const entry = check.object(item, `[${i}]`);
+    check.string(entry.Config, `[${i}].Config`);
+    check.optionalStrings(entry.RepoTags, `[${i}].RepoTags`);
+    check.array(entry.Layers, `[${i}].Layers`).forEach((layer, j) => check.string(layer, `[${i}].Layers[${j}]`));
+    return entry as unknown as ArchiveManifestEntry;
+  });
 }
 
 async function describeLayers(archive: Archive, entry: ArchiveManifestEntry, config: ImageConfig): Promise<{ layers: Descriptor[]; members: Map<string, TarMember> }> {
