@@ -7,7 +7,8 @@ import { UsageError } from '../lib/core/errors.js';
 import { resolveStorePath } from '../lib/core/paths.js';
 import { hasRunFlags, parseRunFlags } from '../lib/run/runflags.js';
 import { RUN_FLAGS_SHORT_FLAGS, withRunFlags } from '../lib/cli/run-flags.js';
-import { configForRequest, formatConfig, readRuntimeConfig, validateRuntimeConfig, writeBundleConfig } from '../lib/run/spec.js';
+import { formatConfig, readRuntimeConfig, validateRuntimeConfig } from '../lib/run/spec.js';
+import { configForRequest, writeBundleConfig } from '../lib/run/bundle.js';
 
 export const ociSpec = defineCommand({
   name: 'oci-spec',
