@@ -3,7 +3,8 @@
 import { defineCommand, isMainModule, main, withStore } from '../lib/cli/command.js';
 import { openTerminal, pipedStore, prepareRun, runPrepared } from '../lib/run/container.js';
 import { UsageError } from '../lib/core/errors.js';
-import { planExecution, stagingDirFor } from '../lib/run/namespaces.js';
+import { planExecution } from '../lib/run/bwrap-plan.js';
+import { stagingDirFor } from '../lib/run/namespaces.js';
 import { resolveStorePath } from '../lib/core/paths.js';
 import { parseRunFlags } from '../lib/run/runflags.js';
 import { RUN_FLAGS_SHORT_FLAGS, withRunFlags } from '../lib/cli/run-flags.js';

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { exec, mustExec, tool } from '../helpers/exec.js';
 import { busyboxRootfs, mountsUnder, unmountAll } from '../helpers/mounts.js';
 import { tempDir, toolPath } from '../helpers/paths.js';
-import { planExecution, sharedObjects } from '../../lib/run/namespaces.js';
+import { planExecution } from '../../lib/run/bwrap-plan.js';
+import { sharedObjects } from '../../lib/run/elf.js';
 import { UnsupportedError } from '../../lib/core/errors.js';
 import type { RuntimeConfig } from '../../lib/run/runtime-spec.js';
 

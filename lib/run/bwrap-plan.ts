@@ -1,0 +1,146 @@
+/**
+ * A runtime config as one command line: bubblewrap (the sandbox Flatpak uses) makes the
+ * namespaces, the mounts and the pivot_root (detaching the old root), because node cannot
+ * unshare(2) its own multithreaded process and has no mount(2) or pivot_root(2). Around it,
+ * util-linux unshare makes a user namespace and a private mount namespace for the prelude's
+ * mounts; prlimit before it sets the rlimits; setpriv after it sets the credentials.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { UnsupportedError, UsageError } from '../core/errors.js';
+import { findProgram } from '../core/host.js';
+import { unshareCommand } from '../core/userns.js';
+import { FD_BLOCK, FD_INFO, FD_STATUS } from './bwrap-fds.js';
+import { checkConfig, checkNamespaces, userMappings, type LinuxConfig, type ProcessConfig } from './config-checks.js';
+import { mountPrelude, overlayStep, type PreludeStep } from './mount-prelude.js';
+import { maskPath, mountArgs, readOnlyPath, rootOverlayOf } from './mount-plan.js';
+import { HELPER_DIR, helperBinds, rlimitPrefix, setprivArgs } from './privileges.js';
+import type { RuntimeConfig } from './runtime-spec.js';
+
+export interface PlanOptions {
+  /** A relative root.path is relative to the bundle dir. */
+  bundleDir?: string;
+  /** --init: catatonit as PID 1, forwarding signals to the command and reaping zombies (podman run --init). */
+  init?: boolean;
+  /** Whether the container's stdin is a terminal (process.terminal needs one). */
+  stdinIsTerminal: boolean;
+  /** The dir a root overlay's relative option names (ovl-mount's short links) are relative to. */
+  overlayDir?: string;
+  /**
+   * An empty host dir (made and removed by runContainer) whose numbered subdirs are the mount
+   * points of staged mounts: those bwrap cannot make with their flags (noexec), made first in a
+   * private mount namespace and then bound in by bwrap, which keeps a bound mount's flags.
+   */
+  stagingDir?: string;
+}
+
+/** The plan for one run: the argv to spawn, and what has to happen between start and unblock. */
+export interface ExecutionPlan {
+  argv: string[];
+  /** Values for the cgroup and /proc/PID/oom_score_adj, applied while the container waits on --block-fd. */
+  resources: NonNullable<LinuxConfig['resources']>;
+  cgroupsPath?: string;
+  oomScoreAdj?: number;
+  /** Whether the command keeps our terminal as its controlling terminal (no --new-session). */
+  terminal: boolean;
+  /** Whether bwrap waits on --block-fd for the cgroup and oom_score_adj to be set. */
+  blocks: boolean;
+  /** How many subdirs of stagingDir the prelude mounts on (0: none). */
+  staged: number;
+}
+
+/**
+ * Translates a runtime config into a bwrap command line (pure apart from looking at the host
+ * paths it binds). Throws UnsupportedError naming the first field it cannot carry out.
+ */
+export function planExecution(config: RuntimeConfig, options: PlanOptions): ExecutionPlan {
+  const { proc, linux } = checkConfig(config, options);
+  const resources = linux.resources ?? {};
+  const bwrap = findProgram('bwrap');
+  // --block-fd only when something must happen before the command runs (a cgroup, oom_score_adj).
+  const mustWait = cgroupLimits(resources) !== undefined || proc.oomScoreAdj !== undefined;
+  const args: string[] = ['--die-with-parent', '--info-fd', String(FD_INFO), '--json-status-fd', String(FD_STATUS), ...(mustWait ? ['--block-fd', String(FD_BLOCK)] : [])];
+  const namespaces = checkNamespaces(linux);
+  const mapped = namespaces.has('user') ? userMappings(linux) : undefined;
+  args.push(...namespaceArgs(namespaces, config.hostname));
+  const root = rootPath(config, options.bundleDir);
+  const staged: PreludeStep[] = [];
+  args.push(...filesystemArgs(config, { root, staged, stagingDir: options.stagingDir }));
+  const helpers = helperBinds(options.init === true);
+  args.push(...helpers.binds);
+  if (config.root?.readonly) args.push('--remount-ro', '/');
+  args.push(...processArgs(proc, namespaces));
+
+  // A user namespace, and a mount namespace for the root overlay, are made around bwrap by
+  // util-linux unshare (bwrap 0.8 maps only one id, and cannot mount an overlay); bwrap then
+  // runs as that namespace's root and makes the rest as it does for real root.
+  const rootOverlay = rootOverlayOf(config.mounts ?? []);
+  const steps = [...(rootOverlay ? [overlayStep(rootOverlay, root, options.overlayDir)] : []), ...staged];
+  const outer = mapped || steps.length > 0 ? unshareCommand(mapped?.uidMappings, mapped?.gidMappings, { mount: true }) : undefined;
+  const prelude = steps.length > 0 ? mountPrelude(steps) : [];
+  const command = [...helpers.setpriv, ...setprivArgs(proc, outer?.setgroups ?? true), '--', ...(options.init ? [`${HELPER_DIR}/catatonit`, '--'] : []), ...proc.args];
+  const argv = [...rlimitPrefix(proc.rlimits ?? []), ...(outer?.argv ?? []), ...prelude, bwrap, ...args, '--', ...command];
+  return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait, staged: staged.length };
+}
+
+/** The limits a cgroup carries out, or undefined when the config sets none. */
+export function cgroupLimits(resources: ExecutionPlan['resources']): ExecutionPlan['resources'] | undefined {
+  const { memory, cpu, pids } = resources;
+  if (!memory && !cpu && !pids) return undefined;
+  return { memory, cpu, pids };
+}
+
+const UNSHARE_FLAGS: Record<string, string> = { pid: '--unshare-pid', network: '--unshare-net', ipc: '--unshare-ipc', uts: '--unshare-uts', cgroup: '--unshare-cgroup' };
+
+/** bwrap's flag for each namespace but mount and user (made around it), and the hostname. */
+function namespaceArgs(namespaces: Set<string>, hostname: string | undefined): string[] {
+  const args: string[] = [];
+  for (const type of namespaces) {
+    if (type === 'mount' || type === 'user') continue;
+    const flag = UNSHARE_FLAGS[type];
+    if (!flag) throw new UnsupportedError(`linux.namespaces: ${type} is not supported by ns-enter yet`);
+    args.push(flag);
+  }
+  if (hostname !== undefined && hostname !== '') {
+    if (!namespaces.has('uts')) throw new UnsupportedError('hostname: needs a uts namespace');
+    args.push('--hostname', hostname);
+  }
+  return args;
+}
+
+function rootPath(config: RuntimeConfig, bundleDir: string | undefined): string {
+  const path = config.root?.path;
+  if (!path) throw new UnsupportedError('root.path: missing');
+  const root = resolve(bundleDir ?? process.cwd(), path);
+  if (!existsSync(root) || !statSync(root).isDirectory()) throw new UsageError(`root.path: ${root} is not a directory`);
+  return root;
+}
+
+/** The root, then the config's mounts in order, then masked and read-only paths (runc's order); staged mounts are added to `staged`. */
+function filesystemArgs(config: RuntimeConfig, context: { root: string; staged: PreludeStep[]; stagingDir?: string }): string[] {
+  const { root, staged } = context;
+  const stage = (step: (at: string) => PreludeStep): string => {
+    const at = join(context.stagingDir ?? '/nonexistent', String(staged.length));
+    staged.push(step(at));
+    return at;
+  };
+  const args = ['--bind', root, '/', ...mountArgs(config.mounts ?? [], { root, stage })];
+  for (const path of config.linux?.maskedPaths ?? []) args.push(...maskPath(path));
+  for (const path of config.linux?.readonlyPaths ?? []) args.push(...readOnlyPath(path));
+  return args;
+}
+
+/** The environment, the working directory, the session and PID 1. */
+function processArgs(proc: ProcessConfig, namespaces: Set<string>): string[] {
+  const args = ['--clearenv'];
+  for (const entry of proc.env ?? []) {
+    const eq = entry.indexOf('=');
+    if (eq <= 0) throw new UnsupportedError(`process.env: ${JSON.stringify(entry)} is not NAME=VALUE`);
+    args.push('--setenv', entry.slice(0, eq), entry.slice(eq + 1));
+  }
+  if (!proc.cwd || !proc.cwd.startsWith('/')) throw new UnsupportedError('process.cwd: must be an absolute path');
+  args.push('--chdir', proc.cwd);
+  if (!proc.terminal) args.push('--new-session');
+  if (namespaces.has('pid')) args.push('--as-pid-1');
+  return args;
+}

@@ -1,0 +1,151 @@
+/**
+ * A config's mounts as bwrap flags, in runc's order: each of `mounts`, then the read-only
+ * remounts, then masked and read-only paths. What bwrap cannot make with its flags is staged
+ * (see mount-prelude.ts); what no one can make here is refused naming the field.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { posix } from 'node:path';
+import { UnsupportedError, UsageError } from '../core/errors.js';
+import { resolveInRoot } from '../core/root-resolver.js';
+import { shellQuote } from '../core/shell.js';
+import type { Stage } from './mount-prelude.js';
+import type { RuntimeMount } from './runtime-spec.js';
+
+/** The root overlay a rootless ovl-mount put first in the config: mounted by the prelude, not by bwrap. */
+export function rootOverlayOf(mounts: RuntimeMount[]): RuntimeMount | undefined {
+  const first = mounts[0];
+  return first?.type === 'overlay' && posix.normalize(first.destination) === '/' ? first : undefined;
+}
+
+/** bwrap's flags for every mount but the root overlay, with the read-only remounts after all of them. */
+export function mountArgs(mounts: RuntimeMount[], context: { root: string; stage: Stage }): string[] {
+  const args: string[] = [];
+  const late: string[] = [];
+  let hasDev = false;
+  const rootOverlay = rootOverlayOf(mounts);
+  for (const [i, mount] of mounts.entries()) {
+    if (mount === rootOverlay) continue;
+    const translated = translateMount(mount, { field: `mounts[${i}]`, hasDev, ...context });
+    if (mount.type === 'tmpfs' && posix.normalize(mount.destination) === '/dev') hasDev = true;
+    args.push(...translated.args);
+    late.push(...translated.late);
+  }
+  return [...args, ...late];
+}
+
+/**
+ * The mode of a tmpfs as runc gives it: a directory already in the rootfs keeps its own mode
+ * over the tmpfs (runc chmods the mount point back), else `mode=`, else 0755.
+ */
+function tmpfsMode(root: string, destination: string, options: string[]): string {
+  const existing = resolveInRoot(root, destination);
+  if (existing) {
+    const stats = statSync(existing);
+    if (stats.isDirectory()) return (stats.mode & 0o7777).toString(8).padStart(4, '0');
+  }
+  return (options.find((o) => o.startsWith('mode='))?.slice(5) ?? '755').padStart(4, '0');
+}
+
+/**
+ * Options bwrap's mounts honour or make moot (its mounts are nosuid, its binds recursive and
+ * private; a tmpfs or bind with noexec is staged, see RunOptions.stagingDir).
+ */
+const HARMLESS_OPTIONS = new Set(['nosuid', 'nodev', 'noexec', 'strictatime', 'relatime', 'noatime', 'rw', 'bind', 'rbind', 'private', 'rprivate', 'slave', 'rslave', 'newinstance']);
+
+interface MountContext {
+  /** The config field, for errors: mounts[N]. */
+  field: string;
+  /** Whether a tmpfs at /dev came earlier (a devpts needs one). */
+  hasDev: boolean;
+  root: string;
+  stage: Stage;
+}
+
+function translateMount(mount: RuntimeMount, { field, hasDev, root, stage }: MountContext): { args: string[]; late: string[] } {
+  const destination = posix.normalize(mount.destination);
+  if (!destination.startsWith('/')) throw new UnsupportedError(`${field}.destination: must be absolute`);
+  const options = mount.options ?? [];
+  const readOnly = options.includes('ro');
+  const isBind = mount.type === 'bind' || options.includes('bind') || options.includes('rbind');
+  const late = readOnly ? ['--remount-ro', destination] : [];
+  const unknown = (allowed: (o: string) => boolean) => {
+    const bad = options.find((o) => !HARMLESS_OPTIONS.has(o) && o !== 'ro' && !allowed(o));
+    if (bad) throw new UnsupportedError(`${field}.options: ${bad} is not supported on ${destination}`);
+  };
+  if (mount.uidMappings?.length || mount.gidMappings?.length) throw new UnsupportedError(`${field}: idmapped mounts are not supported`);
+  if (isBind) {
+    unknown(() => false);
+    if (!mount.source) throw new UnsupportedError(`${field}.source: a bind mount needs a source`);
+    if (!existsSync(mount.source)) throw new UsageError(`${field}.source: ${mount.source} does not exist`);
+    const source = options.includes('noexec')
+      ? stage((at) => ({ what: `${field} (${destination})`, command: `mount --rbind ${shellQuote(mount.source as string)} ${shellQuote(at)} && mount -o remount,bind,noexec ${shellQuote(at)}` }))
+      : mount.source;
+    return { args: [readOnly ? '--ro-bind' : '--bind', source, destination], late: [] };
+  }
+  switch (mount.type) {
+    case 'proc':
+      unknown(() => false);
+      return { args: ['--proc', destination], late };
+    case 'tmpfs': {
+      unknown((o) => /^(size|mode|nr_inodes)=/.test(o));
+      if (destination === '/dev') return { args: ['--dev', '/dev'], late };
+      const size = options.find((o) => o.startsWith('size='))?.slice(5);
+      const mode = tmpfsMode(root, destination, options);
+      if (options.includes('noexec')) {
+        const flags = ['noexec', 'nosuid', 'nodev', `mode=${mode}`, ...(size ? [`size=${parseSize(size, field)}`] : [])].join(',');
+        const at = stage((at) => ({ what: `${field} (${destination})`, command: `mount -t tmpfs -o ${flags} tmpfs ${shellQuote(at)}` }));
+        return { args: ['--bind', at, destination], late };
+      }
+      return { args: [...(size ? ['--size', String(parseSize(size, field))] : []), '--perms', mode, '--tmpfs', destination], late };
+    }
+    case 'devpts':
+      // bwrap's --dev mounts a private devpts (newinstance, ptmxmode=0666, mode=620) at /dev/pts.
+      if (destination !== '/dev/pts' || !hasDev) throw new UnsupportedError(`${field}: devpts only at /dev/pts, after a tmpfs at /dev`);
+      unknown((o) => /^(ptmxmode|mode|gid)=/.test(o));
+      return { args: [], late: [] };
+    case 'mqueue':
+      unknown(() => false);
+      return { args: ['--mqueue', destination], late: [] };
+    case 'sysfs':
+      // bwrap cannot mount a fresh sysfs: the host's is bound read-only (as runc does rootless).
+      if (!readOnly) throw new UnsupportedError(`${field}: sysfs only read-only (ro): it is the host's, bound`);
+      unknown(() => false);
+      return { args: ['--ro-bind', '/sys', destination], late: [] };
+    case 'cgroup':
+    case 'cgroup2':
+      // Already there, read-only, inside the /sys bind above.
+      if (destination !== '/sys/fs/cgroup' || !readOnly) throw new UnsupportedError(`${field}: a cgroup mount only read-only at /sys/fs/cgroup (under the /sys bind)`);
+      return { args: [], late: [] };
+    default:
+      throw new UnsupportedError(`${field}.type: ${mount.type ?? '(none)'} mounts are not supported by ns-enter`);
+  }
+}
+
+function parseSize(text: string, field: string): number {
+  const match = /^(\d+)([kmg]?)$/i.exec(text);
+  if (!match) throw new UnsupportedError(`${field}.options: size=${text} is not a size`);
+  return Number(match[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(match[2] ?? '').toLowerCase()] as number);
+}
+
+/** runc: /dev/null over a file, an empty read-only tmpfs over a dir; a path the kernel does not have is skipped. */
+export function maskPath(path: string): string[] {
+  let info;
+  try {
+    info = statSync(path);
+  } catch {
+    return [];
+  }
+  if (info.isDirectory()) return ['--perms', '0000', '--tmpfs', path, '--remount-ro', path];
+  // --dev-bind: bwrap's other binds are nodev, and a nodev /dev/null cannot be opened.
+  return ['--dev-bind', '/dev/null', path];
+}
+
+/**
+ * runc binds each read-only path onto itself and remounts it read-only. bwrap's binds take
+ * their source from the host, which is the same here: what /proc/sys and the like show is
+ * decided by the reader's namespaces, not by the proc mount. A path the kernel lacks is skipped.
+ */
+export function readOnlyPath(path: string): string[] {
+  if (!existsSync(path)) return [];
+  return ['--ro-bind', path, path];
+}

@@ -1,0 +1,113 @@
+/**
+ * Supervising one bwrap: spawns it, places its first process in a cgroup (and sets its
+ * oom_score_adj) while bwrap waits on the block fd, lets it run, forwards SIGINT/SIGTERM/
+ * SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to it, and says how it ended.
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { ContainerPartsError, HostError } from '../core/errors.js';
+import { FD_BLOCK, FD_INFO, FD_STATUS, MOUNT_FAILED } from './bwrap-fds.js';
+import type { ExecutionPlan } from './bwrap-plan.js';
+import type { Cgroup } from './cgroups.js';
+
+/** How the container ended. */
+export interface ExitStatus {
+  /** The command's exit status, or 128+N after death by signal N (as a shell reports it). */
+  code: number;
+  /** The container's cgroup killed it for using more memory than its limit. */
+  oomKilled?: boolean;
+}
+
+export interface Supervision {
+  plan: ExecutionPlan;
+  cgroup?: Cgroup;
+  /** The container's stdin, when it is not ours. */
+  stdin?: number;
+  /** Called with the container's first process (host pid) once it exists. */
+  onStart?: (pid: number) => void;
+}
+
+/** What bwrap has said so far on its info and status fds. */
+interface Progress {
+  infoText: string;
+  statusText: string;
+  containerPid?: number;
+  exitCode?: number;
+  failure?: Error;
+}
+
+const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+export function spawnAndWait(run: Supervision): Promise<ExitStatus> {
+  return new Promise((resolvePromise, reject) => {
+    const [program, ...args] = run.plan.argv as [string, ...string[]];
+    // Node sets up fds 3-5 as socket pairs: bwrap writes JSON to 3 and 4 and waits to read from 5.
+    const child = spawn(program, args, { stdio: [run.stdin ?? 'inherit', 'inherit', 'inherit', 'pipe', 'pipe', run.plan.blocks ? 'pipe' : 'ignore'] });
+    const fds = child.stdio as unknown as Array<NodeJS.ReadableStream & NodeJS.WritableStream>;
+    const block = fds[FD_BLOCK] as NodeJS.WritableStream | null;
+    const progress: Progress = { infoText: '', statusText: '' };
+    const forward = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(progress.containerPid ?? (child.pid as number), signal);
+      } catch {
+        // already gone
+      }
+    };
+    for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
+    (fds[FD_INFO] as NodeJS.ReadableStream).on('data', (chunk: Buffer) => {
+      progress.infoText += chunk.toString('utf8');
+      if (progress.containerPid !== undefined) return;
+      const match = /"child-pid"\s*:\s*(\d+)/.exec(progress.infoText);
+      if (match) started(Number(match[1]), { run, progress, block });
+    });
+    (fds[FD_STATUS] as NodeJS.ReadableStream).on('data', (chunk: Buffer) => {
+      progress.statusText += chunk.toString('utf8');
+      const match = /"exit-code"\s*:\s*(\d+)/.exec(progress.statusText);
+      if (match) progress.exitCode = Number(match[1]);
+    });
+    block?.on('error', () => undefined);
+    child.on('error', (err) => {
+      for (const signal of FORWARDED_SIGNALS) process.off(signal, forward);
+      reject(new HostError(`cannot start bwrap: ${err.message}`, { hint: 'apt-get install bubblewrap' }));
+    });
+    child.on('close', (code, signal) => {
+      for (const signal of FORWARDED_SIGNALS) process.off(signal, forward);
+      const result = outcome(progress, run, { code, signal });
+      if (result instanceof Error) reject(result);
+      else resolvePromise(result);
+    });
+  });
+}
+
+/** The container exists and waits on the block fd: its cgroup and oom_score_adj, then it may run. */
+function started(pid: number, { run, progress, block }: { run: Supervision; progress: Progress; block: NodeJS.WritableStream | null }): void {
+  progress.containerPid = pid;
+  try {
+    if (run.cgroup) run.cgroup.addProcess(pid);
+    if (run.plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(run.plan.oomScoreAdj));
+    run.onStart?.(pid);
+    block?.end('1');
+  } catch (err) {
+    progress.failure = err instanceof Error ? err : new Error(String(err));
+    process.kill(pid, 'SIGKILL');
+    block?.end();
+  }
+}
+
+/** How the run ended, from bwrap's status fd, else its own exit; or the error that stopped it. */
+function outcome(progress: Progress, run: Supervision, exit: { code: number | null; signal: NodeJS.Signals | null }): ExitStatus | Error {
+  const { failure, infoText, containerPid } = progress;
+  if (failure) return failure instanceof ContainerPartsError ? failure : new HostError(`cannot set up the container: ${failure.message}`);
+  const mountFailure = infoText.indexOf(MOUNT_FAILED);
+  if (containerPid === undefined && mountFailure !== -1) {
+    return new HostError(`cannot mount ${infoText.slice(mountFailure + MOUNT_FAILED.length).trim().replace(/\s*\n\s*/g, '; ')}`);
+  }
+  if (containerPid === undefined) return new HostError(`${run.plan.argv.includes('--user') ? 'the user namespace or bubblewrap' : 'bubblewrap'} could not set up the container (its reason is on the line above)`);
+  const code = progress.exitCode ?? (exit.signal ? 128 + (signalNumber(exit.signal) ?? 0) : (exit.code ?? 1));
+  return { code, oomKilled: run.cgroup?.oomKilled() };
+}
+
+function signalNumber(signal: NodeJS.Signals): number | undefined {
+  const numbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGTERM: 15 };
+  return numbers[signal];
+}
