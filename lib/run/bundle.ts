@@ -7,7 +7,7 @@ import { hasRunFlags, type RunFlags } from './runflags.js';
 import type { RuntimeConfig } from './runtime-spec.js';
 import { formatConfig, runcDefaultConfig, validateRuntimeConfig, type IdMappings } from './spec.js';
 import { buildConfig } from './config-from-image.js';
-import { rootFromEarlierSteps } from './earlier-steps.js';
+import { rootFromEarlierSteps, type ContainerRoot } from './earlier-steps.js';
 
 export interface SpecRequest {
   /** The piped document, if any. */
@@ -30,6 +30,8 @@ export interface SpecResult {
   rootfs: string;
   /** No document, flags or command: exactly `runc spec`'s config. */
   bare: boolean;
+  /** Why root.readonly is set though no flag asked (the store's copy of the image). */
+  notice?: string;
 }
 
 /**
@@ -43,7 +45,7 @@ export function configForRequest(request: SpecRequest): SpecResult {
   if (!request.document && !hasRunFlags(request.flags) && request.args.length === 0) {
     return { config: runcDefaultConfig({ rootless: request.rootless }), rootfs: ownRootfs, bare: true };
   }
-  const source = request.document ? rootFromEarlierSteps(request.document) : { rootfs: ownRootfs, readOnly: false, image: undefined, overlay: undefined, lookupRoot: undefined };
+  const source: ContainerRoot = request.document ? rootFromEarlierSteps(request.document) : { rootfs: ownRootfs, readOnly: false };
   if (source.overlay && !request.rootless) {
     throw new UsageError(`mount.target ${source.rootfs}: the overlay was left for the runtime to mount in a user namespace (ovl-mount ran without root)`, { hint: 'use oci-spec --rootless' });
   }
@@ -53,7 +55,7 @@ export function configForRequest(request: SpecRequest): SpecResult {
   const flags = source.readOnly ? { ...request.flags, readOnly: true } : request.flags;
   const config = buildConfig({ image: source.image, rootfs: source.rootfs, flags, rootless: request.rootless, args: request.args, idMappings: request.idMappings, rootOverlay: source.overlay, lookupRoot: source.lookupRoot });
   if (resolve(source.rootfs) === resolve(ownRootfs) && config.root) config.root.path = 'rootfs';
-  return { config, rootfs: source.rootfs, bare: false };
+  return { config, rootfs: source.rootfs, bare: false, notice: request.flags.readOnly ? undefined : source.notice };
 }
 
 /**

@@ -15,7 +15,7 @@ import { hasRunFlags, type RunFlags } from './runflags.js';
 import type { RuntimeConfig } from './runtime-spec.js';
 import { readRuntimeConfig } from './spec.js';
 import { buildConfig } from './config-from-image.js';
-import { rootFromEarlierSteps } from './earlier-steps.js';
+import { directoryRoot, rootFromEarlierSteps, type ContainerRoot } from './earlier-steps.js';
 import type { Change, DriverChoice } from '../mount/overlay.js';
 import type { OciLayout } from '../image/store/store.js';
 import { applyRecordedOwnership, checkUserNamespaces, removeRangeOwnedTree, rootlessMappings, type UserNamespaceMap } from '../core/userns.js';
@@ -199,6 +199,8 @@ export interface PreparedRun {
   /** Rootless: the user namespace's maps, and the trees the image's owners are given to before the run (a flat rootfs). */
   userNamespace?: UserNamespaceMap;
   ownedTrees?: string[];
+  /** Why the root is read-only though no flag asked (the store's copy of the image). */
+  notice?: string;
 }
 
 /** The config ns-enter runs: the bundle's, or built from the image config and the run flags (lib/spec.ts). */
@@ -210,8 +212,8 @@ export function prepareRun(request: RunRequest): PreparedRun {
     const bundleDir = resolve(request.bundle);
     return { config: readRuntimeConfig(join(bundleDir, 'config.json')), id: request.name ?? newContainerId(), bundleDir };
   }
-  let source: ReturnType<typeof rootFromEarlierSteps>;
-  if (request.rootfs !== undefined) source = { rootfs: resolve(request.rootfs), readOnly: false };
+  let source: ContainerRoot;
+  if (request.rootfs !== undefined) source = directoryRoot(resolve(request.rootfs));
   else if (request.document) source = rootFromEarlierSteps(request.document);
   else throw new UsageError('no root filesystem: pipe ovl-mount or img-unpack in, or give --rootfs DIR or --bundle DIR');
   const flags = source.readOnly ? { ...request.flags, readOnly: true } : request.flags;
@@ -230,11 +232,13 @@ export function prepareRun(request: RunRequest): PreparedRun {
   const mount = request.rootfs === undefined ? request.document?.mount : undefined;
   // A root that is not an overlay (its lowers were done by ovl-mount) gets the image's owners before it runs.
   const ownedTrees = userNamespace && !mount ? [source.rootfs] : undefined;
-  return { config, id: request.name ?? mount?.container?.id ?? newContainerId(), mount, userNamespace, ownedTrees };
+  const notice = request.flags.readOnly ? undefined : source.notice;
+  return { config, id: request.name ?? mount?.container?.id ?? newContainerId(), mount, userNamespace, ownedTrees, notice };
 }
 
 /** Runs a prepared container; with --rm, then unmounts its overlay and removes its dirs (podman run --rm). */
 export async function runPrepared(prepared: PreparedRun, options: { flags: RunFlags; storePath: string; stdinIsTerminal: boolean; stdin?: number; debug?: (m: string) => void; warn?: (m: string) => void }): Promise<ExitStatus> {
+  if (prepared.notice) options.warn?.(prepared.notice);
   if (prepared.userNamespace) {
     checkUserNamespaces();
     if (prepared.userNamespace.warning) options.warn?.(prepared.userNamespace.warning);

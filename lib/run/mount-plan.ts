@@ -18,7 +18,7 @@ export function rootOverlayOf(mounts: RuntimeMount[]): RuntimeMount | undefined 
 }
 
 /** bwrap's flags for every mount but the root overlay, with the read-only remounts after all of them. */
-export function mountArgs(mounts: RuntimeMount[], context: { root: string; stage: Stage }): string[] {
+export function mountArgs(mounts: RuntimeMount[], context: Pick<MountContext, 'root' | 'stage' | 'cgroupViews'>): string[] {
   const args: string[] = [];
   const late: string[] = [];
   let hasDev = false;
@@ -59,9 +59,11 @@ interface MountContext {
   hasDev: boolean;
   root: string;
   stage: Stage;
+  /** The container's own cgroup dirs, shown at /sys/fs/cgroup/NAME (undefined: it has no cgroup). */
+  cgroupViews?: Array<{ dir: string; name: string }>;
 }
 
-function translateMount(mount: RuntimeMount, { field, hasDev, root, stage }: MountContext): { args: string[]; late: string[] } {
+function translateMount(mount: RuntimeMount, { field, hasDev, root, stage, cgroupViews }: MountContext): { args: string[]; late: string[] } {
   const destination = posix.normalize(mount.destination);
   if (!destination.startsWith('/')) throw new UnsupportedError(`${field}.destination: must be absolute`);
   const options = mount.options ?? [];
@@ -113,9 +115,11 @@ function translateMount(mount: RuntimeMount, { field, hasDev, root, stage }: Mou
       return { args: ['--ro-bind', '/sys', destination], late: [] };
     case 'cgroup':
     case 'cgroup2':
-      // Already there, read-only, inside the /sys bind above.
       if (destination !== '/sys/fs/cgroup' || !readOnly) throw new UnsupportedError(`${field}: a cgroup mount only read-only at /sys/fs/cgroup (under the /sys bind)`);
-      return { args: [], late: [] };
+      // No cgroup of its own (rootless): the host's, read-only, inside the /sys bind above.
+      if (!cgroupViews) return { args: [], late: [] };
+      // As runc: a tmpfs holding the container's own cgroup dir of each hierarchy, read-only.
+      return { args: [...(cgroupViews.some((v) => v.name) ? ['--tmpfs', destination] : []), ...cgroupViews.flatMap((v) => ['--ro-bind', v.dir, posix.join(destination, v.name)])], late: ['--remount-ro', destination] };
     default:
       throw new UnsupportedError(`${field}.type: ${mount.type ?? '(none)'} mounts are not supported by ns-enter`);
   }

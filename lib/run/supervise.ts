@@ -5,10 +5,12 @@
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ContainerPartsError, HostError } from '../core/errors.js';
 import { FD_BLOCK, FD_INFO, FD_STATUS, MOUNT_FAILED } from './bwrap-fds.js';
 import type { ExecutionPlan } from './bwrap-plan.js';
 import type { Cgroup } from './cgroups.js';
+import { interrupted } from './interruption.js';
 
 /** How the container ended. */
 export interface ExitStatus {
@@ -25,6 +27,8 @@ export interface Supervision {
   stdin?: number;
   /** Called with the container's first process (host pid) once it exists. */
   onStart?: (pid: number) => void;
+  /** The signal that came during start-up (interruption.ts), if one did. */
+  interrupted?: () => NodeJS.Signals | undefined;
 }
 
 /** What bwrap has said so far on its info and status fds. */
@@ -40,7 +44,7 @@ const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIG
 
 export function spawnAndWait(run: Supervision): Promise<ExitStatus> {
   return new Promise((resolvePromise, reject) => {
-    const [program, ...args] = run.plan.argv as [string, ...string[]];
+    const [program, ...args] = joinCgroupFirst(run) as [string, ...string[]];
     // Node sets up fds 3-5 as socket pairs: bwrap writes JSON to 3 and 4 and waits to read from 5.
     const child = spawn(program, args, { stdio: [run.stdin ?? 'inherit', 'inherit', 'inherit', 'pipe', 'pipe', run.plan.blocks ? 'pipe' : 'ignore'] });
     const fds = child.stdio as unknown as Array<NodeJS.ReadableStream & NodeJS.WritableStream>;
@@ -58,7 +62,7 @@ export function spawnAndWait(run: Supervision): Promise<ExitStatus> {
       progress.infoText += chunk.toString('utf8');
       if (progress.containerPid !== undefined) return;
       const match = /"child-pid"\s*:\s*(\d+)/.exec(progress.infoText);
-      if (match) started(Number(match[1]), { run, progress, block });
+      if (match) started(Number(match[1]), { run, progress, block, bwrap: child.pid as number });
     });
     (fds[FD_STATUS] as NodeJS.ReadableStream).on('data', (chunk: Buffer) => {
       progress.statusText += chunk.toString('utf8');
@@ -79,11 +83,24 @@ export function spawnAndWait(run: Supervision): Promise<ExitStatus> {
   });
 }
 
+/**
+ * With a cgroup namespace, bwrap joins the cgroup before it clones the container (a shell
+ * writes itself into each cgroup.procs, then execs it): the namespace is made at clone(2) and
+ * is rooted at the cgroup its maker is in, so inside, the container's cgroup is the root.
+ */
+function joinCgroupFirst(run: Supervision): string[] {
+  if (!run.cgroup || !run.plan.cgroupNamespace) return run.plan.argv;
+  const procs = run.cgroup.paths.map((dir) => join(dir, 'cgroup.procs'));
+  return ['/bin/sh', '-c', 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"', 'sh', ...procs, '--', ...run.plan.argv];
+}
+
 /** The container exists and waits on the block fd: its cgroup and oom_score_adj, then it may run. */
-function started(pid: number, { run, progress, block }: { run: Supervision; progress: Progress; block: NodeJS.WritableStream | null }): void {
+function started(pid: number, { run, progress, block, bwrap }: { run: Supervision; progress: Progress; block: NodeJS.WritableStream | null; bwrap: number }): void {
   progress.containerPid = pid;
   try {
-    if (run.cgroup) run.cgroup.addProcess(pid);
+    // bwrap itself goes back where it came from: only the container's processes count in its cgroup.
+    if (run.cgroup && run.plan.cgroupNamespace) run.cgroup.release(bwrap);
+    else if (run.cgroup) run.cgroup.addProcess(pid);
     if (run.plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(run.plan.oomScoreAdj));
     run.onStart?.(pid);
     block?.end('1');
@@ -102,6 +119,8 @@ function outcome(progress: Progress, run: Supervision, exit: { code: number | nu
   if (containerPid === undefined && mountFailure !== -1) {
     return new HostError(`cannot mount ${infoText.slice(mountFailure + MOUNT_FAILED.length).trim().replace(/\s*\n\s*/g, '; ')}`);
   }
+  const signal = run.interrupted?.();
+  if (containerPid === undefined && signal) return interrupted(signal, 'while the container was starting');
   if (containerPid === undefined) return new HostError(`${run.plan.argv.includes('--user') ? 'the user namespace or bubblewrap' : 'bubblewrap'} could not set up the container (its reason is on the line above)`);
   const code = progress.exitCode ?? (exit.signal ? 128 + (signalNumber(exit.signal) ?? 0) : (exit.code ?? 1));
   return { code, oomKilled: run.cgroup?.oomKilled() };

@@ -1,0 +1,216 @@
+/**
+ * What a run of ns-enter leaves on the host while it runs, and how a later run tells a dead
+ * one's leftovers from a live one's. A run claims its container's name with a record in the
+ * state dir (link(2) of a complete file: never half-written, never two holders), which names
+ * its owner (pid, start time, boot id) and the cgroup dirs it makes; its staging dir is a
+ * private mkdtemp dir whose name carries the owner. A run whose owner is gone (killed with -9)
+ * is swept by the next one: its cgroups, its staging dir, its record. A live run is never swept.
+ */
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HostError, UsageError } from '../core/errors.js';
+import { dataHome } from '../core/paths.js';
+import { removeCgroupDirs } from './cgroups.js';
+
+/** Who made something: enough to tell a live process from a reused pid, or from a boot before. */
+export interface RunOwner {
+  pid: number;
+  /** Field 22 of /proc/PID/stat: the start time in clock ticks since boot. */
+  start: string;
+  boot: string;
+}
+
+export interface RunRecord {
+  owner: RunOwner;
+  name: string;
+  /** The cgroup dirs the run makes, parents first: what a sweep removes. */
+  cgroups: string[];
+}
+
+/** A claimed name: the record can be updated by its holder, and is removed at the end. */
+export interface NameClaim {
+  record: RunRecord;
+  update(cgroups: string[]): void;
+  release(): void;
+}
+
+/** The start time of a process, or undefined when there is none with that pid. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+let bootId: string | undefined;
+function currentBoot(): string {
+  bootId ??= readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  return bootId;
+}
+
+export function currentOwner(): RunOwner {
+  return { pid: process.pid, start: startTime(process.pid) ?? '0', boot: currentBoot() };
+}
+
+/** Alive: this boot, and the pid is the same process (its start time matches). */
+export function isAlive(owner: RunOwner): boolean {
+  return owner.boot === currentBoot() && startTime(owner.pid) === owner.start;
+}
+
+/** Where runs keep their records: /run/container-parts as root; the user's runtime dir (else data dir) rootless. */
+export function runStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  if ((process.geteuid?.() ?? 0) === 0) return '/run/container-parts';
+  if (env.XDG_RUNTIME_DIR?.startsWith('/')) return join(env.XDG_RUNTIME_DIR, 'container-parts');
+  return join(dataHome(env), 'container-parts', 'run');
+}
+
+function recordFile(dir: string, name: string): string {
+  return join(dir, `${name}.run.json`);
+}
+
+function readRecord(file: string): RunRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as RunRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes a complete record beside `file` and returns the temp path (to link or rename into place). */
+function writeTemp(file: string, record: RunRecord): string {
+  const temp = `${file}.${process.pid}.tmp`;
+  writeFileSync(temp, JSON.stringify(record), { mode: 0o600 });
+  return temp;
+}
+
+/**
+ * Claims `name` for this run, after sweeping every dead run's leftovers. A name a live run
+ * holds is refused (as runc refuses an id in use).
+ */
+export async function claimName(name: string, dir: string = runStateDir()): Promise<NameClaim> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  await sweepDeadRuns(dir);
+  const file = recordFile(dir, name);
+  const record: RunRecord = { owner: currentOwner(), name, cgroups: [] };
+  const temp = writeTemp(file, record);
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        linkSync(temp, file);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const holder = readRecord(file);
+        if (attempt > 0 || (holder && isAlive(holder.owner))) throw new UsageError(`container name ${JSON.stringify(name)} is in use by a running container${holder ? ` (ns-enter pid ${holder.owner.pid})` : ''}`, { hint: 'choose another --name, or wait for it to end' });
+        await sweepRecord(file);
+      }
+    }
+  } finally {
+    unlinkSync(temp);
+  }
+  return {
+    record,
+    update(cgroups: string[]) {
+      record.cgroups = cgroups;
+      renameSync(writeTemp(file, record), file);
+    },
+    release() {
+      unlinkSync(file);
+    },
+  };
+}
+
+/** Removes what the runs whose owners are gone left: their cgroups, then their records. */
+export async function sweepDeadRuns(dir: string = runStateDir()): Promise<void> {
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const entry of entries.filter((e) => e.endsWith('.run.json'))) {
+    const record = readRecord(join(dir, entry));
+    if (!record || !isAlive(record.owner)) await sweepRecord(join(dir, entry));
+  }
+}
+
+/**
+ * Sweeps one dead run. Its record is first moved aside under a name of our own, so two runs
+ * sweeping at once never both act on it, and a record that turns out live is put back.
+ */
+async function sweepRecord(file: string): Promise<void> {
+  const aside = `${file}.sweep.${process.pid}`;
+  try {
+    renameSync(file, aside);
+  } catch {
+    return; // another run swept it first
+  }
+  const record = readRecord(aside);
+  if (record && isAlive(record.owner)) {
+    linkSync(aside, file);
+    unlinkSync(aside);
+    return;
+  }
+  try {
+    await removeCgroupDirs(record?.cgroups ?? []);
+  } catch (err) {
+    // Its processes outlived it: the name stays taken until they are gone.
+    renameSync(aside, file);
+    throw new HostError(`${(err as Error).message}: a dead run's container still has processes there`, { hint: 'kill them, or choose another --name' });
+  }
+  unlinkSync(aside);
+}
+
+const STAGING = /^ns-enter-(\d+)\.(\d+)-[A-Za-z0-9]{6}$/;
+
+/** A private (0700) dir of unpredictable name for this run's staged mounts, its owner in its name. */
+export function makeStagingDir(): string {
+  const owner = currentOwner();
+  return mkdtempSync(join(tmpdir(), `ns-enter-${owner.pid}.${owner.start}-`));
+}
+
+/**
+ * The staged mounts lived in the container's private mount namespace and went with it; their
+ * mount points are empty dirs here. rmdir, not a recursive remove: it can never delete content.
+ */
+export function removeStagingDir(dir: string): void {
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const entry of entries) if (/^\d+$/.test(entry)) tryRmdir(join(dir, entry));
+  tryRmdir(dir);
+}
+
+function tryRmdir(path: string): void {
+  try {
+    rmdirSync(path);
+  } catch {
+    // not empty: left for the user to see
+  }
+}
+
+/** Removes the staging dirs of runs that are gone: only ours (same owner uid), by the owner in their names. */
+export function sweepStagingDirs(parent: string = tmpdir()): void {
+  const uid = process.geteuid?.() ?? 0;
+  let entries: string[];
+  try {
+    entries = readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const match = STAGING.exec(entry);
+    if (!match || Number(match[1]) === process.pid) continue;
+    const path = join(parent, entry);
+    const info = lstatSync(path, { throwIfNoEntry: false });
+    if (!info?.isDirectory() || info.uid !== uid) continue;
+    if (startTime(Number(match[1])) !== match[2]) removeStagingDir(path);
+  }
+}
+
