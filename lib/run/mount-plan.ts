@@ -116,13 +116,20 @@ function translateMount(mount: RuntimeMount, { field, hasDev, root, stage, cgrou
     case 'cgroup':
     case 'cgroup2':
       if (destination !== '/sys/fs/cgroup' || !readOnly) throw new UnsupportedError(`${field}: a cgroup mount only read-only at /sys/fs/cgroup (under the /sys bind)`);
-      // No cgroup of its own (rootless): the host's, read-only, inside the /sys bind above.
-      if (!cgroupViews) return { args: [], late: [] };
-      // As runc: a tmpfs holding the container's own cgroup dir of each hierarchy, read-only.
-      return { args: [...(cgroupViews.some((v) => v.name) ? ['--tmpfs', destination] : []), ...cgroupViews.flatMap((v) => ['--ro-bind', v.dir, posix.join(destination, v.name)])], late: ['--remount-ro', destination] };
+      return cgroupMount(destination, cgroupViews);
     default:
       throw new UnsupportedError(`${field}.type: ${mount.type ?? '(none)'} mounts are not supported by ns-enter`);
   }
+}
+
+/**
+ * As runc: a tmpfs holding the container's own cgroup dir of each hierarchy, read-only. A
+ * container without a cgroup of its own (rootless) sees the host's, inside the /sys bind.
+ */
+function cgroupMount(destination: string, views: MountContext['cgroupViews']): { args: string[]; late: string[] } {
+  if (!views) return { args: [], late: [] };
+  const binds = views.flatMap((v) => ['--ro-bind', v.dir, posix.join(destination, v.name)]);
+  return { args: [...(views.some((v) => v.name) ? ['--tmpfs', destination] : []), ...binds], late: ['--remount-ro', destination] };
 }
 
 function parseSize(text: string, field: string): number {

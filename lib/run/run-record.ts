@@ -165,6 +165,8 @@ async function sweepRecord(file: string): Promise<void> {
 }
 
 const STAGING = /^ns-enter-(\d+)\.(\d+)-[A-Za-z0-9]{6}$/;
+/** What earlier versions named a staging dir: its owner's pid alone. */
+const LEGACY_STAGING = /^ns-enter-staging-(\d+)$/;
 
 /** A private (0700) dir of unpredictable name for this run's staged mounts, its owner in its name. */
 export function makeStagingDir(): string {
@@ -205,12 +207,13 @@ export function sweepStagingDirs(parent: string = tmpdir()): void {
     return;
   }
   for (const entry of entries) {
-    const match = STAGING.exec(entry);
+    const match = STAGING.exec(entry) ?? LEGACY_STAGING.exec(entry);
     if (!match || Number(match[1]) === process.pid) continue;
     const path = join(parent, entry);
     const info = lstatSync(path, { throwIfNoEntry: false });
     if (!info?.isDirectory() || info.uid !== uid) continue;
-    if (startTime(Number(match[1])) !== match[2]) removeStagingDir(path);
+    const start = startTime(Number(match[1]));
+    if (match[2] === undefined ? start === undefined : start !== match[2]) removeStagingDir(path);
   }
 }
 
