@@ -91,6 +91,8 @@ function writeTemp(file: string, record: RunRecord): string {
  * holds is refused (as runc refuses an id in use).
  */
 export async function claimName(name: string, dir: string = runStateDir()): Promise<NameClaim> {
+  // The name is a file name here and a cgroup dir name: nothing that could lead out of either.
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) throw new UsageError(`container name ${JSON.stringify(name)}: use letters, digits, _ . - (up to 128, not starting with . - _)`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   await sweepDeadRuns(dir);
   const file = recordFile(dir, name);

@@ -219,6 +219,26 @@ describe('ns-enter and runc side by side on the real cgroups', () => {
     assert.doesNotMatch(without.ours, /^\d+:memory:\/$/m, 'negative twin: without the namespace the host path shows');
   });
 
+  test('--memory kills a process that allocates past it (137); --pids-limit stops a fork loop; the cgroup is gone after', async () => {
+    const run = async (args: string[]) => {
+      const result = await tool('ns-enter', ['--verbose', '--rootfs', rootfs, ...args], { timeoutMs: 60_000 });
+      const reported = /^ns-enter: cgroup: (.*)$/m.exec(result.stderr)?.[1]?.split(' ') ?? [];
+      assert.ok(reported.length > 0, 'the run reports its cgroup');
+      return { ...result, cgroups: reported };
+    };
+    const memory = await run(['--name', 'memtest', '--memory', '16m', '--', 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64M', 'count=1']);
+    assert.equal(memory.status, 137, memory.stderr);
+    assert.match(memory.stderr, /went over its memory limit/);
+    const roomy = await run(['--memory', '256m', '--', 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64M', 'count=1']);
+    assert.equal(roomy.status, 0, roomy.stderr);
+    const pids = await run(['--name', 'pidtest', '--pids-limit', '8', '--', 'sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 1 & done; wait']);
+    assert.match(pids.stderr, /can't fork/);
+    // Inside, /sys/fs/cgroup/cpu is the container's own cgroup, as under runc.
+    const cpus = await run(['--name', 'cputest', '--cpus', '0.5', '--', 'sh', '-c', 'cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us']);
+    assert.equal(cpus.stdout.trim(), '50000');
+    for (const result of [memory, roomy, pids, cpus]) for (const path of result.cgroups) assert.ok(!existsSync(path), `${path} removed`);
+  });
+
   test('two runs with one name: the second is refused in one line while the first runs, and the first ends cleanly', async () => {
     const name = `cp-name-${process.pid}`;
     const first = spawn(process.execPath, [toolPath('ns-enter'), '--rootfs', rootfs, '--name', name, '--pids-limit', '50', '--', 'sh', '-c', 'echo started; read line'], { stdio: ['pipe', 'pipe', 'pipe'] });

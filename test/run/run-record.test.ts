@@ -131,6 +131,15 @@ describe('what a run leaves behind', () => {
     });
   }
 
+  test('a name that could lead out of the state dir or the cgroup tree is refused in one line, before anything is made', async () => {
+    for (const name of ['../../escape', '.hidden', 'a/b', '']) {
+      const run = await tool('ns-enter', ['--rootfs', rootfs, '--name', name, '--', 'true']);
+      assert.equal(run.status, 2, run.stderr);
+      assert.match(run.stderr, /^ns-enter: container name "[^"]*": use letters, digits, _ \. - [^\n]*\n$/);
+    }
+    assert.ok(!existsSync(join(runStateDir(), '..', '..', 'escape.run.json')));
+  });
+
   test("another user's dirs in the temp dir, named like ours, neither block a run nor are swept", async () => {
     const foreign = [join(tmpdir(), `ns-enter-staging-${process.pid + 1}`), join(tmpdir(), 'ns-enter-1.1-AAAAAA')];
     for (const dir of foreign) {
