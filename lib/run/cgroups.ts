@@ -7,7 +7,7 @@
  * tree (cgroup-devices.ts). The container's processes join it before its cgroup namespace is
  * made (see supervise.ts), so inside, the cgroup is the root. Removed after the run.
  */
-import { mkdirSync, readFileSync, rmdirSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, posix } from 'node:path';
 import { HostError, UnsupportedError, UsageError } from '../core/errors.js';
 import { deviceWrites, refuseUnfilteredDevices } from './cgroup-devices.js';
@@ -30,11 +30,14 @@ export interface CgroupDir {
   dir: string;
 }
 
-/** A cgroup worked out but not made yet: its dir in each hierarchy, and the dirs that do not exist yet (parents first). */
+/** A cgroup worked out but not made yet: its dir in each hierarchy, and what removing it removes. */
 export interface CgroupPlan {
   version: 1 | 2;
   dirs: CgroupDir[];
-  missing: string[];
+  /** The dirs a run of this plan may leave, parents first: those missing now, the own dirs, and a shared parent of ours. */
+  removable: string[];
+  /** The own dirs' parents, when they are ours (ns-enter's container-parts/): removed with the last container in them. */
+  sharedParents: string[];
   resources: Resources;
 }
 
@@ -102,7 +105,7 @@ function relativeTo(mountRoot: string, path: string): string {
  * v1, and under its parent on v2. v1 is used when the v1 mounts hold every needed controller
  * (a hybrid host binds them there), else v2 when the unified tree has them.
  */
-export function planCgroup(request: { path: string; resources: Resources; deviceCapability?: string }, available: Hierarchy[] = hierarchies()): CgroupPlan {
+export function planCgroup(request: { path: string; resources: Resources; deviceCapability?: string; parentIsShared?: boolean }, available: Hierarchy[] = hierarchies()): CgroupPlan {
   const { path, resources } = request;
   const inner = posix.normalize(path);
   if (inner === '/' || inner === '.' || path.split('/').includes('..')) throw new UnsupportedError(`linux.cgroupsPath: ${JSON.stringify(path)} is not a cgroup below the root`);
@@ -118,7 +121,9 @@ export function planCgroup(request: { path: string; resources: Resources; device
   // On a hybrid host the container joins the unified tree too, as runc does.
   const used = useV1 ? [...v1, ...(v2 ? [v2] : [])] : [v2 as Hierarchy];
   const dirs = used.map((hierarchy) => ({ hierarchy, dir: placeIn(hierarchy, inner) }));
-  return { version: useV1 ? 1 : 2, dirs, missing: dirs.flatMap((d) => missingDirs(d.hierarchy.mountPoint, d.dir)), resources };
+  const sharedParents = request.parentIsShared ? dirs.map((d) => dirname(d.dir)) : [];
+  const removable = [...new Set([...sharedParents, ...dirs.flatMap((d) => [...missingDirs(d.hierarchy.mountPoint, d.dir), d.dir])])];
+  return { version: useV1 ? 1 : 2, dirs, removable, sharedParents, resources };
 }
 
 function placeIn(hierarchy: Hierarchy, inner: string): string {
@@ -187,17 +192,7 @@ export function createCgroup(plan: CgroupPlan): Cgroup {
   const made: string[] = [];
   const cgroup = makeCgroup(plan, made);
   try {
-    for (const { dir } of plan.dirs) {
-      if (plan.missing.includes(dir)) continue;
-      const holders = readOrEmpty(join(dir, 'cgroup.procs')).trim();
-      if (holders !== '') throw new UsageError(`cgroup ${dir} is in use by processes ${holders.split('\n').slice(0, 3).join(', ')}`, { hint: 'a running container has this name: choose another --name' });
-      made.push(dir);
-    }
-    for (const dir of plan.missing) {
-      makeDir(dir);
-      made.push(dir);
-      if (plan.dirs.some((d) => dir.startsWith(`${d.hierarchy.mountPoint}/`) && d.hierarchy.controllers.includes('cpuset'))) inheritCpuset(dir);
-    }
+    for (const dir of plan.dirs) made.push(...makeCgroupDir(dir));
     if (plan.version === 2) enableControllers(plan.dirs[0] as CgroupDir, neededControllers(plan.resources).filter((c) => c !== 'devices'));
     for (const [controller, file, value] of [...limitWrites(plan.version, plan.resources), ...devicesFiles(plan)]) {
       const target = plan.dirs.find((d) => plan.version === 2 || d.hierarchy.controllers.includes(controller));
@@ -208,6 +203,35 @@ export function createCgroup(plan: CgroupPlan): Cgroup {
     throw err;
   }
   return cgroup;
+}
+
+/**
+ * The container's dir in one hierarchy, and the parents it lacks (shared with other
+ * containers: one made meanwhile is fine, one removed meanwhile by a run that ended is made
+ * again). Returns the dirs this run made, parents first, or took over (an empty own dir).
+ */
+function makeCgroupDir({ hierarchy, dir }: CgroupDir): string[] {
+  const made: string[] = [];
+  const cpuset = hierarchy.controllers.includes('cpuset');
+  for (let attempt = 0; ; attempt++) {
+    try {
+      for (const parent of missingDirs(hierarchy.mountPoint, dirname(dir))) {
+        if (makeDir(parent)) made.push(parent);
+        if (cpuset) inheritCpuset(parent);
+      }
+      if (!makeDir(dir)) checkUnused(dir);
+      if (cpuset) inheritCpuset(dir);
+      return [...made, dir];
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw err;
+    }
+  }
+}
+
+/** A container's own dir that exists already: refused while processes are in it (two runs never share one). */
+function checkUnused(dir: string): void {
+  const holders = readOrEmpty(join(dir, 'cgroup.procs')).trim();
+  if (holders !== '') throw new UsageError(`cgroup ${dir} is in use by processes ${holders.split('\n').slice(0, 3).join(', ')}`, { hint: 'a running container has this name: choose another --name' });
 }
 
 /** v1's device rules as [controller, file, value]; v2 has no devices files (planCgroup refused what needed them). */
@@ -250,13 +274,14 @@ function makeCgroup(plan: CgroupPlan, made: string[]): Cgroup {
       for (const { hierarchy } of plan.dirs) writeControl(join(hierarchy.mountPoint, hierarchy.own, 'cgroup.procs'), String(pid));
     },
     oomKilled: () => oomFile !== undefined && /oom_kill [1-9]/.test(readOrEmpty(oomFile)),
-    remove: () => removeCgroupDirs(made),
+    remove: () => removeCgroupDirs([...new Set([...plan.sharedParents, ...made])]),
   };
 }
 
 /**
  * Removes cgroup dirs, deepest first; the kernel may hold an emptied cgroup for a moment after
- * its last task exits. A parent another container still uses (ENOTEMPTY) stays.
+ * its last task exits. A parent another container still uses (cgroupfs says EBUSY for a dir
+ * with child cgroups) stays.
  */
 export async function removeCgroupDirs(dirs: string[]): Promise<void> {
   for (const dir of [...dirs].reverse()) {
@@ -266,7 +291,7 @@ export async function removeCgroupDirs(dirs: string[]): Promise<void> {
         break;
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' || code === 'ENOTEMPTY') break;
+        if (code === 'ENOENT' || code === 'ENOTEMPTY' || (code === 'EBUSY' && hasChildCgroups(dir))) break;
         if (code !== 'EBUSY' || attempt >= 50) throw new HostError(`cannot remove cgroup ${dir}: ${code}`);
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -274,13 +299,14 @@ export async function removeCgroupDirs(dirs: string[]): Promise<void> {
   }
 }
 
-/** The one dir a container's cgroup adds (mkdir, not -p: the parents are planned). */
-function makeDir(path: string): void {
+/** mkdir: true when made, false when it was there already. */
+function makeDir(path: string): boolean {
   try {
     mkdirSync(path);
+    return true;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new UsageError(`cgroup ${path} was just made by another run`, { hint: 'a running container has this name: choose another --name' });
+    if (code === 'EEXIST') return false;
     if (code !== 'EACCES' && code !== 'EPERM') throw err;
     // A rootless container: nobody delegated this part of the cgroup tree to the user.
     throw new HostError(`cannot create cgroup ${path}: ${code} (the cgroup tree is not delegated to you)`, { hint: 'limits in a rootless container need a cgroup v2 subtree delegated to the user (systemd: Delegate=yes); drop --memory/--pids-limit/--cpus, or run as root' });
@@ -308,6 +334,14 @@ function writeControl(file: string, value: string): void {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new HostError(`cannot write ${value} to ${file}: ${code === 'ENOENT' ? 'the kernel has no such control' : (code ?? (err as Error).message)}`);
+  }
+}
+
+function hasChildCgroups(dir: string): boolean {
+  try {
+    return readdirSync(dir, { withFileTypes: true }).some((entry) => entry.isDirectory());
+  } catch {
+    return false;
   }
 }
 

@@ -45,7 +45,7 @@ export async function runContainer(config: RuntimeConfig, options: RunOptions): 
     try {
       interruption.check('before the container was made');
       const cgroupPlan = planContainerCgroup(config, options.id);
-      claim.update(cgroupPlan ? [...new Set([...cgroupPlan.missing, ...cgroupPlan.dirs.map((d) => d.dir)])] : []);
+      claim.update(cgroupPlan?.removable ?? []);
       const stagingDir = makeStagingDir();
       try {
         return await runStaged(config, { ...options, stagingDir }, { cgroupPlan, interruption });
@@ -76,7 +76,9 @@ function planContainerCgroup(config: RuntimeConfig, id: string): CgroupPlan | un
   const root = (process.geteuid?.() ?? 0) === 0;
   const wanted = limits !== undefined || (root && (!!resources.devices?.length || (config.linux?.namespaces ?? []).some((ns) => ns.type === 'cgroup')));
   if (!wanted) return undefined;
-  return planCgroup({ path: config.linux?.cgroupsPath ?? `container-parts/${id}`, resources: root ? resources : { ...limits }, deviceCapability: deviceMakingCapability(config) });
+  // ns-enter's own container-parts/ holds every container without a cgroupsPath: it goes with the last of them.
+  const path = config.linux?.cgroupsPath;
+  return planCgroup({ path: path ?? `container-parts/${id}`, parentIsShared: path === undefined, resources: root ? resources : { ...limits }, deviceCapability: deviceMakingCapability(config) });
 }
 
 async function runStaged(config: RuntimeConfig, options: RunOptions, context: { cgroupPlan?: CgroupPlan; interruption: Interruption }): Promise<ExitStatus> {

@@ -9,9 +9,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { cgroupViews, createCgroup, hierarchies, limitWrites, neededControllers, planCgroup, removeCgroupDirs, type Hierarchy } from '../../lib/run/cgroups.js';
 import { deviceMakingCapability, deviceWrites, refuseUnfilteredDevices } from '../../lib/run/cgroup-devices.js';
 import { HostError, UnsupportedError, UsageError } from '../../lib/core/errors.js';
@@ -237,6 +237,18 @@ describe('ns-enter and runc side by side on the real cgroups', () => {
     const cpus = await run(['--name', 'cputest', '--cpus', '0.5', '--', 'sh', '-c', 'cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us']);
     assert.equal(cpus.stdout.trim(), '50000');
     for (const result of [memory, roomy, pids, cpus]) for (const path of result.cgroups) assert.ok(!existsSync(path), `${path} removed`);
+  });
+
+  test('six runs at once share the parent dirs of their cgroups: all run, none says EBUSY, nothing is left', async () => {
+    const runs = await Promise.all(Array.from({ length: 6 }, (_, i) => tool('ns-enter', ['--verbose', '--rootfs', rootfs, '--name', `cp-many-${process.pid}-${i}`, '--pids-limit', '20', '--', 'true'], { timeoutMs: 60_000 })));
+    for (const run of runs) assert.equal(run.status, 0, run.stderr);
+    for (const run of runs) assert.doesNotMatch(run.stderr, /warning|EBUSY|cannot/);
+    const reported = runs.flatMap((run) => /^ns-enter: cgroup: (.*)$/m.exec(run.stderr)?.[1]?.split(' ') ?? []);
+    assert.equal(reported.length, 6 * hierarchies().length);
+    for (const path of reported) assert.ok(!existsSync(path), `${path} removed`);
+    // Unless another container on this machine runs in it now.
+    const held = (dir: string) => readdirSync(dir, { withFileTypes: true }).some((entry) => entry.isDirectory());
+    for (const parent of new Set(reported.map((p) => dirname(p)))) assert.ok(!existsSync(parent) || held(parent), `their shared parent ${parent} went with the last of them`);
   });
 
   test('two runs with one name: the second is refused in one line while the first runs, and the first ends cleanly', async () => {
