@@ -8,6 +8,7 @@ packages=(
   skopeo umoci          # image oracles and the demo image builder
   runc crun             # runtime oracles
   bubblewrap            # ns-enter's executor of namespace/mount/pivot_root syscalls
+  gcc libc6-dev         # ns-enter's static helper (native/ns-enter-exec.c), built by npm run build
   catatonit             # ns-enter --init: the PID 1 that forwards signals and reaps zombies (podman run --init)
   fuse-overlayfs        # overlay without kernel support or privileges
   busybox-static        # the demo image's contents

@@ -16,3 +16,19 @@ for (const file of readdirSync(tools)) {
 const { SCHEMA_NAMES, standaloneValidatorSource } = await import(new URL('../dist/lib/core/schema.js', import.meta.url));
 mkdirSync(new URL('../dist/schema/', import.meta.url), { recursive: true });
 for (const name of SCHEMA_NAMES) writeFileSync(new URL(`../dist/schema/${name}.validate.cjs`, import.meta.url), standaloneValidatorSource(name));
+// ns-enter's helper (native/ns-enter-exec.c): static, so it runs in any image; rebuilt when its source changed.
+{
+  const { execFileSync } = await import('node:child_process');
+  const { existsSync, statSync } = await import('node:fs');
+  const source = new URL('../native/ns-enter-exec.c', import.meta.url);
+  const binary = new URL('../dist/native/ns-enter-exec', import.meta.url);
+  if (!existsSync(binary) || statSync(binary).mtimeMs < statSync(source).mtimeMs) {
+    mkdirSync(new URL('../dist/native/', import.meta.url), { recursive: true });
+    try {
+      execFileSync('gcc', ['-static', '-O2', '-Wall', '-Wextra', '-Werror', '-s', '-o', binary.pathname, source.pathname], { stdio: 'inherit' });
+    } catch (err) {
+      console.error(`postbuild: cannot build ns-enter's helper (${err.message}): apt-get install gcc libc6-dev (scripts/install-deps.sh)`);
+      process.exit(1);
+    }
+  }
+}

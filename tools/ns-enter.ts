@@ -1,13 +1,22 @@
 #!/usr/bin/env node
 /** ns-enter: run a command in new namespaces on a root filesystem (like unshare + pivot_root, runc run, podman run). */
-import { defineCommand, isMainModule, main, withStore } from '../lib/cli/command.js';
+import type { Argv } from 'yargs';
+import { defineCommand, isMainModule, main, withCommonOptions, withStore, type CommonArgs } from '../lib/cli/command.js';
 import { openTerminal, pipedStore, prepareRun, runPrepared } from '../lib/run/container.js';
 import { UsageError } from '../lib/core/errors.js';
 import { planExecution } from '../lib/run/bwrap-plan.js';
 import { stagingDirFor } from '../lib/run/namespaces.js';
 import { resolveStorePath } from '../lib/core/paths.js';
 import { parseRunFlags } from '../lib/run/runflags.js';
-import { RUN_FLAGS_SHORT_FLAGS, withRunFlags } from '../lib/cli/run-flags.js';
+import { commandWithoutDashDash, RUN_FLAGS_SHORT_FLAGS, strayCommand, withRunFlags } from '../lib/cli/run-flags.js';
+
+const options = (y: Argv<CommonArgs>) =>
+  withRunFlags(
+    withStore(y)
+      .option('rootfs', { type: 'string', requiresArg: true, describe: 'Run on this root filesystem (no document is read: stdin is the container\'s)' })
+      .option('bundle', { type: 'string', alias: 'b', requiresArg: true, describe: 'Run DIR/config.json as it is (written by oci-spec or runc spec)' })
+      .option('name', { type: 'string', requiresArg: true, describe: "The container's name, for its cgroup (default: the piped container's id)" }),
+  );
 
 export const nsEnter = defineCommand({
   name: 'ns-enter',
@@ -21,28 +30,28 @@ export const nsEnter = defineCommand({
     ['$0 --bundle ./box', 'run a bundle from oci-spec or runc spec'],
   ],
   claimsShortFlags: RUN_FLAGS_SHORT_FLAGS,
-  options: (y) =>
-    withRunFlags(
-      withStore(y)
-        .option('rootfs', { type: 'string', requiresArg: true, describe: 'Run on this root filesystem (no document is read: stdin is the container\'s)' })
-        .option('bundle', { type: 'string', alias: 'b', requiresArg: true, describe: 'Run DIR/config.json as it is (written by oci-spec or runc spec)' })
-        .option('name', { type: 'string', requiresArg: true, describe: "The container's name, for its cgroup (default: the piped container's id)" }),
-    ),
+  explainRefusedLine: (argv) => strayCommand((y) => options(withCommonOptions(y, RUN_FLAGS_SHORT_FLAGS)), argv),
+  options,
   async run(args, ctx) {
     const positional = args._.map(String);
-    if (positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])}`, { hint: 'put the command after --, e.g. -- sh -c "id"' });
+    if (positional.length > 0) throw commandWithoutDashDash(positional[0] as string);
     if (args.rootfs !== undefined && args.bundle !== undefined) throw new UsageError('--rootfs and --bundle do not go together');
-    const flags = parseRunFlags(args, ctx.io.env);
+    const given = parseRunFlags(args, ctx.io.env);
     // With --rootfs or --bundle stdin belongs to the container, so no document is read from it.
     const document = args.rootfs === undefined && args.bundle === undefined ? await ctx.document() : undefined;
-    const prepared = prepareRun({ document, bundle: args.bundle, rootfs: args.rootfs, flags, args: (args['--'] ?? []).map(String), name: args.name });
     // A document piped in on stdin used it up: the command reads the terminal, if there is one.
     const terminal = document !== undefined && args.input === undefined && !args.explain ? openTerminal() : undefined;
     const stdinIsTerminal = terminal !== undefined || ctx.io.stdin.isTTY === true;
+    // Interactive use gets a new pty as with -t (job control, Ctrl-C for the shell's child); not
+    // when stdout is a file or pipe, whose bytes a pty would change (\n to \r\n). A bundle says for itself.
+    const tty = args.tty ?? (args.bundle === undefined && stdinIsTerminal && (ctx.io.stdout as { isTTY?: boolean }).isTTY === true);
+    const flags = { ...given, tty };
+    const prepared = prepareRun({ document, bundle: args.bundle, rootfs: args.rootfs, flags, args: (args['--'] ?? []).map(String), name: args.name });
     // Loaded only here: explain.js reaches the image code, which the hot path must not load.
     const { explainRun } = args.explain ? await import('../lib/cli/explain.js') : { explainRun: undefined };
     if (explainRun) return ctx.explain(explainRun(prepared.config, planExecution(prepared.config, { bundleDir: prepared.bundleDir, init: flags.init, stdinIsTerminal: true, overlayDir: prepared.mount?.optionsDir, stagingDir: stagingDirFor(process.pid) }).argv, { id: prepared.id, init: flags.init }));
     const status = await runPrepared(prepared, { flags, storePath: pipedStore(args.store, document) ?? resolveStorePath(args.store, ctx.io.env), stdinIsTerminal, stdin: terminal, debug: (m) => ctx.log.debug(m), warn: (m) => ctx.log.warn(m) });
+    for (const message of status.messages) ctx.io.stderr.write(`ns-enter: ${message}\n`);
     if (status.oomKilled) ctx.log.warn('the container went over its memory limit and was killed (OOM)');
     return status.code;
   },

@@ -79,6 +79,8 @@ export interface CommandSpec<A> {
   options(y: Argv<CommonArgs>): Argv<A>;
   /** Short flags the command's own options take over from the common ones (podman's -v is --volume). */
   claimsShortFlags?: readonly string[];
+  /** A clearer error than yargs' for a line it refuses (ns-enter: a command without `--`), or undefined. */
+  explainRefusedLine?(argv: string[]): Error | undefined;
   run(args: A & CommonArgs, ctx: RunContext): Promise<number | void>;
 }
 
@@ -137,7 +139,7 @@ export function buildParser<A>(spec: CommandSpec<A>, argv: string[]): Argv<A & C
     .completion('completion', 'Print a bash completion script for this command')
     .wrap(Math.min(100, process.stdout.columns || 100))
     .fail((message, err) => {
-      throw err ?? new UsageError(withoutCamelCaseTwins(message));
+      throw err ?? spec.explainRefusedLine?.(argv) ?? new UsageError(withoutCamelCaseTwins(message));
     });
   const withOptions = spec.options(withCommonOptions(base, spec.claimsShortFlags));
   for (const [command, description] of spec.examples) withOptions.example(command, description);

@@ -194,6 +194,6 @@ export function explainRun(config: RuntimeConfig, argv: string[], options: { id:
     const env = (proc.env ?? []).map(shellQuote).join(' ');
     steps.push({ comment: 'become the user, cut the capabilities to the config\'s sets, set no_new_privs, and run the command with its environment', command: `cd ${shellQuote(proc.cwd)} && exec setpriv --reuid ${proc.user.uid} --regid ${proc.user.gid} ${proc.user.additionalGids?.length ? `--groups ${proc.user.additionalGids.join(',')}` : '--clear-groups'} --bounding-set -all${caps ? `,${caps}` : ''} --nnp env -i ${env} ${options.init ? 'catatonit -- ' : ''}${(proc.args ?? []).map(shellQuote).join(' ')}` });
   }
-  steps.push({ comment: 'what ns-enter runs: bubblewrap does all of the above in one process (setpriv and catatonit are bound in from the host)', command: argv.map(shellQuote).join(' ') });
+  steps.push({ comment: 'what ns-enter runs: bubblewrap does all of the above in one process, and its static helper (ns-enter-exec, run from an fd: nothing of the host is bound in) sets the user, capabilities and limits', command: argv.map(shellQuote).join(' ') });
   return steps;
 }

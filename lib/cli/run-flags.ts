@@ -3,6 +3,8 @@
  * run/runflags.ts parses what it gives into the typed, checked `RunFlags`.
  */
 import type { Argv } from 'yargs';
+import { UsageError } from '../core/errors.js';
+import { recordOptions } from './argv.js';
 
 /** The common short flags the run flags take over: podman's -v is --volume, so --verbose keeps only its long form. */
 export const RUN_FLAGS_SHORT_FLAGS = ['v'] as const;
@@ -25,10 +27,44 @@ export function withRunFlags<T>(y: Argv<T>) {
     .option('cap-add', { ...repeatable, describe: 'Add a capability (NET_ADMIN or CAP_NET_ADMIN; comma-separated lists; ALL)', group: 'Run flags:' })
     .option('cap-drop', { ...repeatable, describe: 'Drop a capability (same forms as --cap-add)', group: 'Run flags:' })
     .option('read-only', { type: 'boolean', default: false, describe: 'Mount the root filesystem read-only', group: 'Run flags:' })
-    .option('tty', { type: 'boolean', alias: 't', default: false, describe: 'Give the process a terminal', group: 'Run flags:' })
+    .option('tty', { type: 'boolean', alias: 't', describe: 'Give the process a new terminal (ns-enter: the default when stdin and stdout are terminals; --tty=false: pass them through)', group: 'Run flags:' })
+    .option('interactive', { type: 'boolean', alias: 'i', describe: "Keep stdin open (it always is: podman's -i, accepted)", group: 'Run flags:' })
     .option('entrypoint', { type: 'string', describe: 'Replace the image Entrypoint: a command, or a JSON array like \'["/bin/sh","-c"]\'; "" clears it', group: 'Run flags:' })
     .option('annotation', { ...repeatable, describe: 'Add an annotation KEY=VALUE to the config', group: 'Run flags:' })
     .option('init', { type: 'boolean', default: false, describe: 'Run an init as PID 1 that forwards signals and reaps zombies (ns-enter)', group: 'Run flags:' })
-    .option('rm', { type: 'boolean', default: false, describe: "Remove the container's state when it exits (ns-enter)", group: 'Run flags:' });
+    .option('rm', { type: 'boolean', default: false, describe: "Remove the container's state when it exits (ns-enter)", group: 'Run flags:' })
+    // podman's flags with no counterpart here: each refused with what to do instead (runflags.ts).
+    .option('detach', { type: 'boolean', alias: 'd', hidden: true })
+    .option('restart', { type: 'string', hidden: true })
+    .option('privileged', { type: 'boolean', hidden: true })
+    .option('publish', { ...repeatable, alias: 'p', hidden: true });
+}
+
+const DASH_DASH_HINT = 'put the command after --, e.g. -- sh -c "id"';
+
+/** A command given without `--` before it (`ns-enter ls` or `ns-enter ls -la`): one error, one hint, for both. */
+export function commandWithoutDashDash(word: string): UsageError {
+  return new UsageError(`unexpected argument ${JSON.stringify(word)}`, { hint: DASH_DASH_HINT });
+}
+
+/**
+ * When yargs refuses a line, the first word that is no flag's value: `ns-enter ls -la` is a
+ * command without `--`, not two unknown flags -l and -a. Reads the command's own definitions.
+ */
+export function strayCommand(build: (y: Argv) => unknown, argv: string[]): UsageError | undefined {
+  const options = recordOptions(build);
+  if (!options || argv.includes('--')) return undefined;
+  const takesValue = new Set<string>();
+  for (const [name, definition] of options) {
+    if (definition.type === 'boolean') continue;
+    for (const flag of [name, ...[definition.alias ?? []].flat()]) takesValue.add(flag);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i] as string;
+    if (!token.startsWith('-')) return commandWithoutDashDash(token);
+    const flag = token.replace(/^--?/, '');
+    if (!flag.includes('=') && takesValue.has(flag)) i++;
+  }
+  return undefined;
 }
 

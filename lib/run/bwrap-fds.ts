@@ -9,3 +9,10 @@ export const FD_BLOCK = 5;
 
 /** What the outer shell reports on the info fd when a mount it makes fails. */
 export const MOUNT_FAILED = 'mount-failed: ';
+
+/** ns-enter-exec, open for bwrap to run as /proc/self/fd/6 (see privileges.ts). */
+export const FD_HELPER = 6;
+/** The container's stderr, which the helper puts on fd 2 just before it execs (until then fd 2 is ns-enter's, for start-up errors). */
+export const FD_STDERR = 7;
+/** With a terminal: the socket the helper sends the pty's master on (the relay's, see native/ns-enter-exec.c). */
+export const FD_CONSOLE = 8;

@@ -3,10 +3,10 @@
  * namespaces, the mounts and the pivot_root (detaching the old root), because node cannot
  * unshare(2) its own multithreaded process and has no mount(2) or pivot_root(2). Around it,
  * util-linux unshare makes a user namespace and a private mount namespace for the prelude's
- * mounts; prlimit before it sets the rlimits; setpriv after it sets the credentials.
+ * mounts; ns-enter-exec after it (privileges.ts) sets the limits and credentials.
  */
 import { existsSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, posix, resolve } from 'node:path';
 import { UnsupportedError, UsageError } from '../core/errors.js';
 import { findProgram } from '../core/host.js';
 import { unshareCommand } from '../core/userns.js';
@@ -14,13 +14,13 @@ import { FD_BLOCK, FD_INFO, FD_STATUS } from './bwrap-fds.js';
 import { checkConfig, checkNamespaces, userMappings, type LinuxConfig, type ProcessConfig } from './config-checks.js';
 import { mountPrelude, overlayStep, type PreludeStep } from './mount-prelude.js';
 import { maskPath, mountArgs, readOnlyPath, rootOverlayOf } from './mount-plan.js';
-import { HELPER_DIR, helperBinds, rlimitPrefix, setprivArgs } from './privileges.js';
+import { helperCommand } from './privileges.js';
 import type { RuntimeConfig } from './runtime-spec.js';
 
 export interface PlanOptions {
   /** A relative root.path is relative to the bundle dir. */
   bundleDir?: string;
-  /** --init: catatonit as PID 1, forwarding signals to the command and reaping zombies (podman run --init). */
+  /** --init: an init as PID 1, forwarding signals to the command and reaping zombies (podman run --init). */
   init?: boolean;
   /** Whether the container's stdin is a terminal (process.terminal needs one). */
   stdinIsTerminal: boolean;
@@ -43,7 +43,7 @@ export interface ExecutionPlan {
   resources: NonNullable<LinuxConfig['resources']>;
   cgroupsPath?: string;
   oomScoreAdj?: number;
-  /** Whether the command keeps our terminal as its controlling terminal (no --new-session). */
+  /** Whether the command gets a new pty (process.terminal), whose master the relay copies to and from the user's terminal. */
   terminal: boolean;
   /** Whether bwrap waits on --block-fd for the cgroup and oom_score_adj to be set. */
   blocks: boolean;
@@ -70,8 +70,6 @@ export function planExecution(config: RuntimeConfig, options: PlanOptions): Exec
   const root = rootPath(config, options.bundleDir);
   const staged: PreludeStep[] = [];
   args.push(...filesystemArgs(config, { root, staged, stagingDir: options.stagingDir, cgroupViews: options.cgroupViews }));
-  const helpers = helperBinds(options.init === true);
-  args.push(...helpers.binds);
   if (config.root?.readonly) args.push('--remount-ro', '/');
   args.push(...processArgs(proc, namespaces));
 
@@ -82,9 +80,15 @@ export function planExecution(config: RuntimeConfig, options: PlanOptions): Exec
   const steps = [...(rootOverlay ? [overlayStep(rootOverlay, root, options.overlayDir)] : []), ...staged];
   const outer = mapped || steps.length > 0 ? unshareCommand(mapped?.uidMappings, mapped?.gidMappings, { mount: true }) : undefined;
   const prelude = steps.length > 0 ? mountPrelude(steps) : [];
-  const command = [...helpers.setpriv, ...setprivArgs(proc, outer?.setgroups ?? true), '--', ...(options.init ? [`${HELPER_DIR}/catatonit`, '--'] : []), ...proc.args];
-  const argv = [...rlimitPrefix(proc.rlimits ?? []), ...(outer?.argv ?? []), ...prelude, bwrap, ...args, '--', ...command];
+  const command = helperCommand(proc, { setgroups: outer?.setgroups ?? true, init: options.init === true, terminal: proc.terminal === true, terminalGid: devptsGid(config.mounts ?? []) });
+  const argv = [...(outer?.argv ?? []), ...prelude, bwrap, ...args, '--', ...command];
   return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait, staged: staged.length, cgroupNamespace: namespaces.has('cgroup') };
+}
+
+/** bwrap mounts its own devpts (no gid=): the helper gives a new pty the group the config's devpts mount names. */
+function devptsGid(mounts: NonNullable<RuntimeConfig['mounts']>): number | undefined {
+  const option = mounts.find((m) => m.type === 'devpts')?.options?.find((o) => /^gid=\d+$/.test(o));
+  return option === undefined ? undefined : Number(option.slice(4));
 }
 
 /** The limits a cgroup carries out, or undefined when the config sets none. */
@@ -128,13 +132,19 @@ function filesystemArgs(config: RuntimeConfig, context: { root: string; staged: 
     staged.push(step(at));
     return at;
   };
-  const args = ['--bind', root, '/', ...mountArgs(config.mounts ?? [], { root, stage, cgroupViews: context.cgroupViews })];
+  const mounts = config.mounts ?? [];
+  // The helper runs as /proc/self/fd/N (privileges.ts): the container's own /proc must be there.
+  if (!mounts.some((m) => m.type === 'proc' && posix.normalize(m.destination) === '/proc')) throw new UnsupportedError('mounts: ns-enter needs a proc mount at /proc (runc spec has one)');
+  const args = ['--bind', root, '/', ...mountArgs(mounts, { root, stage, cgroupViews: context.cgroupViews })];
   for (const path of config.linux?.maskedPaths ?? []) args.push(...maskPath(path));
   for (const path of config.linux?.readonlyPaths ?? []) args.push(...readOnlyPath(path));
   return args;
 }
 
-/** The environment, the working directory, the session and PID 1. */
+/**
+ * The environment, a new session (with a terminal the helper makes the new pty its controlling
+ * terminal: the user's terminal never is), and PID 1. The helper changes to process.cwd.
+ */
 function processArgs(proc: ProcessConfig, namespaces: Set<string>): string[] {
   const args = ['--clearenv'];
   for (const entry of proc.env ?? []) {
@@ -143,8 +153,8 @@ function processArgs(proc: ProcessConfig, namespaces: Set<string>): string[] {
     args.push('--setenv', entry.slice(0, eq), entry.slice(eq + 1));
   }
   if (!proc.cwd || !proc.cwd.startsWith('/')) throw new UnsupportedError('process.cwd: must be an absolute path');
-  args.push('--chdir', proc.cwd);
-  if (!proc.terminal) args.push('--new-session');
+  // bwrap would otherwise change to the host's working directory when the container has that path.
+  args.push('--chdir', '/', '--new-session');
   if (namespaces.has('pid')) args.push('--as-pid-1');
   return args;
 }

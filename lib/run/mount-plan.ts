@@ -89,16 +89,9 @@ function translateMount(mount: RuntimeMount, { field, hasDev, root, stage, cgrou
       unknown(() => false);
       return { args: ['--proc', destination], late };
     case 'tmpfs': {
-      unknown((o) => /^(size|mode|nr_inodes)=/.test(o));
+      unknown((o) => /^(size|mode|nr_inodes)=/.test(o) || o === 'exec' || o === 'dev');
       if (destination === '/dev') return { args: ['--dev', '/dev'], late };
-      const size = options.find((o) => o.startsWith('size='))?.slice(5);
-      const mode = tmpfsMode(root, destination, options);
-      if (options.includes('noexec')) {
-        const flags = ['noexec', 'nosuid', 'nodev', `mode=${mode}`, ...(size ? [`size=${parseSize(size, field)}`] : [])].join(',');
-        const at = stage((at) => ({ what: `${field} (${destination})`, command: `mount -t tmpfs -o ${flags} tmpfs ${shellQuote(at)}` }));
-        return { args: ['--bind', at, destination], late };
-      }
-      return { args: [...(size ? ['--size', String(parseSize(size, field))] : []), '--perms', mode, '--tmpfs', destination], late };
+      return { args: tmpfsArgs(mount, { field, root, stage }), late };
     }
     case 'devpts':
       // bwrap's --dev mounts a private devpts (newinstance, ptmxmode=0666, mode=620) at /dev/pts.
@@ -130,6 +123,29 @@ function cgroupMount(destination: string, views: MountContext['cgroupViews']): {
   if (!views) return { args: [], late: [] };
   const binds = views.flatMap((v) => ['--ro-bind', v.dir, posix.join(destination, v.name)]);
   return { args: [...(views.some((v) => v.name) ? ['--tmpfs', destination] : []), ...binds], late: ['--remount-ro', destination] };
+}
+
+/** The later of two opposite options wins, as in mount(8) and runc. */
+function lastOf(options: string[], on: string, off: string): boolean {
+  return options.lastIndexOf(on) > options.lastIndexOf(off);
+}
+
+/**
+ * A tmpfs other than /dev: bwrap's own (exec, nodev) unless it must be noexec or allow device
+ * nodes (`dev`, which podman users give with --tmpfs DST:dev): then staged with those flags and
+ * bound in (with --dev-bind for `dev`: bwrap's other binds are nodev).
+ */
+function tmpfsArgs(mount: RuntimeMount, { field, root, stage }: Omit<MountContext, 'hasDev'>): string[] {
+  const destination = posix.normalize(mount.destination);
+  const options = mount.options ?? [];
+  const size = options.find((o) => o.startsWith('size='))?.slice(5);
+  const mode = tmpfsMode(root, destination, options);
+  const noexec = lastOf(options, 'noexec', 'exec');
+  const dev = lastOf(options, 'dev', 'nodev');
+  if (!noexec && !dev) return [...(size ? ['--size', String(parseSize(size, field))] : []), '--perms', mode, '--tmpfs', destination];
+  const flags = [noexec ? 'noexec' : 'exec', 'nosuid', dev ? 'dev' : 'nodev', `mode=${mode}`, ...(size ? [`size=${parseSize(size, field)}`] : [])].join(',');
+  const at = stage((at) => ({ what: `${field} (${destination})`, command: `mount -t tmpfs -o ${flags} tmpfs ${shellQuote(at)}` }));
+  return [dev ? '--dev-bind' : '--bind', at, destination];
 }
 
 function parseSize(text: string, field: string): number {

@@ -7,13 +7,14 @@
  *
  * Everything in a config is either carried out or refused with an error naming the field.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cgroupLimits, planExecution, type PlanOptions } from './bwrap-plan.js';
 import { deviceMakingCapability } from './cgroup-devices.js';
 import { cgroupViews, createCgroup, planCgroup, type Cgroup, type CgroupPlan } from './cgroups.js';
 import { watchInterruptions, type Interruption } from './interruption.js';
+import { helperPath } from './privileges.js';
 import { claimName, makeStagingDir, removeStagingDir, sweepStagingDirs } from './run-record.js';
 import type { RuntimeConfig } from './runtime-spec.js';
 import { spawnAndWait, type ExitStatus } from './supervise.js';
@@ -87,14 +88,17 @@ async function runStaged(config: RuntimeConfig, options: RunOptions, context: { 
   for (let i = 0; i < plan.staged; i++) mkdirSync(join(options.stagingDir as string, String(i)), { mode: 0o700 });
   options.debug?.(`exec: ${plan.argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')}`);
   let cgroup: Cgroup | undefined;
+  const path = helperPath();
+  const fd = openSync(path, 'r');
   try {
     if (cgroupPlan) {
       cgroup = createCgroup(cgroupPlan);
       options.debug?.(`cgroup: ${cgroup.paths.join(' ')}`);
     }
     interruption.check('before the container started');
-    return await spawnAndWait({ plan, cgroup, stdin: options.stdin, onStart: options.onStart, interrupted: () => interruption.signal });
+    return await spawnAndWait({ plan, cgroup, stdin: options.stdin, onStart: options.onStart, helper: { path, fd }, interrupted: () => interruption.signal });
   } finally {
+    closeSync(fd);
     await cgroup?.remove();
   }
 }

@@ -1,24 +1,56 @@
 /**
- * The process's credentials, set after bwrap made the namespaces: util-linux setpriv (the
- * user and groups, the bounding/inheritable/ambient capability sets, as runc's exec does),
- * bound in read-only under HELPER_DIR and started through the host's dynamic loader so the
- * image needs no libc; and prlimit, which sets the rlimits bwrap and the command inherit.
+ * The process's credentials and limits, set after bwrap made the namespaces and mounts, by
+ * ns-enter-exec (native/ns-enter-exec.c): a static program bwrap runs from an fd ns-enter holds
+ * (/proc/self/fd/N), so no file of the host is bound into the container and it needs no libc
+ * of the image's. It sets the rlimits, HOME, the working directory (made when missing, as
+ * runc does), the groups, gid and uid, the five capability sets and no_new_privs, closes every
+ * fd above stderr, and execs the command: nothing of it is left in the container.
  */
-import { realpathSync } from 'node:fs';
-import { UnsupportedError } from '../core/errors.js';
-import { findProgram } from '../core/host.js';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { HostError, UnsupportedError } from '../core/errors.js';
+import { FD_CONSOLE, FD_HELPER, FD_STDERR } from './bwrap-fds.js';
 import type { ProcessConfig } from './config-checks.js';
-import { sharedObjects } from './elf.js';
+import { ALL_CAPABILITIES } from './runflags.js';
 
-/** Where helper binaries appear inside the container: bwrap's own /dev tmpfs, so the rootfs is not touched. */
-export const HELPER_DIR = '/dev/.ns-enter';
+/** Where the build (scripts/postbuild.mjs) puts the helper: dist/native/, beside dist/lib/. */
+export function helperPath(): string {
+  const path = fileURLToPath(new URL('../../native/ns-enter-exec', import.meta.url));
+  if (!existsSync(path)) throw new HostError(`${path} is missing: ns-enter's helper is built with the project`, { hint: 'npm run build (it needs gcc and libc6-dev: scripts/install-deps.sh)' });
+  return path;
+}
+
+export interface HelperOptions {
+  /** Whether setgroups(2) is allowed (not in a user namespace that maps only our own gid). */
+  setgroups: boolean;
+  /** --init: the helper is PID 1, forwarding signals and reaping zombies. */
+  init: boolean;
+  /** process.terminal: a pty in the container's devpts, its master sent to the relay on FD_CONSOLE. */
+  terminal: boolean;
+  /** The group of the new pty: the devpts mount's gid= (runc's default config: 5, tty), as the kernel would set it. */
+  terminalGid?: number;
+}
+
+/** The command bwrap runs: the helper from its fd, its flags, then the config's args. */
+export function helperCommand(proc: ProcessConfig & { args: string[] }, options: HelperOptions): string[] {
+  return [
+    `/proc/self/fd/${FD_HELPER}`,
+    ...rlimitFlags(proc.rlimits ?? []),
+    '--cwd', proc.cwd,
+    ...(options.terminal ? ['--console', String(FD_CONSOLE), ...(options.terminalGid === undefined ? [] : ['--console-gid', String(options.terminalGid)])] : ['--stderr', String(FD_STDERR)]),
+    ...credentialFlags(proc, options.setgroups),
+    ...(options.init ? ['--init'] : []),
+    '--',
+    ...proc.args,
+  ];
+}
 
 /**
- * setpriv's flags: runc's exec-time credentials. The kernel keeps an ambient capability only
- * if it is also inheritable and bounding (runc ignores the rest, so do we); after exec uid 0
- * gets the bounding set, any other uid the ambient set, and effective/permitted must say so.
+ * runc's exec-time credentials. The kernel keeps an ambient capability only if it is also
+ * inheritable and bounding (runc ignores the rest, so do we); after exec uid 0 gets the
+ * bounding set, any other uid the ambient set, and effective/permitted must say so.
  */
-export function setprivArgs(proc: ProcessConfig, setgroups: boolean): string[] {
+function credentialFlags(proc: ProcessConfig, setgroups: boolean): string[] {
   const caps = proc.capabilities ?? {};
   const bounding = caps.bounding ?? [];
   const inheritable = caps.inheritable ?? [];
@@ -30,51 +62,38 @@ export function setprivArgs(proc: ProcessConfig, setgroups: boolean): string[] {
     const same = given.size === expected.size && [...given].every((c) => expected.has(c));
     if (!same) throw new UnsupportedError(`process.capabilities.${set}: must equal the ${isRoot ? 'bounding' : 'ambient (and inheritable)'} set for uid ${proc.user.uid}: that is what the kernel gives after exec`);
   }
-  const list = (names: string[]) => ['-all', ...names.map((n) => `+${n.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
   const groups = proc.user.additionalGids ?? [];
   // Where setgroups(2) is denied (a user namespace that maps only our own gid), the groups stay as they are.
   if (!setgroups && groups.some((g) => g !== proc.user.gid)) throw new UnsupportedError('process.user.additionalGids: supplementary groups need a subordinate gid range (/etc/subgid) in a rootless container');
+  const masks = [bounding, inheritable, ambient, [...expected], [...expected]].map((set, i) => capabilityMask(set, ['bounding', 'inheritable', 'ambient', 'effective', 'permitted'][i] as string));
   return [
-    '--reuid', String(proc.user.uid),
-    '--regid', String(proc.user.gid),
+    '--uid', String(proc.user.uid),
+    '--gid', String(proc.user.gid),
     ...(!setgroups ? ['--keep-groups'] : groups.length > 0 ? ['--groups', groups.join(',')] : ['--clear-groups']),
-    '--inh-caps', list(inheritable),
-    '--ambient-caps', list(ambient),
-    '--bounding-set', list(bounding),
-    '--nnp',
+    '--caps', masks.join(':'),
   ];
 }
 
-const RLIMIT_FLAGS: Record<string, string> = {
-  RLIMIT_AS: 'as', RLIMIT_CORE: 'core', RLIMIT_CPU: 'cpu', RLIMIT_DATA: 'data', RLIMIT_FSIZE: 'fsize', RLIMIT_LOCKS: 'locks',
-  RLIMIT_MEMLOCK: 'memlock', RLIMIT_MSGQUEUE: 'msgqueue', RLIMIT_NICE: 'nice', RLIMIT_NOFILE: 'nofile', RLIMIT_NPROC: 'nproc',
-  RLIMIT_RSS: 'rss', RLIMIT_RTPRIO: 'rtprio', RLIMIT_RTTIME: 'rttime', RLIMIT_SIGPENDING: 'sigpending', RLIMIT_STACK: 'stack',
-};
-
-/** rlimits are inherited across exec: prlimit sets them and execs bwrap. */
-export function rlimitPrefix(rlimits: Array<{ type: string; hard: number; soft: number }>): string[] {
-  if (rlimits.length === 0) return [];
-  const flags = rlimits.map((r, i) => {
-    const name = RLIMIT_FLAGS[r.type];
-    if (!name) throw new UnsupportedError(`process.rlimits[${i}].type: unknown limit ${r.type}`);
-    return `--${name}=${r.soft}:${r.hard}`;
-  });
-  return [findProgram('prlimit'), ...flags, '--'];
+/** A capability set as the kernel's bit mask (capability.h numbers: the order of ALL_CAPABILITIES), in hex. */
+function capabilityMask(names: string[], set: string): string {
+  let mask = 0n;
+  for (const name of names) {
+    const bit = (ALL_CAPABILITIES as readonly string[]).indexOf(name);
+    if (bit === -1) throw new UnsupportedError(`process.capabilities.${set}: ${name} is not a capability`);
+    mask |= 1n << BigInt(bit);
+  }
+  return mask.toString(16);
 }
 
-/**
- * setpriv (and catatonit for --init) from the host, bound read-only under HELPER_DIR with the
- * shared libraries setpriv needs, found by reading its ELF headers (PT_INTERP, DT_NEEDED).
- */
-export function helperBinds(init: boolean): { binds: string[]; setpriv: string[] } {
-  const setpriv = realpathSync(findProgram('setpriv'));
-  const { interpreter, libraries } = sharedObjects(setpriv);
-  const binds: string[] = [];
-  const bind = (source: string, name: string) => binds.push('--ro-bind', source, `${HELPER_DIR}/${name}`);
-  bind(setpriv, 'setpriv');
-  for (const library of libraries) bind(library.path, library.name);
-  if (init) bind(realpathSync(findProgram('catatonit')), 'catatonit');
-  if (!interpreter) return { binds, setpriv: [`${HELPER_DIR}/setpriv`] };
-  bind(interpreter, 'ld.so');
-  return { binds, setpriv: [`${HELPER_DIR}/ld.so`, '--library-path', HELPER_DIR, `${HELPER_DIR}/setpriv`] };
+const RLIMITS = new Set([
+  'RLIMIT_AS', 'RLIMIT_CORE', 'RLIMIT_CPU', 'RLIMIT_DATA', 'RLIMIT_FSIZE', 'RLIMIT_LOCKS', 'RLIMIT_MEMLOCK', 'RLIMIT_MSGQUEUE',
+  'RLIMIT_NICE', 'RLIMIT_NOFILE', 'RLIMIT_NPROC', 'RLIMIT_RSS', 'RLIMIT_RTPRIO', 'RLIMIT_RTTIME', 'RLIMIT_SIGPENDING', 'RLIMIT_STACK',
+]);
+
+/** Set in the container before the user switch, as runc does (only the command and its children have them). */
+function rlimitFlags(rlimits: Array<{ type: string; hard: number; soft: number }>): string[] {
+  return rlimits.flatMap((r, i) => {
+    if (!RLIMITS.has(r.type)) throw new UnsupportedError(`process.rlimits[${i}].type: unknown limit ${r.type}`);
+    return ['--rlimit', `${r.type}:${BigInt(Math.floor(r.soft))}:${BigInt(Math.floor(r.hard))}`];
+  });
 }

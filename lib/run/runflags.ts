@@ -66,7 +66,13 @@ export interface RunFlagArgs {
   'cap-add'?: string[];
   'cap-drop'?: string[];
   'read-only': boolean;
-  tty: boolean;
+  /** undefined: not given (ns-enter decides from its stdin and stdout). */
+  tty?: boolean;
+  interactive?: boolean;
+  detach?: boolean;
+  restart?: string;
+  privileged?: boolean;
+  publish?: string[];
   entrypoint?: string;
   annotation?: string[];
   init: boolean;
@@ -75,6 +81,7 @@ export interface RunFlagArgs {
 
 /** Checks and converts the parsed flags; every mistake is a UsageError naming the flag. */
 export function parseRunFlags(args: RunFlagArgs, hostEnv: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): RunFlags {
+  refusePodmanOnlyFlags(args);
   return {
     env: (args.env ?? []).flatMap((e) => parseEnv(e, hostEnv)),
     workdir: args.workdir === undefined ? undefined : absoluteContainerPath('--workdir', args.workdir),
@@ -89,12 +96,26 @@ export function parseRunFlags(args: RunFlagArgs, hostEnv: NodeJS.ProcessEnv = pr
     capAdd: (args['cap-add'] ?? []).flatMap((c) => parseCapabilities('--cap-add', c)),
     capDrop: (args['cap-drop'] ?? []).flatMap((c) => parseCapabilities('--cap-drop', c)),
     readOnly: args['read-only'],
-    tty: args.tty,
+    tty: args.tty === true,
     entrypoint: args.entrypoint === undefined ? undefined : parseEntrypoint(args.entrypoint),
     annotations: Object.fromEntries((args.annotation ?? []).map(parseAnnotation)),
     init: args.init,
     rm: args.rm,
   };
+}
+
+/** podman's flags that have no counterpart here, and what to use instead. */
+const PODMAN_ONLY_FLAGS: Array<[keyof RunFlagArgs, string, string]> = [
+  ['detach', '-d/--detach', 'the container runs in the foreground: put the command in the background with &, or run it under systemd-run'],
+  ['restart', '--restart', 'there is no restart policy: run the command under a supervisor, e.g. systemd-run -p Restart=on-failure'],
+  ['privileged', '--privileged', 'give the container what it needs: --cap-add CAP, or --cap-add ALL for every capability, and -v for host paths'],
+  ['publish', '-p/--publish', 'ports are not forwarded: with --net host the container uses the host network, and its ports are the host ports'],
+];
+
+function refusePodmanOnlyFlags(args: RunFlagArgs): void {
+  for (const [key, flag, instead] of PODMAN_ONLY_FLAGS) {
+    if (args[key] !== undefined && args[key] !== false) throw new UsageError(`${flag} is not supported`, { hint: instead });
+  }
 }
 
 /** No flags given: what a bare `oci-spec` compares against to stay byte-for-byte `runc spec`. */

@@ -1,13 +1,16 @@
 /**
- * Supervising one bwrap: spawns it, places its first process in a cgroup (and sets its
- * oom_score_adj) while bwrap waits on the block fd, lets it run, forwards SIGINT/SIGTERM/
- * SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to it, and says how it ended.
+ * Supervising one bwrap: spawns it (with a terminal, under the helper's relay, which holds the
+ * user's terminal on the host and copies to and from the container's new pty), places its
+ * first process in a cgroup (and sets its oom_score_adj) while bwrap waits on the block fd,
+ * lets it run, forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to it, and says how it
+ * ended. Until the helper execs the command, fd 2 is a pipe to us: what bwrap, unshare or the
+ * helper say while the container starts becomes one line of ns-enter's, not a line of theirs.
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ContainerPartsError, HostError } from '../core/errors.js';
-import { FD_BLOCK, FD_INFO, FD_STATUS, MOUNT_FAILED } from './bwrap-fds.js';
+import { FD_BLOCK, FD_INFO, FD_STATUS, FD_STDERR, MOUNT_FAILED } from './bwrap-fds.js';
 import type { ExecutionPlan } from './bwrap-plan.js';
 import type { Cgroup } from './cgroups.js';
 import { interrupted } from './interruption.js';
@@ -18,6 +21,8 @@ export interface ExitStatus {
   code: number;
   /** The container's cgroup killed it for using more memory than its limit. */
   oomKilled?: boolean;
+  /** What the start-up said after the container existed (the helper's "ns-enter: " lines, e.g. a command not found), without the prefix. */
+  messages: string[];
 }
 
 export interface Supervision {
@@ -25,6 +30,8 @@ export interface Supervision {
   cgroup?: Cgroup;
   /** The container's stdin, when it is not ours. */
   stdin?: number;
+  /** ns-enter-exec, open: bwrap runs it as /proc/self/fd/FD_HELPER. */
+  helper: { path: string; fd: number };
   /** Called with the container's first process (host pid) once it exists. */
   onStart?: (pid: number) => void;
   /** The signal that came during start-up (interruption.ts), if one did. */
@@ -34,6 +41,8 @@ export interface Supervision {
 /** What bwrap has said so far on its info and status fds. */
 interface Progress {
   infoText: string;
+  /** fd 2 of bwrap until the helper execs the command. */
+  startupText: string;
   statusText: string;
   containerPid?: number;
   exitCode?: number;
@@ -44,12 +53,11 @@ const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIG
 
 export function spawnAndWait(run: Supervision): Promise<ExitStatus> {
   return new Promise((resolvePromise, reject) => {
-    const [program, ...args] = joinCgroupFirst(run) as [string, ...string[]];
-    // Node sets up fds 3-5 as socket pairs: bwrap writes JSON to 3 and 4 and waits to read from 5.
-    const child = spawn(program, args, { stdio: [run.stdin ?? 'inherit', 'inherit', 'inherit', 'pipe', 'pipe', run.plan.blocks ? 'pipe' : 'ignore'] });
+    const child = spawnBwrap(run);
     const fds = child.stdio as unknown as Array<NodeJS.ReadableStream & NodeJS.WritableStream>;
     const block = fds[FD_BLOCK] as NodeJS.WritableStream | null;
-    const progress: Progress = { infoText: '', statusText: '' };
+    const progress: Progress = { infoText: '', startupText: '', statusText: '' };
+    (fds[2] as NodeJS.ReadableStream).on('data', (chunk: Buffer) => (progress.startupText += chunk.toString('utf8')));
     const forward = (signal: NodeJS.Signals) => {
       try {
         process.kill(progress.containerPid ?? (child.pid as number), signal);
@@ -62,7 +70,7 @@ export function spawnAndWait(run: Supervision): Promise<ExitStatus> {
       progress.infoText += chunk.toString('utf8');
       if (progress.containerPid !== undefined) return;
       const match = /"child-pid"\s*:\s*(\d+)/.exec(progress.infoText);
-      if (match) started(Number(match[1]), { run, progress, block, bwrap: child.pid as number });
+      if (match) started(Number(match[1]), { run, progress, block });
     });
     (fds[FD_STATUS] as NodeJS.ReadableStream).on('data', (chunk: Buffer) => {
       progress.statusText += chunk.toString('utf8');
@@ -94,12 +102,26 @@ function joinCgroupFirst(run: Supervision): string[] {
   return ['/bin/sh', '-c', 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"', 'sh', ...procs, '--', ...run.plan.argv];
 }
 
+/**
+ * Node sets up fds 3-5 as socket pairs: bwrap writes JSON to 3 and 4 and waits to read from 5;
+ * 6 is the helper, 7 our stderr (the container's, once it runs). With a terminal the relay
+ * runs bwrap, with /dev/null as its stdin and stdout and a console socket on FD_CONSOLE.
+ */
+function spawnBwrap(run: Supervision) {
+  const { plan, helper } = run;
+  const argv = joinCgroupFirst(run);
+  const [program, ...args] = plan.terminal ? [helper.path, 'relay', '--', ...argv] : (argv as [string, ...string[]]);
+  const stdio = [run.stdin ?? 'inherit', 'inherit', 'pipe', 'pipe', 'pipe', plan.blocks ? 'pipe' : 'ignore', helper.fd, plan.terminal ? 'ignore' : 2] as const;
+  if (stdio.length !== FD_STDERR + 1) throw new Error('the fd layout of bwrap-fds.ts changed');
+  return spawn(program as string, args, { stdio: [...stdio] });
+}
+
 /** The container exists and waits on the block fd: its cgroup and oom_score_adj, then it may run. */
-function started(pid: number, { run, progress, block, bwrap }: { run: Supervision; progress: Progress; block: NodeJS.WritableStream | null; bwrap: number }): void {
+function started(pid: number, { run, progress, block }: { run: Supervision; progress: Progress; block: NodeJS.WritableStream | null }): void {
   progress.containerPid = pid;
   try {
-    // bwrap itself goes back where it came from: only the container's processes count in its cgroup.
-    if (run.cgroup && run.plan.cgroupNamespace) run.cgroup.release(bwrap);
+    // bwrap itself (the container's parent) goes back where it came from: only the container's processes count in its cgroup.
+    if (run.cgroup && run.plan.cgroupNamespace) run.cgroup.release(parentOf(pid));
     else if (run.cgroup) run.cgroup.addProcess(pid);
     if (run.plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(run.plan.oomScoreAdj));
     run.onStart?.(pid);
@@ -111,19 +133,33 @@ function started(pid: number, { run, progress, block, bwrap }: { run: Supervisio
   }
 }
 
+/** A process's parent, from /proc/PID/stat (field 4, after the command name in parentheses). */
+function parentOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
 /** How the run ended, from bwrap's status fd, else its own exit; or the error that stopped it. */
 function outcome(progress: Progress, run: Supervision, exit: { code: number | null; signal: NodeJS.Signals | null }): ExitStatus | Error {
   const { failure, infoText, containerPid } = progress;
   if (failure) return failure instanceof ContainerPartsError ? failure : new HostError(`cannot set up the container: ${failure.message}`);
   const mountFailure = infoText.indexOf(MOUNT_FAILED);
   if (containerPid === undefined && mountFailure !== -1) {
-    return new HostError(`cannot mount ${infoText.slice(mountFailure + MOUNT_FAILED.length).trim().replace(/\s*\n\s*/g, '; ')}`);
+    return new HostError(`cannot mount ${oneLine(infoText.slice(mountFailure + MOUNT_FAILED.length))}`);
   }
+  const said = progress.startupText.split('\n').map((l) => l.trim()).filter((l) => l !== '');
   const signal = run.interrupted?.();
   if (containerPid === undefined && signal) return interrupted(signal, 'while the container was starting');
-  if (containerPid === undefined) return new HostError(`${run.plan.argv.includes('--user') ? 'the user namespace or bubblewrap' : 'bubblewrap'} could not set up the container (its reason is on the line above)`);
+  if (containerPid === undefined) {
+    const who = run.plan.argv.includes('--user') ? 'the user namespace or bubblewrap' : 'bubblewrap';
+    return new HostError(`${who} could not set up the container${said.length > 0 ? `: ${said.join('; ')}` : ''}`);
+  }
   const code = progress.exitCode ?? (exit.signal ? 128 + (signalNumber(exit.signal) ?? 0) : (exit.code ?? 1));
-  return { code, oomKilled: run.cgroup?.oomKilled() };
+  return { code, oomKilled: run.cgroup?.oomKilled(), messages: said.map((l) => l.replace(/^ns-enter: /, '')) };
+}
+
+function oneLine(text: string): string {
+  return text.trim().replace(/\s*\n\s*/g, '; ');
 }
 
 function signalNumber(signal: NodeJS.Signals): number | undefined {

@@ -14,7 +14,6 @@ import { exec, mustExec, tool } from '../helpers/exec.js';
 import { busyboxRootfs, mountsUnder, unmountAll } from '../helpers/mounts.js';
 import { tempDir, toolPath } from '../helpers/paths.js';
 import { planExecution } from '../../lib/run/bwrap-plan.js';
-import { sharedObjects } from '../../lib/run/elf.js';
 import { UnsupportedError } from '../../lib/core/errors.js';
 import type { RuntimeConfig } from '../../lib/run/runtime-spec.js';
 
@@ -251,13 +250,99 @@ describe('ns-enter', () => {
     assert.match(result.stderr, /^ns-enter: linux\.sysctl: not supported by ns-enter\n$/);
   });
 
-  test("setpriv's libraries are found from its ELF headers; a missing bwrap names the package", async () => {
-    const found = sharedObjects('/usr/bin/setpriv');
-    assert.ok(found.interpreter && existsSync(found.interpreter));
-    assert.ok(found.libraries.some((l) => l.name === 'libc.so.6'));
+  test('a missing bwrap names the package', async () => {
     const result = await tool('ns-enter', ['--rootfs', rootfs, '--', 'true'], { env: { PATH: '/nonexistent' } });
     assert.equal(result.status, 1);
     assert.match(result.stderr, /^ns-enter: bwrap not found \(apt-get install bubblewrap\)\n$/);
+  });
+
+  test('nothing of the host inside: no /dev/.ns-enter, no fd of ns-enter open, no host file reachable with CAP_SYS_ADMIN, as under runc; --init runs from a private copy', async () => {
+    const bundle = join(work.path, 'no-host-files');
+    const script = [
+      'ls -a /dev/.ns-enter 2>&1 | sed "s/^ls: //"',
+      'readlink /proc/1/exe',
+      // With SYS_ADMIN: a host file bound in could be remounted read-write and written.
+      'grep -c -E " /dev/[^ ]+ [^ ]+ ro," /proc/self/mountinfo',
+      'for f in /proc/[0-9]*/exe /proc/[0-9]*/fd/*; do readlink $f; done 2>/dev/null | grep -v -E "^(/bin/|/dev/|pipe:|socket:|anon_inode:|/proc/)" | sort -u | tr "\\n" " "; echo',
+    ].join('; ');
+    const config = await runcSpecConfig(bundle, ['sh', '-c', script]);
+    const proc = config.process as NonNullable<RuntimeConfig['process']>;
+    for (const set of ['bounding', 'effective', 'permitted'] as const) (proc.capabilities as Record<string, string[]>)[set]?.push('CAP_SYS_ADMIN');
+    await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
+    const runc = await exec('runc', ['run', '-b', bundle, `cp-ns-host-${process.pid}`]);
+    const ours = await tool('ns-enter', ['--bundle', bundle]);
+    assert.equal(runc.status, 0, runc.stderr);
+    assert.equal(ours.status, 0, ours.stderr);
+    assert.equal(ours.stdout, runc.stdout);
+    assert.equal(ours.stdout, '/dev/.ns-enter: No such file or directory\n/bin/busybox\n0\n\n');
+    const fds = await run(['--', 'sh', '-c', 'ls /proc/1/fd; true']);
+    assert.equal(fds.stdout, '0\n1\n2\n', "no fd of ns-enter's (bwrap's status fds, the helper) is left open");
+    const init = await run(['--init', '--', 'sh', '-c', 'readlink /proc/1/exe; ls /proc/1/fd | tr "\\n" " "']);
+    assert.equal(init.status, 0, init.stderr);
+    assert.equal(init.stdout, '/memfd:ns-enter-init (deleted)\n0 1 2 ');
+  });
+
+  test('HOME from the user passwd entry, else /; a missing working directory is made; as runc does', async () => {
+    const bundle = join(work.path, 'home');
+    const config = await runcSpecConfig(bundle, ['sh', '-c', 'echo "HOME=$HOME"; pwd']);
+    config.root = { path: rootfs, readonly: false };
+    const proc = config.process as NonNullable<RuntimeConfig['process']>;
+    proc.env = (proc.env ?? []).filter((e) => !e.startsWith('HOME='));
+    const none = { bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] };
+    const cases: Array<[string, number, string]> = [['root', 0, 'HOME=/root'], ['lab', 1000, 'HOME=/home/lab'], ['unlisted', 4242, 'HOME=/']];
+    for (const [name, uid, home] of cases) {
+      const outputs: string[] = [];
+      for (const runtime of ['runc', 'ns-enter']) {
+        // Each runtime makes its own missing working directory.
+        proc.cwd = `/made-by/${runtime}/${name}`;
+        proc.user = { uid, gid: uid };
+        if (uid !== 0) proc.capabilities = none;
+        await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
+        const result = runtime === 'runc' ? await exec('runc', ['run', '-b', bundle, `cp-ns-home-${process.pid}`]) : await tool('ns-enter', ['--bundle', bundle]);
+        assert.equal(result.status, 0, `${runtime} ${name}: ${result.stderr}`);
+        outputs.push(result.stdout.replace(runtime, 'RUNTIME'));
+      }
+      assert.equal(outputs[1], outputs[0], name);
+      assert.equal(outputs[1], `${home}\n/made-by/RUNTIME/${name}\n`);
+    }
+    const flags = await run(['-w', '/nonexistent/deeper', '--', 'pwd']);
+    assert.equal(flags.status, 0, flags.stderr);
+    assert.equal(flags.stdout, '/nonexistent/deeper\n');
+  });
+
+  test('every start-up message starts with ns-enter: and names the mistake: a missing command, one not executable', async () => {
+    const missing = await run(['--', 'ip2']);
+    assert.equal(missing.status, 127);
+    assert.match(missing.stderr, /^ns-enter: ip2: command not found in the container \(PATH=[^)]+\)\n$/);
+    const path = await run(['--', '/bin/nope']);
+    assert.equal(path.status, 127);
+    assert.equal(path.stderr, 'ns-enter: /bin/nope: no such file in the container\n');
+    const notExecutable = await run(['--', '/etc/passwd']);
+    assert.equal(notExecutable.status, 126);
+    assert.match(notExecutable.stderr, /^ns-enter: \/etc\/passwd: not executable in the container: Permission denied\n$/);
+  });
+
+  test('--tmpfs DST:exec and DST:dev are carried out as runc carries them out; noexec and nodev refuse (the negative twin)', async () => {
+    const bundle = join(work.path, 'tmpfs-options');
+    const script = 'cp /bin/busybox /x/true && /x/true && echo x-exec; mknod /y/null c 1 3 && echo hi > /y/null && echo y-dev';
+    const config = await runcSpecConfig(bundle, ['sh', '-c', `${script} 2>/dev/null; true`]);
+    const proc = config.process as NonNullable<RuntimeConfig['process']>;
+    for (const set of ['bounding', 'effective', 'permitted'] as const) (proc.capabilities as Record<string, string[]>)[set]?.push('CAP_MKNOD');
+    const withOptions = (x: string[], y: string[]) => {
+      const copy = structuredClone(config);
+      copy.mounts = [...(copy.mounts ?? []), { destination: '/x', type: 'tmpfs', source: 'tmpfs', options: x }, { destination: '/y', type: 'tmpfs', source: 'tmpfs', options: y }];
+      return writeFile(join(bundle, 'config.json'), JSON.stringify(copy));
+    };
+    await withOptions(['rw', 'exec'], ['rw', 'dev']);
+    const runc = await exec('runc', ['run', '-b', bundle, `cp-ns-tmpfs-${process.pid}`]);
+    const ours = await tool('ns-enter', ['--bundle', bundle]);
+    assert.equal(ours.stdout, runc.stdout, ours.stderr);
+    assert.equal(ours.stdout, 'x-exec\ny-dev\n');
+    await withOptions(['rw', 'noexec'], ['rw', 'nodev']);
+    const twin = await tool('ns-enter', ['--bundle', bundle]);
+    assert.equal(twin.stdout, '', twin.stderr);
+    const flags = await run(['--cap-add', 'MKNOD', '--tmpfs', '/x:rw,exec', '--tmpfs', '/y:dev', '--', 'sh', '-c', script]);
+    assert.equal(flags.stdout, 'x-exec\ny-dev\n', flags.stderr);
   });
 
   test('--explain prints unshare, mount and pivot_root commands and runs nothing', async () => {
