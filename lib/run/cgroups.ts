@@ -34,10 +34,8 @@ export interface CgroupDir {
 export interface CgroupPlan {
   version: 1 | 2;
   dirs: CgroupDir[];
-  /** The dirs a run of this plan may leave, parents first: those missing now, the own dirs, and a shared parent of ours. */
+  /** The dirs a run of this plan may leave, parents first: those missing now and the own dirs. */
   removable: string[];
-  /** The own dirs' parents, when they are ours (ns-enter's container-parts/): removed with the last container in them. */
-  sharedParents: string[];
   resources: Resources;
 }
 
@@ -105,7 +103,7 @@ function relativeTo(mountRoot: string, path: string): string {
  * v1, and under its parent on v2. v1 is used when the v1 mounts hold every needed controller
  * (a hybrid host binds them there), else v2 when the unified tree has them.
  */
-export function planCgroup(request: { path: string; resources: Resources; deviceCapability?: string; parentIsShared?: boolean }, available: Hierarchy[] = hierarchies()): CgroupPlan {
+export function planCgroup(request: { path: string; resources: Resources; deviceCapability?: string }, available: Hierarchy[] = hierarchies()): CgroupPlan {
   const { path, resources } = request;
   const inner = posix.normalize(path);
   if (inner === '/' || inner === '.' || path.split('/').includes('..')) throw new UnsupportedError(`linux.cgroupsPath: ${JSON.stringify(path)} is not a cgroup below the root`);
@@ -121,9 +119,8 @@ export function planCgroup(request: { path: string; resources: Resources; device
   // On a hybrid host the container joins the unified tree too, as runc does.
   const used = useV1 ? [...v1, ...(v2 ? [v2] : [])] : [v2 as Hierarchy];
   const dirs = used.map((hierarchy) => ({ hierarchy, dir: placeIn(hierarchy, inner) }));
-  const sharedParents = request.parentIsShared ? dirs.map((d) => dirname(d.dir)) : [];
-  const removable = [...new Set([...sharedParents, ...dirs.flatMap((d) => [...missingDirs(d.hierarchy.mountPoint, d.dir), d.dir])])];
-  return { version: useV1 ? 1 : 2, dirs, removable, sharedParents, resources };
+  const removable = [...new Set(dirs.flatMap((d) => [...missingDirs(d.hierarchy.mountPoint, d.dir), d.dir]))];
+  return { version: useV1 ? 1 : 2, dirs, removable, resources };
 }
 
 function placeIn(hierarchy: Hierarchy, inner: string): string {
@@ -274,7 +271,7 @@ function makeCgroup(plan: CgroupPlan, made: string[]): Cgroup {
       for (const { hierarchy } of plan.dirs) writeControl(join(hierarchy.mountPoint, hierarchy.own, 'cgroup.procs'), String(pid));
     },
     oomKilled: () => oomFile !== undefined && /oom_kill [1-9]/.test(readOrEmpty(oomFile)),
-    remove: () => removeCgroupDirs([...new Set([...plan.sharedParents, ...made])]),
+    remove: () => removeCgroupDirs(made),
   };
 }
 

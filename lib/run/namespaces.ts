@@ -77,9 +77,8 @@ function planContainerCgroup(config: RuntimeConfig, id: string): CgroupPlan | un
   const root = (process.geteuid?.() ?? 0) === 0;
   const wanted = limits !== undefined || (root && (!!resources.devices?.length || (config.linux?.namespaces ?? []).some((ns) => ns.type === 'cgroup')));
   if (!wanted) return undefined;
-  // ns-enter's own container-parts/ holds every container without a cgroupsPath: it goes with the last of them.
-  const path = config.linux?.cgroupsPath;
-  return planCgroup({ path: path ?? `container-parts/${id}`, parentIsShared: path === undefined, resources: root ? resources : { ...limits }, deviceCapability: deviceMakingCapability(config) });
+  // One level below the caller's cgroup, as runc's <id>: no parent shared with other containers to make and remove.
+  return planCgroup({ path: config.linux?.cgroupsPath ?? `container-parts-${id}`, resources: root ? resources : { ...limits }, deviceCapability: deviceMakingCapability(config) });
 }
 
 async function runStaged(config: RuntimeConfig, options: RunOptions, context: { cgroupPlan?: CgroupPlan; interruption: Interruption }): Promise<ExitStatus> {
