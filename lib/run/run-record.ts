@@ -9,7 +9,7 @@
 import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HostError, UsageError } from '../core/errors.js';
+import { UsageError } from '../core/errors.js';
 import { dataHome } from '../core/paths.js';
 import { removeCgroupDirs } from './cgroups.js';
 
@@ -107,7 +107,7 @@ export async function claimName(name: string, dir: string = runStateDir()): Prom
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         const holder = readRecord(file);
         if (attempt > 0 || (holder && isAlive(holder.owner))) throw new UsageError(`container name ${JSON.stringify(name)} is in use by a running container${holder ? ` (ns-enter pid ${holder.owner.pid})` : ''}`, { hint: 'choose another --name, or wait for it to end' });
-        await sweepRecord(file);
+        if (!(await sweepRecord(file, file))) throw new UsageError(`container name ${JSON.stringify(name)}: processes of a run that died (ns-enter pid ${holder?.owner.pid}) are still in its cgroup ${holder?.cgroups.at(-1)}`, { hint: 'kill them, or choose another --name' });
       }
     }
   } finally {
@@ -125,7 +125,11 @@ export async function claimName(name: string, dir: string = runStateDir()): Prom
   };
 }
 
-/** Removes what the runs whose owners are gone left: their cgroups, then their records. */
+/**
+ * Removes what the runs whose owners are gone left: their cgroups, then their records, and
+ * the temp files of a claim or a sweep cut short. A dead run whose container's processes
+ * outlived it is left as it is (its name stays taken), and never slows the others.
+ */
 export async function sweepDeadRuns(dir: string = runStateDir()): Promise<void> {
   let entries: string[];
   try {
@@ -133,37 +137,73 @@ export async function sweepDeadRuns(dir: string = runStateDir()): Promise<void> 
   } catch {
     return;
   }
-  for (const entry of entries.filter((e) => e.endsWith('.run.json'))) {
-    const record = readRecord(join(dir, entry));
-    if (!record || !isAlive(record.owner)) await sweepRecord(join(dir, entry));
+  for (const entry of entries) {
+    const path = join(dir, entry);
+    const cutShort = /^(.*\.run\.json)\.(?:sweep\.(\d+)|(\d+)\.tmp)$/.exec(entry);
+    if (cutShort) {
+      const [, canonical, sweeper, claimer] = cutShort;
+      if (startTime(Number(sweeper ?? claimer)) !== undefined) continue;
+      if (claimer) unlinkQuietly(path);
+      else await sweepRecord(path, join(dir, canonical as string));
+    } else if (entry.endsWith('.run.json')) {
+      const record = readRecord(path);
+      if (!record || !isAlive(record.owner)) await sweepRecord(path, path);
+    }
   }
 }
 
 /**
- * Sweeps one dead run. Its record is first moved aside under a name of our own, so two runs
- * sweeping at once never both act on it, and a record that turns out live is put back.
+ * Sweeps one dead run; false when its container's processes are still in its cgroups. The
+ * record is first moved aside under a name of our own, so two runs sweeping at once never both
+ * act on it; a record that turns out live, or that cannot be swept, goes back to `canonical`.
  */
-async function sweepRecord(file: string): Promise<void> {
-  const aside = `${file}.sweep.${process.pid}`;
+async function sweepRecord(file: string, canonical: string): Promise<boolean> {
+  const aside = `${canonical}.sweep.${process.pid}`;
   try {
     renameSync(file, aside);
   } catch {
-    return; // another run swept it first
+    return true; // another run swept it first
   }
   const record = readRecord(aside);
-  if (record && isAlive(record.owner)) {
-    linkSync(aside, file);
+  const dead = !record || !isAlive(record.owner);
+  if (dead && (await removeDeadCgroups(record?.cgroups ?? []))) {
     unlinkSync(aside);
-    return;
+    return true;
   }
   try {
-    await removeCgroupDirs(record?.cgroups ?? []);
-  } catch (err) {
-    // Its processes outlived it: the name stays taken until they are gone.
-    renameSync(aside, file);
-    throw new HostError(`${(err as Error).message}: a dead run's container still has processes there`, { hint: 'kill them, or choose another --name' });
+    linkSync(aside, canonical);
+  } catch {
+    // a new claim of the name holds it: this record is moot
   }
   unlinkSync(aside);
+  return !dead;
+}
+
+/** A dead run's cgroup dirs, deepest first; false (and nothing more tried) at one that still has processes. */
+async function removeDeadCgroups(dirs: string[]): Promise<boolean> {
+  for (const dir of [...dirs].reverse()) {
+    let procs = '';
+    try {
+      procs = readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim();
+    } catch {
+      // gone already, or not a cgroup any more
+    }
+    if (procs !== '') return false;
+    try {
+      await removeCgroupDirs([dir]);
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // gone already
+  }
 }
 
 const STAGING = /^ns-enter-(\d+)\.(\d+)-[A-Za-z0-9]{6}$/;

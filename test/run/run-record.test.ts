@@ -8,10 +8,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, rmdirSync, statSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { removeCgroupDirs } from '../../lib/run/cgroups.js';
+import { createCgroup, planCgroup, removeCgroupDirs } from '../../lib/run/cgroups.js';
 import { runStateDir } from '../../lib/run/run-record.js';
 import { tool } from '../helpers/exec.js';
 import { busyboxRootfs } from '../helpers/mounts.js';
@@ -130,6 +130,36 @@ describe('what a run leaves behind', () => {
       for (const path of [...cgroups, staging, join(runStateDir(), `cp-term-${step}-${process.pid}.run.json`)]) assert.ok(!existsSync(path), `${path} removed`);
     });
   }
+
+  test("a dead run whose container's processes outlived it: its name stays taken (one line), other runs are not held up; once they are gone it is swept", async () => {
+    const name = `cp-outlived-${process.pid}`;
+    const cgroup = createCgroup(planCgroup({ path: `container-parts-${name}`, resources: { pids: { limit: 5 } } }));
+    made.push(...cgroup.made);
+    const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const record = join(runStateDir(), `${name}.run.json`);
+    const claimTemp = join(runStateDir(), `other.run.json.${deadPid()}.tmp`);
+    try {
+      cgroup.addProcess(sleeper.pid as number);
+      mkdirSync(runStateDir(), { recursive: true });
+      const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+      writeFileSync(record, JSON.stringify({ owner: { pid: deadPid(), start: '1', boot }, name, cgroups: cgroup.made }));
+      writeFileSync(claimTemp, '{}');
+      const other = await tool('ns-enter', ['--rootfs', rootfs, '--pids-limit', '9', '--', 'true']);
+      assert.equal(other.status, 0, other.stderr);
+      assert.ok(existsSync(record), 'the record of a run whose processes live on is kept');
+      assert.ok(!existsSync(claimTemp), "a dead claimer's temp file is swept");
+      const same = await tool('ns-enter', ['--rootfs', rootfs, '--name', name, '--', 'true']);
+      assert.equal(same.status, 2);
+      assert.match(same.stderr, new RegExp(`^ns-enter: container name "${name}": processes of a run that died \\(ns-enter pid \\d+\\) are still in its cgroup [^\\n]*\\n$`));
+    } finally {
+      sleeper.kill('SIGKILL');
+      await new Promise((r) => sleeper.once('close', r));
+    }
+    const again = await tool('ns-enter', ['--rootfs', rootfs, '--name', name, '--', 'true']);
+    assert.equal(again.status, 0, again.stderr);
+    assert.ok(!existsSync(record));
+    for (const path of cgroup.paths) assert.ok(!existsSync(path), `${path} swept`);
+  });
 
   test('a name that could lead out of the state dir or the cgroup tree is refused in one line, before anything is made', async () => {
     for (const name of ['../../escape', '.hidden', 'a/b', '']) {
