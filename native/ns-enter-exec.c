@@ -249,7 +249,8 @@ static int open_console(int console_fd, uid_t uid, gid_t gid) {
   if (master < 0) die(1, "process.terminal: cannot open /dev/ptmx in the container: %s", strerror(errno));
   char name[64];
   if (unlockpt(master) != 0 || ptsname_r(master, name, sizeof name) != 0) die(1, "process.terminal: cannot unlock the new pty: %s", strerror(errno));
-  int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  /* The peer of this very master, not whatever the image put at /dev/pts/N (as runc does). */
+  int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (slave < 0) die(1, "process.terminal: cannot open %s: %s", name, strerror(errno));
   /* The process's user owns its terminal, as after login (and as runc leaves it); a rootless
      namespace may not map the group (then the opener's stays) or the uid (then it stays root's). */
@@ -429,6 +430,26 @@ static int receive_fd(int socket) {
   return fd;
 }
 
+/*
+ * Until the helper sends the master, the container does not run yet: a signal for ns-enter
+ * (SIGTERM, or SIGUSR1 when ns-enter died) stops the start-up (bwrap, then its child, die).
+ * Afterwards ns-enter sends signals to the container's process itself.
+ */
+static int await_master(int socket, int signals, pid_t child) {
+  for (;;) {
+    struct pollfd fds[2] = {{socket, POLLIN, 0}, {signals, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    struct signalfd_siginfo info;
+    if ((fds[1].revents & POLLIN) && read(signals, &info, sizeof info) == sizeof info && info.ssi_signo != SIGCHLD && info.ssi_signo != SIGWINCH) {
+      kill(child, info.ssi_signo == SIGUSR1 ? SIGKILL : (int)info.ssi_signo);
+    }
+    if (fds[0].revents) return receive_fd(socket);
+  }
+}
+
 static struct termios saved_termios;
 static int terminal_raw = 0;
 
@@ -464,6 +485,8 @@ static int relay_loop(int master, pid_t child, int signals) {
       struct signalfd_siginfo info;
       if (read(signals, &info, sizeof info) == sizeof info) {
         if (info.ssi_signo == SIGWINCH) follow_window_size(master);
+        /* ns-enter died (kill -9): the container goes with it (bwrap dies with its parent, us), the terminal is restored. */
+        if (info.ssi_signo == SIGUSR1) { kill(child, SIGKILL); waitpid(child, &status, 0); break; }
         if (info.ssi_signo == SIGCHLD && waitpid(child, &status, WNOHANG) == child) continue;
       }
     }
@@ -490,9 +513,11 @@ static int relay_main(char **command) {
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) die(1, "cannot make the console socket: %s", strerror(errno));
   sigset_t handled;
   sigemptyset(&handled);
-  for (int s = 0, list[] = {SIGCHLD, SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU}; s < 9; s++) sigaddset(&handled, list[s]);
+  for (int s = 0, list[] = {SIGCHLD, SIGWINCH, SIGUSR1, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU}; s < 10; s++) sigaddset(&handled, list[s]);
   sigset_t old;
   sigprocmask(SIG_BLOCK, &handled, &old);
+  pid_t parent = getppid();
+  if (prctl(PR_SET_PDEATHSIG, SIGUSR1, 0, 0, 0) != 0 || getppid() != parent) die(1, "ns-enter is gone");
   pid_t child = fork();
   if (child < 0) die(1, "fork: %s", strerror(errno));
   if (child == 0) {
@@ -506,8 +531,10 @@ static int relay_main(char **command) {
     die(1, "cannot run %s: %s", command[0], strerror(errno));
   }
   close(pair[1]);
+  /* A reader that went away (ns-enter ... | head) must not kill us before the terminal is restored. */
+  signal(SIGPIPE, SIG_IGN);
   int signals = signalfd(-1, &handled, SFD_CLOEXEC);
-  int master = receive_fd(pair[0]);
+  int master = await_master(pair[0], signals, child);
   close(pair[0]);
   if (master < 0) {
     int status;

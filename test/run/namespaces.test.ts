@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exec, mustExec, tool } from '../helpers/exec.js';
+import { assertOneLineError, exec, mustExec, tool } from '../helpers/exec.js';
 import { busyboxRootfs, mountsUnder, unmountAll } from '../helpers/mounts.js';
 import { tempDir, toolPath } from '../helpers/paths.js';
 import { planExecution } from '../../lib/run/bwrap-plan.js';
@@ -47,6 +47,22 @@ async function runcSpecConfig(dir: string, args: string[]): Promise<RuntimeConfi
   (config.process as NonNullable<RuntimeConfig['process']>).args = args;
   await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   return config;
+}
+
+/** The bundle under runc and under ns-enter: both succeed with the same output, which is returned. */
+async function sameAsRunc(bundle: string, name: string): Promise<string> {
+  const runc = await exec('runc', ['run', '-b', bundle, `cp-ns-${name}-${process.pid}`]);
+  const ours = await tool('ns-enter', ['--bundle', bundle]);
+  assert.equal(runc.status, 0, runc.stderr);
+  assert.equal(ours.status, 0, ours.stderr);
+  assert.equal(ours.stdout, runc.stdout);
+  return ours.stdout;
+}
+
+/** Gives the config's process a capability (bounding, effective, permitted: root's sets). */
+function addCapability(config: RuntimeConfig, capability: string): void {
+  const caps = (config.process as NonNullable<RuntimeConfig['process']>).capabilities as Record<string, string[]>;
+  for (const set of ['bounding', 'effective', 'permitted']) caps[set]?.push(capability);
 }
 
 describe('ns-enter', () => {
@@ -205,12 +221,7 @@ describe('ns-enter', () => {
     config.root = { path: rootfs, readonly: false };
     config.mounts = [...(config.mounts ?? []), { destination: '/scratch', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'noexec', 'mode=1777'] }, { destination: '/src', type: 'bind', source: shared, options: ['rbind', 'ro', 'noexec'] }];
     await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
-    const runc = await exec('runc', ['run', '-b', bundle, `cp-ns-noexec-${process.pid}`]);
-    const ours = await tool('ns-enter', ['--bundle', bundle]);
-    assert.equal(runc.status, 0, runc.stderr);
-    assert.equal(ours.status, 0, ours.stderr);
-    assert.equal(ours.stdout, runc.stdout);
-    assert.equal(ours.stdout, '/scratch: refused\n/dev/shm: refused\n/src: refused\nlisted\n');
+    assert.equal(await sameAsRunc(bundle, 'noexec'), '/scratch: refused\n/dev/shm: refused\n/src: refused\nlisted\n');
     assert.deepEqual(readdirSync(tmpdir()).filter((f) => f.startsWith('ns-enter-staging-')), []);
   });
 
@@ -266,15 +277,9 @@ describe('ns-enter', () => {
       'for f in /proc/[0-9]*/exe /proc/[0-9]*/fd/*; do readlink $f; done 2>/dev/null | grep -v -E "^(/bin/|/dev/|pipe:|socket:|anon_inode:|/proc/)" | sort -u | tr "\\n" " "; echo',
     ].join('; ');
     const config = await runcSpecConfig(bundle, ['sh', '-c', script]);
-    const proc = config.process as NonNullable<RuntimeConfig['process']>;
-    for (const set of ['bounding', 'effective', 'permitted'] as const) (proc.capabilities as Record<string, string[]>)[set]?.push('CAP_SYS_ADMIN');
+    addCapability(config, 'CAP_SYS_ADMIN');
     await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
-    const runc = await exec('runc', ['run', '-b', bundle, `cp-ns-host-${process.pid}`]);
-    const ours = await tool('ns-enter', ['--bundle', bundle]);
-    assert.equal(runc.status, 0, runc.stderr);
-    assert.equal(ours.status, 0, ours.stderr);
-    assert.equal(ours.stdout, runc.stdout);
-    assert.equal(ours.stdout, '/dev/.ns-enter: No such file or directory\n/bin/busybox\n0\n\n');
+    assert.equal(await sameAsRunc(bundle, 'host'), '/dev/.ns-enter: No such file or directory\n/bin/busybox\n0\n\n');
     const fds = await run(['--', 'sh', '-c', 'ls /proc/1/fd; true']);
     assert.equal(fds.stdout, '0\n1\n2\n', "no fd of ns-enter's (bwrap's status fds, the helper) is left open");
     const init = await run(['--init', '--', 'sh', '-c', 'readlink /proc/1/exe; ls /proc/1/fd | tr "\\n" " "']);
@@ -326,8 +331,7 @@ describe('ns-enter', () => {
     const bundle = join(work.path, 'tmpfs-options');
     const script = 'cp /bin/busybox /x/true && /x/true && echo x-exec; mknod /y/null c 1 3 && echo hi > /y/null && echo y-dev';
     const config = await runcSpecConfig(bundle, ['sh', '-c', `${script} 2>/dev/null; true`]);
-    const proc = config.process as NonNullable<RuntimeConfig['process']>;
-    for (const set of ['bounding', 'effective', 'permitted'] as const) (proc.capabilities as Record<string, string[]>)[set]?.push('CAP_MKNOD');
+    addCapability(config, 'CAP_MKNOD');
     const withOptions = (x: string[], y: string[]) => {
       const copy = structuredClone(config);
       copy.mounts = [...(copy.mounts ?? []), { destination: '/x', type: 'tmpfs', source: 'tmpfs', options: x }, { destination: '/y', type: 'tmpfs', source: 'tmpfs', options: y }];
@@ -343,6 +347,22 @@ describe('ns-enter', () => {
     assert.equal(twin.stdout, '', twin.stderr);
     const flags = await run(['--cap-add', 'MKNOD', '--tmpfs', '/x:rw,exec', '--tmpfs', '/y:dev', '--', 'sh', '-c', script]);
     assert.equal(flags.stdout, 'x-exec\ny-dev\n', flags.stderr);
+  });
+
+  test("podman's flags without a counterpart and a command without -- each get one line saying what to do instead", async () => {
+    const hint = 'ns-enter: unexpected argument "ls" (put the command after --, e.g. -- sh -c "id")\n';
+    for (const line of [['ls'], ['ls', '-la'], ['--rm', 'ls', '-la'], ['-e', 'A=1', 'ls', '--color']]) {
+      const result = await run(line);
+      assertOneLineError(result, 'ns-enter', 2, /unexpected argument "ls"/);
+      assert.equal(result.stderr, hint, line.join(' '));
+    }
+    const cases: Array<[string[], RegExp]> = [
+      [['-d'], /^ns-enter: -d\/--detach is not supported \(.*background with &/],
+      [['--restart', 'always'], /^ns-enter: --restart is not supported \(.*supervisor/],
+      [['--privileged'], /^ns-enter: --privileged is not supported \(.*--cap-add ALL/],
+      [['-p', '8080:80'], /^ns-enter: -p\/--publish is not supported \(.*--net host/],
+    ];
+    for (const [flags, message] of cases) assertOneLineError(await run([...flags, '--', 'true']), 'ns-enter', 2, message);
   });
 
   test('--explain prints unshare, mount and pivot_root commands and runs nothing', async () => {

@@ -10,9 +10,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, lstatSync, readFileSync } from 'node:fs';
+import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mustExec, type ExecResult } from '../helpers/exec.js';
 import { createTestUser, type TestUser } from '../helpers/users.js';
+import { runOnPty } from '../helpers/pty.js';
 import { REPO, toolPath, tempDir } from '../helpers/paths.js';
 import { pushBusybox, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { checkUserNamespaces, subordinateRanges } from '../../lib/core/userns.js';
@@ -20,6 +22,22 @@ import { HostError } from '../../lib/core/errors.js';
 import { shellQuote } from '../../lib/core/shell.js';
 
 const RANGED = 'cprltest';
+
+/** A static program for inside the container: pushes a command line into every terminal it holds (TIOCSTI). */
+const INJECT_C = `#include <fcntl.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+int main(void) {
+  int fds[4] = {0, 1, 2, open("/dev/tty", O_RDWR)};
+  for (int i = 0; i < 4; i++) {
+    if (fds[i] < 0) continue;
+    int ok = 1;
+    for (const char *c = "echo INJECTED\\n"; *c && ok; c++) ok = ioctl(fds[i], TIOCSTI, c) == 0;
+    printf("%s on %d\\n", ok ? "pushed" : "refused", fds[i]);
+  }
+  return 0;
+}
+`;
 const UNRANGED = 'cprlnorange';
 
 /** Runs a shell script as the user, from its home. */
@@ -110,6 +128,23 @@ describe('rootless: the pipeline as a user made with useradd', () => {
     assert.match(result.stderr, /can't create \/mnt\/etc\/cp-rootless: Permission denied/);
     assert.match(result.stderr, /can't open '\/mnt\/root': Permission denied/);
     assert.ok(!existsSync(marker) && !existsSync('/etc/cp-rootless'));
+  });
+
+  test('-t as a user: the container gets a pty of its own; TIOCSTI inside never reaches the user terminal', async () => {
+    const probe = await tempDir('cp-rootless-tty-');
+    try {
+      await writeFile(join(probe.path, 'inject.c'), INJECT_C);
+      await mustExec('gcc', ['-static', '-o', join(probe.path, 'inject'), join(probe.path, 'inject.c')]);
+      await chmod(probe.path, 0o755);
+      const pending = `python3 -c 'import fcntl, struct, termios; print("pending=%d" % struct.unpack("i", fcntl.ioctl(0, termios.FIONREAD, b"1234"))[0])'`;
+      const asUserOnPty = `runuser -u ${RANGED} -- env HOME=${shellQuote(user.home)} XDG_RUNTIME_DIR= XDG_DATA_HOME= CONTAINER_PARTS_STORE= sh -c ${shellQuote(`cd "$HOME" && ${cmd('ns-enter')} -t -v ${probe.path}:/probe:ro -- /probe/inject < mount.json; ${pending}`)}`;
+      const run = await runOnPty(asUserOnPty, { timeoutSeconds: 60 });
+      assert.equal(run.timedOut, false, run.output);
+      assert.match(run.output, /pushed on 0/, run.output);
+      assert.match(run.output, /pending=0/, run.output);
+    } finally {
+      await probe.cleanup();
+    }
   });
 
   test('another image user (-u lab) writes as 1000; --rm removes what it made, though the range owns it', async () => {
