@@ -131,13 +131,7 @@ export async function claimName(name: string, dir: string = runStateDir()): Prom
  * outlived it is left as it is (its name stays taken), and never slows the others.
  */
 export async function sweepDeadRuns(dir: string = runStateDir()): Promise<void> {
-  let entries: string[];
-  try {
-    entries = readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const entry of entries) {
+  for (const entry of listDir(dir)) {
     const path = join(dir, entry);
     const cutShort = /^(.*\.run\.json)\.(?:sweep\.(\d+)|(\d+)\.tmp)$/.exec(entry);
     if (cutShort) {
@@ -221,14 +215,17 @@ export function makeStagingDir(): string {
  * mount points are empty dirs here. rmdir, not a recursive remove: it can never delete content.
  */
 export function removeStagingDir(dir: string): void {
-  let entries: string[] = [];
-  try {
-    entries = readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const entry of entries) if (/^\d+$/.test(entry)) tryRmdir(join(dir, entry));
+  for (const entry of listDir(dir)) if (/^\d+$/.test(entry)) tryRmdir(join(dir, entry));
   tryRmdir(dir);
+}
+
+/** A dir's entries; none when it is not there (or not readable). */
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 function tryRmdir(path: string): void {
@@ -242,13 +239,7 @@ function tryRmdir(path: string): void {
 /** Removes the staging dirs of runs that are gone: only ours (same owner uid), by the owner in their names. */
 export function sweepStagingDirs(parent: string = tmpdir()): void {
   const uid = process.geteuid?.() ?? 0;
-  let entries: string[];
-  try {
-    entries = readdirSync(parent);
-  } catch {
-    return;
-  }
-  for (const entry of entries) {
+  for (const entry of listDir(parent)) {
     const match = STAGING.exec(entry) ?? LEGACY_STAGING.exec(entry);
     if (!match || Number(match[1]) === process.pid) continue;
     const path = join(parent, entry);
