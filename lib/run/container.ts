@@ -210,7 +210,12 @@ export function prepareRun(request: RunRequest): PreparedRun {
       throw new UsageError('--bundle runs DIR/config.json as it is: give run flags and the command to oci-spec --bundle instead');
     }
     const bundleDir = resolve(request.bundle);
-    return { config: readRuntimeConfig(join(bundleDir, 'config.json')), id: request.name ?? newContainerId(), bundleDir };
+    const config = readRuntimeConfig(join(bundleDir, 'config.json'));
+    // Even a hand-written config gets the store's copy of an image read-only.
+    const root = config.root?.path === undefined ? undefined : directoryRoot(resolve(bundleDir, config.root.path));
+    const notice = root?.readOnly && config.root && !config.root.readonly ? root.notice : undefined;
+    if (notice && config.root) config.root.readonly = true;
+    return { config, id: request.name ?? newContainerId(), bundleDir, notice };
   }
   let source: ContainerRoot;
   if (request.rootfs !== undefined) source = directoryRoot(resolve(request.rootfs));

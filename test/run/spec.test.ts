@@ -511,6 +511,13 @@ describe('oci-spec --bundle with the lab busybox image, run by runc', () => {
     const underRunc = await runc(bundle);
     assert.notEqual(underRunc.status, 0);
     assert.ok(existsSync(join(tree, 'bin', 'ls')), 'runc: /bin/ls is still in the cached tree');
+    // A config edited by hand to make it writable: ns-enter --bundle still keeps it the image's.
+    const edited = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as RuntimeConfig;
+    await writeFile(join(bundle, 'config.json'), JSON.stringify({ ...edited, root: { path: tree } }));
+    const byHand = await tool('ns-enter', ['--bundle', bundle], { timeoutMs: 60_000 });
+    assert.notEqual(byHand.status, 0);
+    assert.match(byHand.stderr, /^ns-enter: warning: \S+ is the store's copy of the image/);
+    assert.ok(existsSync(join(tree, 'bin', 'ls')), 'ns-enter --bundle: /bin/ls is still in the cached tree');
     // The negative twin: a tree of the user's own (--dest) stays theirs to change, under both.
     const own = await tool('img-unpack', ['--dest', join(work.path, 'own-tree'), '-q'], { input: fetched });
     assert.equal(own.status, 0, own.stderr);
