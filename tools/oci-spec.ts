@@ -7,7 +7,8 @@ import { UsageError } from '../lib/core/errors.js';
 import { resolveStorePath } from '../lib/core/paths.js';
 import { hasRunFlags, parseRunFlags } from '../lib/run/runflags.js';
 import { RUN_FLAGS_SHORT_FLAGS, withRunFlags } from '../lib/cli/run-flags.js';
-import { configForRequest, formatConfig, readRuntimeConfig, validateRuntimeConfig, writeBundleConfig } from '../lib/run/spec.js';
+import { formatConfig, readRuntimeConfig, validateRuntimeConfig } from '../lib/run/spec.js';
+import { configForRequest, writeBundleConfig } from '../lib/run/bundle.js';
 
 export const ociSpec = defineCommand({
   name: 'oci-spec',
@@ -52,8 +53,9 @@ export const ociSpec = defineCommand({
     const idMappings = args.rootless && document && !args.explain && (process.geteuid?.() ?? 0) !== 0
       ? await import('../lib/run/container.js').then((m) => m.rootlessBundleMappings(document, m.pipedStore(undefined, document) ?? resolveStorePath(undefined, ctx.io.env), (w) => ctx.log.warn(w)))
       : undefined;
-    const { config, rootfs } = configForRequest({ document, bundle, flags, rootless: args.rootless, args: command, cwd: process.cwd(), idMappings });
+    const { config, rootfs, notice } = configForRequest({ document, bundle, flags, rootless: args.rootless, args: command, cwd: process.cwd(), idMappings });
     if (args.explain) return ctx.explain((await import('../lib/cli/explain.js')).explainSpec(config, { bundle, rootless: args.rootless }));
+    if (notice) ctx.log.warn(notice);
     if (!bundle) {
       validateRuntimeConfig(config, 'config.json (generated)');
       // runc's exact bytes (no final newline), plus one on a terminal so the prompt starts on its own line.

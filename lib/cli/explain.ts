@@ -198,12 +198,14 @@ export function explainRun(config: RuntimeConfig, argv: string[], options: { id:
   const r = (path: string) => shellQuote(`${root}${path}`);
   const steps: ExplainStep[] = [];
   const resources = config.linux?.resources ?? {};
-  const cg = `/sys/fs/cgroup/MEMORY_OR_PIDS_OR_CPU/${config.linux?.cgroupsPath ?? `container-parts/${options.id}`}`;
-  if (resources.memory?.limit !== undefined || resources.pids || resources.cpu) {
-    steps.push({ comment: 'a cgroup with the limits (v1: one dir per controller; v2: /sys/fs/cgroup/PATH with memory.max, pids.max, cpu.max)', command: `mkdir -p ${cg}` });
-    if (resources.memory?.limit !== undefined) steps.push({ comment: 'the memory limit: the kernel OOM-kills past it (exit 137)', command: `echo ${resources.memory.limit} > /sys/fs/cgroup/memory/${config.linux?.cgroupsPath ?? `container-parts/${options.id}`}/memory.limit_in_bytes` });
-    if (resources.pids) steps.push({ comment: 'the process limit: fork fails past it', command: `echo ${resources.pids.limit < 0 ? 'max' : resources.pids.limit} > /sys/fs/cgroup/pids/${config.linux?.cgroupsPath ?? `container-parts/${options.id}`}/pids.max` });
-    steps.push({ comment: 'join it (the shell that runs everything below)', command: `echo $$ > ${cg}/cgroup.procs` });
+  // Under the caller's own cgroup in each hierarchy (OWN: its line in /proc/self/cgroup), as runc places it.
+  const at = (controller: string) => `/sys/fs/cgroup/${controller}/OWN/${config.linux?.cgroupsPath ?? `container-parts-${options.id}`}`;
+  if (resources.memory?.limit !== undefined || resources.pids || resources.cpu || resources.devices?.length) {
+    steps.push({ comment: "a cgroup under the caller's own, in every hierarchy (v1: one dir per controller; v2: one dir with memory.max, pids.max, cpu.max)", command: `for c in /sys/fs/cgroup/*/; do mkdir -p ${at('$(basename $c)')}; done` });
+    if (resources.memory?.limit !== undefined) steps.push({ comment: 'the memory limit: the kernel OOM-kills past it (exit 137)', command: `echo ${resources.memory.limit} > ${at('memory')}/memory.limit_in_bytes` });
+    if (resources.pids) steps.push({ comment: 'the process limit: fork fails past it', command: `echo ${resources.pids.limit < 0 ? 'max' : resources.pids.limit} > ${at('pids')}/pids.max` });
+    if (resources.devices?.length) steps.push({ comment: "the device rules in order (runc's default denies all), then runc's allowed devices (null, zero, full, random, urandom, tty, pts, ptmx, tun)", command: `echo a > ${at('devices')}/devices.deny && echo 'c 1:3 rwm' > ${at('devices')}/devices.allow # ...` });
+    steps.push({ comment: 'join it (the shell that runs everything below), before the cgroup namespace is made', command: `for c in /sys/fs/cgroup/*/; do echo $$ > ${at('$(basename $c)')}/cgroup.procs; done` });
   }
   const maps = (mappings: Array<{ containerID: number; hostID: number; size: number }> | undefined, kind: 'users' | 'groups') =>
     (mappings ?? []).map((m) => (m.containerID === 0 && m.size === 1 ? `--map-${kind === 'users' ? 'user' : 'group'}=0` : `--map-${kind}=${m.hostID},${m.containerID},${m.size}`)).join(' ');

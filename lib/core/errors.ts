@@ -3,6 +3,7 @@
  * command prints; the tools print `<command>: <message>` and exit with `exitCode`, and show a
  * stack only with --debug. Like umoci's sentinel errors, callers test the class, not the text.
  */
+import { constants as osConstants } from 'node:os';
 
 export class ContainerPartsError extends Error {
   /** 1: the operation failed; 2: the input or the command line is wrong. */
@@ -57,6 +58,16 @@ export class UnsafeLayerError extends ContainerPartsError {}
 
 /** The kernel or the host lacks what the operation needs (overlay, user namespaces, an executor). */
 export class HostError extends ContainerPartsError {}
+
+/** A signal stopped the command before its work began; it exits 128+N, as a shell reports death by signal N. */
+export class InterruptedError extends ContainerPartsError {
+  override readonly exitCode: number;
+
+  constructor(readonly signal: NodeJS.Signals, message: string) {
+    super(message);
+    this.exitCode = 128 + (osConstants.signals[signal] ?? 0);
+  }
+}
 
 /** A write would replace something that is there already (umoci's ErrClobber). */
 export class ClobberError extends ContainerPartsError {}

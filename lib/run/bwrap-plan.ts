@@ -32,6 +32,8 @@ export interface PlanOptions {
    * private mount namespace and then bound in by bwrap, which keeps a bound mount's flags.
    */
   stagingDir?: string;
+  /** The container's own cgroup dirs (cgroups.ts cgroupViews): shown at /sys/fs/cgroup, and bwrap waits for the container to join them. */
+  cgroupViews?: Array<{ dir: string; name: string }>;
 }
 
 /** The plan for one run: the argv to spawn, and what has to happen between start and unblock. */
@@ -47,6 +49,8 @@ export interface ExecutionPlan {
   blocks: boolean;
   /** How many subdirs of stagingDir the prelude mounts on (0: none). */
   staged: number;
+  /** Whether bwrap makes a cgroup namespace (the container must be in its cgroup before). */
+  cgroupNamespace: boolean;
 }
 
 /**
@@ -58,14 +62,14 @@ export function planExecution(config: RuntimeConfig, options: PlanOptions): Exec
   const resources = linux.resources ?? {};
   const bwrap = findProgram('bwrap');
   // --block-fd only when something must happen before the command runs (a cgroup, oom_score_adj).
-  const mustWait = cgroupLimits(resources) !== undefined || proc.oomScoreAdj !== undefined;
+  const mustWait = options.cgroupViews !== undefined || cgroupLimits(resources) !== undefined || proc.oomScoreAdj !== undefined;
   const args: string[] = ['--die-with-parent', '--info-fd', String(FD_INFO), '--json-status-fd', String(FD_STATUS), ...(mustWait ? ['--block-fd', String(FD_BLOCK)] : [])];
   const namespaces = checkNamespaces(linux);
   const mapped = namespaces.has('user') ? userMappings(linux) : undefined;
   args.push(...namespaceArgs(namespaces, config.hostname));
   const root = rootPath(config, options.bundleDir);
   const staged: PreludeStep[] = [];
-  args.push(...filesystemArgs(config, { root, staged, stagingDir: options.stagingDir }));
+  args.push(...filesystemArgs(config, { root, staged, stagingDir: options.stagingDir, cgroupViews: options.cgroupViews }));
   if (config.root?.readonly) args.push('--remount-ro', '/');
   args.push(...processArgs(proc, namespaces));
 
@@ -78,7 +82,7 @@ export function planExecution(config: RuntimeConfig, options: PlanOptions): Exec
   const prelude = steps.length > 0 ? mountPrelude(steps) : [];
   const command = helperCommand(proc, { setgroups: outer?.setgroups ?? true, init: options.init === true, terminal: proc.terminal === true, terminalGid: devptsGid(config.mounts ?? []) });
   const argv = [...(outer?.argv ?? []), ...prelude, bwrap, ...args, '--', ...command];
-  return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait, staged: staged.length };
+  return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait, staged: staged.length, cgroupNamespace: namespaces.has('cgroup') };
 }
 
 /** bwrap mounts its own devpts (no gid=): the helper gives a new pty the group the config's devpts mount names. */
@@ -121,7 +125,7 @@ function rootPath(config: RuntimeConfig, bundleDir: string | undefined): string 
 }
 
 /** The root, then the config's mounts in order, then masked and read-only paths (runc's order); staged mounts are added to `staged`. */
-function filesystemArgs(config: RuntimeConfig, context: { root: string; staged: PreludeStep[]; stagingDir?: string }): string[] {
+function filesystemArgs(config: RuntimeConfig, context: { root: string; staged: PreludeStep[]; stagingDir?: string; cgroupViews?: PlanOptions['cgroupViews'] }): string[] {
   const { root, staged } = context;
   const stage = (step: (at: string) => PreludeStep): string => {
     const at = join(context.stagingDir ?? '/nonexistent', String(staged.length));
@@ -131,7 +135,7 @@ function filesystemArgs(config: RuntimeConfig, context: { root: string; staged: 
   const mounts = config.mounts ?? [];
   // The helper runs as /proc/self/fd/N (privileges.ts): the container's own /proc must be there.
   if (!mounts.some((m) => m.type === 'proc' && posix.normalize(m.destination) === '/proc')) throw new UnsupportedError('mounts: ns-enter needs a proc mount at /proc (runc spec has one)');
-  const args = ['--bind', root, '/', ...mountArgs(mounts, { root, stage })];
+  const args = ['--bind', root, '/', ...mountArgs(mounts, { root, stage, cgroupViews: context.cgroupViews })];
   for (const path of config.linux?.maskedPaths ?? []) args.push(...maskPath(path));
   for (const path of config.linux?.readonlyPaths ?? []) args.push(...readOnlyPath(path));
   return args;

@@ -53,10 +53,8 @@ function checkLinux(linux: LinuxConfig): LinuxConfig {
     throw new UnsupportedError(`linux.rootfsPropagation: ${linux.rootfsPropagation} is not supported (bubblewrap keeps the container's mounts private)`);
   }
   const resources = linux.resources ?? {};
+  // The device rules are carried out by the devices cgroup (cgroup-devices.ts).
   checkKnownFields('linux.resources.', resources, ['devices', 'memory', 'cpu', 'pids']);
-  for (const [i, rule] of (resources.devices ?? []).entries()) {
-    if (rule.allow) throw new UnsupportedError(`linux.resources.devices[${i}]: allow rules are not supported (only the default deny-all: the container's /dev holds only the safe devices)`);
-  }
   return linux;
 }
 

@@ -11,7 +11,9 @@ import { UsageError } from '../core/errors.js';
 import { runContainer, type ExitStatus } from './namespaces.js';
 import { hasRunFlags, type RunFlags } from './runflags.js';
 import type { RuntimeConfig } from './runtime-spec.js';
-import { buildConfig, readRuntimeConfig, rootFromEarlierSteps } from './spec.js';
+import { readRuntimeConfig } from './spec.js';
+import { buildConfig } from './config-from-image.js';
+import { directoryRoot, rootFromEarlierSteps, type ContainerRoot } from './earlier-steps.js';
 import { giveRecordedOwners, isRootless, rootlessNamespace } from '../mount/owners.js';
 import { newContainerId, openStore, unmountContainerRoot } from '../mount/container.js';
 import { requireMountedOverlay } from '../mount/mounted.js';
@@ -53,6 +55,8 @@ export interface PreparedRun {
   /** Rootless: the user namespace's maps, and the trees the image's owners are given to before the run (a flat rootfs). */
   userNamespace?: UserNamespaceMap;
   ownedTrees?: string[];
+  /** Why the root is read-only though no flag asked (the store's copy of the image). */
+  notice?: string;
 }
 
 /** The config ns-enter runs: the bundle's, or built from the image config and the run flags (lib/spec.ts). */
@@ -62,11 +66,16 @@ export function prepareRun(request: RunRequest): PreparedRun {
       throw new UsageError('--bundle runs DIR/config.json as it is: give run flags and the command to oci-spec --bundle instead');
     }
     const bundleDir = resolve(request.bundle);
-    return { config: readRuntimeConfig(join(bundleDir, 'config.json')), id: request.name ?? newContainerId(), bundleDir };
+    const config = readRuntimeConfig(join(bundleDir, 'config.json'));
+    // Even a hand-written config gets the store's copy of an image read-only.
+    const root = config.root?.path === undefined ? undefined : directoryRoot(resolve(bundleDir, config.root.path));
+    const notice = root?.readOnly && config.root && !config.root.readonly ? root.notice : undefined;
+    if (notice && config.root) config.root.readonly = true;
+    return { config, id: request.name ?? newContainerId(), bundleDir, notice };
   }
   if (request.rootfs === undefined && request.document?.mount) requireMountedOverlay(request.document.mount);
-  let source: ReturnType<typeof rootFromEarlierSteps>;
-  if (request.rootfs !== undefined) source = { rootfs: resolve(request.rootfs), readOnly: false };
+  let source: ContainerRoot;
+  if (request.rootfs !== undefined) source = directoryRoot(resolve(request.rootfs));
   else if (request.document) source = rootFromEarlierSteps(request.document);
   else throw new UsageError('no root filesystem: pipe ovl-mount or img-unpack in, or give --rootfs DIR or --bundle DIR');
   const flags = source.readOnly ? { ...request.flags, readOnly: true } : request.flags;
@@ -85,11 +94,13 @@ export function prepareRun(request: RunRequest): PreparedRun {
   const mount = request.rootfs === undefined ? request.document?.mount : undefined;
   // img-unpack's flat root (not an overlay: its lowers were done by ovl-mount; not --rootfs DIR, run as it is) gets the image's owners first.
   const ownedTrees = userNamespace && !mount && request.rootfs === undefined ? [source.rootfs] : undefined;
-  return { config, id: request.name ?? mount?.container?.id ?? newContainerId(), mount, userNamespace, ownedTrees };
+  const notice = request.flags.readOnly ? undefined : source.notice;
+  return { config, id: request.name ?? mount?.container?.id ?? newContainerId(), mount, userNamespace, ownedTrees, notice };
 }
 
 /** Runs a prepared container; with --rm, then unmounts its overlay and removes its dirs (podman run --rm). */
 export async function runPrepared(prepared: PreparedRun, options: { flags: RunFlags; storePath: string; stdinIsTerminal: boolean; stdin?: number; debug?: (m: string) => void; warn?: (m: string) => void }): Promise<ExitStatus> {
+  if (prepared.notice) options.warn?.(prepared.notice);
   if (prepared.userNamespace) {
     checkUserNamespaces();
     if (prepared.userNamespace.warning) options.warn?.(prepared.userNamespace.warning);

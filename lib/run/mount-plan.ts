@@ -18,7 +18,7 @@ export function rootOverlayOf(mounts: RuntimeMount[]): RuntimeMount | undefined 
 }
 
 /** bwrap's flags for every mount but the root overlay, with the read-only remounts after all of them. */
-export function mountArgs(mounts: RuntimeMount[], context: { root: string; stage: Stage }): string[] {
+export function mountArgs(mounts: RuntimeMount[], context: Pick<MountContext, 'root' | 'stage' | 'cgroupViews'>): string[] {
   const args: string[] = [];
   const late: string[] = [];
   let hasDev = false;
@@ -59,9 +59,11 @@ interface MountContext {
   hasDev: boolean;
   root: string;
   stage: Stage;
+  /** The container's own cgroup dirs, shown at /sys/fs/cgroup/NAME (undefined: it has no cgroup). */
+  cgroupViews?: Array<{ dir: string; name: string }>;
 }
 
-function translateMount(mount: RuntimeMount, { field, hasDev, root, stage }: MountContext): { args: string[]; late: string[] } {
+function translateMount(mount: RuntimeMount, { field, hasDev, root, stage, cgroupViews }: MountContext): { args: string[]; late: string[] } {
   const destination = posix.normalize(mount.destination);
   if (!destination.startsWith('/')) throw new UnsupportedError(`${field}.destination: must be absolute`);
   const options = mount.options ?? [];
@@ -106,12 +108,21 @@ function translateMount(mount: RuntimeMount, { field, hasDev, root, stage }: Mou
       return { args: ['--ro-bind', '/sys', destination], late: [] };
     case 'cgroup':
     case 'cgroup2':
-      // Already there, read-only, inside the /sys bind above.
       if (destination !== '/sys/fs/cgroup' || !readOnly) throw new UnsupportedError(`${field}: a cgroup mount only read-only at /sys/fs/cgroup (under the /sys bind)`);
-      return { args: [], late: [] };
+      return cgroupMount(destination, cgroupViews);
     default:
       throw new UnsupportedError(`${field}.type: ${mount.type ?? '(none)'} mounts are not supported by ns-enter`);
   }
+}
+
+/**
+ * As runc: a tmpfs holding the container's own cgroup dir of each hierarchy, read-only. A
+ * container without a cgroup of its own (rootless) sees the host's, inside the /sys bind.
+ */
+function cgroupMount(destination: string, views: MountContext['cgroupViews']): { args: string[]; late: string[] } {
+  if (!views) return { args: [], late: [] };
+  const binds = views.flatMap((v) => ['--ro-bind', v.dir, posix.join(destination, v.name)]);
+  return { args: [...(views.some((v) => v.name) ? ['--tmpfs', destination] : []), ...binds], late: ['--remount-ro', destination] };
 }
 
 /** The later of two opposite options wins, as in mount(8) and runc. */

@@ -7,19 +7,22 @@
  *
  * Everything in a config is either carried out or refused with an error naming the field.
  */
-import { closeSync, mkdirSync, openSync, rmdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cgroupLimits, planExecution, type ExecutionPlan, type PlanOptions } from './bwrap-plan.js';
-import type { Cgroup } from './cgroups.js';
+import { cgroupLimits, planExecution, type PlanOptions } from './bwrap-plan.js';
+import { deviceMakingCapability } from './cgroup-devices.js';
+import { cgroupViews, createCgroup, planCgroup, type Cgroup, type CgroupPlan } from './cgroups.js';
+import { watchInterruptions, type Interruption } from './interruption.js';
 import { helperPath } from './privileges.js';
+import { claimName, makeStagingDir, removeStagingDir, sweepStagingDirs } from './run-record.js';
 import type { RuntimeConfig } from './runtime-spec.js';
 import { spawnAndWait, type ExitStatus } from './supervise.js';
 
 export type { ExitStatus } from './supervise.js';
 
 export interface RunOptions extends PlanOptions {
-  /** A name for the container's cgroup (default: a new one per run). */
+  /** The container's name: its cgroup, and what two live runs may not share. */
   id: string;
   /** The container's stdin, when it is not ours (an fd of the terminal, see openTerminal). */
   stdin?: number;
@@ -29,55 +32,70 @@ export interface RunOptions extends PlanOptions {
 }
 
 /**
- * Runs the config to completion: spawns bwrap, places its first process in a cgroup with the
- * config's limits while it waits, lets it run, forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/
- * SIGUSR2 to it, and returns its exit status. The cgroup is removed afterwards.
+ * Runs the config to completion: claims the name, makes the cgroup and a private staging dir,
+ * spawns bwrap, lets the container run once it is in its cgroup, forwards signals to it, and
+ * returns its exit status. Whatever way it ends (a signal during start-up included), the
+ * cgroup, the staging dir and the name's record are removed; a run killed with -9 is swept by
+ * the next one (run-record.ts).
  */
 export async function runContainer(config: RuntimeConfig, options: RunOptions): Promise<ExitStatus> {
-  const stagingDir = options.stagingDir ?? stagingDirFor(process.pid);
-  const plan = planExecution(config, { ...options, stagingDir });
-  if (plan.staged > 0) {
-    mkdirSync(stagingDir, { mode: 0o700 });
-    for (let i = 0; i < plan.staged; i++) mkdirSync(join(stagingDir, String(i)));
-  }
+  const interruption = watchInterruptions();
   try {
-    return await runPlanned(plan, options);
+    sweepStagingDirs();
+    const claim = await claimName(options.id);
+    try {
+      interruption.check('before the container was made');
+      const cgroupPlan = planContainerCgroup(config, options.id);
+      claim.update(cgroupPlan?.removable ?? []);
+      const stagingDir = makeStagingDir();
+      try {
+        return await runStaged(config, { ...options, stagingDir }, { cgroupPlan, interruption });
+      } finally {
+        removeStagingDir(stagingDir);
+      }
+    } finally {
+      claim.release();
+    }
   } finally {
-    if (plan.staged > 0) removeStagingDir(stagingDir, plan.staged);
+    interruption.dispose();
   }
 }
 
-/** The staging dir of one ns-enter process (it runs one container). */
+/** The explain output's staging dir: the real one is made per run (mkdtemp), its owner in its name. */
 export function stagingDirFor(pid: number): string {
-  return join(tmpdir(), `ns-enter-staging-${pid}`);
+  return join(tmpdir(), `ns-enter-${pid}.START-XXXXXX`);
 }
 
 /**
- * The staged mounts lived in the container's private mount namespace and went with it; their
- * mount points are empty dirs here. rmdir, not a recursive remove: it can never delete content.
+ * A cgroup as root whenever the config has something for one to carry out: limits, device
+ * rules (runc's default denies all), or a cgroup namespace to root at it. Rootless, only for
+ * limits, which then need a delegated tree (createCgroup says so).
  */
-function removeStagingDir(dir: string, count: number): void {
-  for (const path of [...Array.from({ length: count }, (_, i) => join(dir, String(i))), dir]) {
-    try {
-      rmdirSync(path);
-    } catch {
-      // not made (the run failed first), or not empty: left for the user to see
-    }
-  }
+function planContainerCgroup(config: RuntimeConfig, id: string): CgroupPlan | undefined {
+  const resources = config.linux?.resources ?? {};
+  const limits = cgroupLimits(resources);
+  const root = (process.geteuid?.() ?? 0) === 0;
+  const wanted = limits !== undefined || (root && (!!resources.devices?.length || (config.linux?.namespaces ?? []).some((ns) => ns.type === 'cgroup')));
+  if (!wanted) return undefined;
+  // One level below the caller's cgroup, as runc's <id>: no parent shared with other containers to make and remove.
+  return planCgroup({ path: config.linux?.cgroupsPath ?? `container-parts-${id}`, resources: root ? resources : { ...limits }, deviceCapability: deviceMakingCapability(config) });
 }
 
-async function runPlanned(plan: ExecutionPlan, options: RunOptions): Promise<ExitStatus> {
+async function runStaged(config: RuntimeConfig, options: RunOptions, context: { cgroupPlan?: CgroupPlan; interruption: Interruption }): Promise<ExitStatus> {
+  const { cgroupPlan, interruption } = context;
+  const plan = planExecution(config, { ...options, cgroupViews: cgroupPlan ? cgroupViews(cgroupPlan) : undefined });
+  for (let i = 0; i < plan.staged; i++) mkdirSync(join(options.stagingDir as string, String(i)), { mode: 0o700 });
   options.debug?.(`exec: ${plan.argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')}`);
-  const limits = cgroupLimits(plan.resources);
   let cgroup: Cgroup | undefined;
-  if (limits) {
-    const { createCgroup } = await import('./cgroups.js');
-    cgroup = await createCgroup(plan.cgroupsPath ?? `container-parts/${options.id}`, limits);
-  }
   const path = helperPath();
   const fd = openSync(path, 'r');
   try {
-    return await spawnAndWait({ plan, cgroup, stdin: options.stdin, onStart: options.onStart, helper: { path, fd } });
+    if (cgroupPlan) {
+      cgroup = createCgroup(cgroupPlan);
+      options.debug?.(`cgroup: ${cgroup.paths.join(' ')}`);
+    }
+    interruption.check('before the container started');
+    return await spawnAndWait({ plan, cgroup, stdin: options.stdin, onStart: options.onStart, helper: { path, fd }, interrupted: () => interruption.signal });
   } finally {
     closeSync(fd);
     await cgroup?.remove();

@@ -7,11 +7,13 @@
  * helper say while the container starts becomes one line of ns-enter's, not a line of theirs.
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ContainerPartsError, HostError } from '../core/errors.js';
 import { FD_BLOCK, FD_INFO, FD_STATUS, FD_STDERR, MOUNT_FAILED } from './bwrap-fds.js';
 import type { ExecutionPlan } from './bwrap-plan.js';
 import type { Cgroup } from './cgroups.js';
+import { interrupted } from './interruption.js';
 
 /** How the container ended. */
 export interface ExitStatus {
@@ -32,6 +34,8 @@ export interface Supervision {
   helper: { path: string; fd: number };
   /** Called with the container's first process (host pid) once it exists. */
   onStart?: (pid: number) => void;
+  /** The signal that came during start-up (interruption.ts), if one did. */
+  interrupted?: () => NodeJS.Signals | undefined;
 }
 
 /** What bwrap has said so far on its info and status fds. */
@@ -88,13 +92,25 @@ export function spawnAndWait(run: Supervision): Promise<ExitStatus> {
 }
 
 /**
+ * With a cgroup namespace, bwrap joins the cgroup before it clones the container (a shell
+ * writes itself into each cgroup.procs, then execs it): the namespace is made at clone(2) and
+ * is rooted at the cgroup its maker is in, so inside, the container's cgroup is the root.
+ */
+function joinCgroupFirst(run: Supervision): string[] {
+  if (!run.cgroup || !run.plan.cgroupNamespace) return run.plan.argv;
+  const procs = run.cgroup.paths.map((dir) => join(dir, 'cgroup.procs'));
+  return ['/bin/sh', '-c', 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"', 'sh', ...procs, '--', ...run.plan.argv];
+}
+
+/**
  * Node sets up fds 3-5 as socket pairs: bwrap writes JSON to 3 and 4 and waits to read from 5;
  * 6 is the helper, 7 our stderr (the container's, once it runs). With a terminal the relay
  * runs bwrap, with /dev/null as its stdin and stdout and a console socket on FD_CONSOLE.
  */
 function spawnBwrap(run: Supervision) {
   const { plan, helper } = run;
-  const [program, ...args] = plan.terminal ? [helper.path, 'relay', '--', ...plan.argv] : (plan.argv as [string, ...string[]]);
+  const argv = joinCgroupFirst(run);
+  const [program, ...args] = plan.terminal ? [helper.path, 'relay', '--', ...argv] : (argv as [string, ...string[]]);
   const stdio = [run.stdin ?? 'inherit', 'inherit', 'pipe', 'pipe', 'pipe', plan.blocks ? 'pipe' : 'ignore', helper.fd, plan.terminal ? 'ignore' : 2] as const;
   if (stdio.length !== FD_STDERR + 1) throw new Error('the fd layout of bwrap-fds.ts changed');
   return spawn(program as string, args, { stdio: [...stdio] });
@@ -104,7 +120,9 @@ function spawnBwrap(run: Supervision) {
 function started(pid: number, { run, progress, block }: { run: Supervision; progress: Progress; block: NodeJS.WritableStream | null }): void {
   progress.containerPid = pid;
   try {
-    if (run.cgroup) run.cgroup.addProcess(pid);
+    // bwrap itself (the container's parent) goes back where it came from: only the container's processes count in its cgroup.
+    if (run.cgroup && run.plan.cgroupNamespace) run.cgroup.release(parentOf(pid));
+    else if (run.cgroup) run.cgroup.addProcess(pid);
     if (run.plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(run.plan.oomScoreAdj));
     run.onStart?.(pid);
     block?.end('1');
@@ -113,6 +131,12 @@ function started(pid: number, { run, progress, block }: { run: Supervision; prog
     process.kill(pid, 'SIGKILL');
     block?.end();
   }
+}
+
+/** A process's parent, from /proc/PID/stat (field 4, after the command name in parentheses). */
+function parentOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
 }
 
 /** How the run ended, from bwrap's status fd, else its own exit; or the error that stopped it. */
@@ -124,6 +148,8 @@ function outcome(progress: Progress, run: Supervision, exit: { code: number | nu
     return new HostError(`cannot mount ${oneLine(infoText.slice(mountFailure + MOUNT_FAILED.length))}`);
   }
   const said = progress.startupText.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const signal = run.interrupted?.();
+  if (containerPid === undefined && signal) return interrupted(signal, 'while the container was starting');
   if (containerPid === undefined) {
     const who = run.plan.argv.includes('--user') ? 'the user namespace or bubblewrap' : 'bubblewrap';
     return new HostError(`${who} could not set up the container${said.length > 0 ? `: ${said.join('; ')}` : ''}`);

@@ -13,7 +13,9 @@ import type { ImageConfig, PipeDocument } from '../../lib/cli/document.js';
 import { NotFoundError, UsageError } from '../../lib/core/errors.js';
 import { parseRunFlags, type RunFlags } from '../../lib/run/runflags.js';
 import type { RuntimeConfig } from '../../lib/run/runtime-spec.js';
-import { buildConfig, DEFAULT_PATH, formatConfig, PODMAN_DEFAULT_CAPABILITIES, rootFromEarlierSteps, runcDefaultConfig, validateRuntimeConfig } from '../../lib/run/spec.js';
+import { DEFAULT_PATH, formatConfig, runcDefaultConfig, validateRuntimeConfig } from '../../lib/run/spec.js';
+import { buildConfig, PODMAN_DEFAULT_CAPABILITIES } from '../../lib/run/config-from-image.js';
+import { rootFromEarlierSteps } from '../../lib/run/earlier-steps.js';
 import { exec, mustExec, tool } from '../helpers/exec.js';
 import { REPO, SPECS, tempDir, toolPath } from '../helpers/paths.js';
 import { pushBusybox, startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -488,6 +490,41 @@ describe('oci-spec --bundle with the lab busybox image, run by runc', () => {
     const run = await runc(bundle);
     assert.equal(run.status, 0, run.stderr);
     assert.equal(run.stdout, 'lab\nNAME="container-parts lab busybox"\n');
+  });
+
+  test("the store's cached tree of the image is never handed over writable: ns-enter and runc on oci-spec's bundle cannot delete /bin/ls in it", async () => {
+    const unpacked = await tool('img-unpack', ['-q'], { input: fetched });
+    assert.equal(unpacked.status, 0, unpacked.stderr);
+    const tree = (JSON.parse(unpacked.stdout) as PipeDocument).rootfs?.path as string;
+    assert.ok(tree.startsWith(join(work.path, 'store', 'rootfs')), 'the default destination is the store');
+    const remove = ['--', 'sh', '-c', 'rm /bin/ls && echo removed'];
+    const ran = await tool('ns-enter', remove, { input: unpacked.stdout, timeoutMs: 60_000 });
+    assert.notEqual(ran.status, 0);
+    assert.match(ran.stderr, /^ns-enter: warning: \S+ is the store's copy of the image, shared by all its runs: the container gets it read-only [^\n]*\n/);
+    assert.match(ran.stderr, /Read-only file system/);
+    assert.ok(existsSync(join(tree, 'bin', 'ls')), 'ns-enter: /bin/ls is still in the cached tree');
+    const bundle = join(work.path, 'bundle-store-tree');
+    const spec = await tool('oci-spec', ['--bundle', bundle, ...remove], { input: unpacked.stdout });
+    assert.equal(spec.status, 0, spec.stderr);
+    assert.match(spec.stderr, /^oci-spec: warning: \S+ is the store's copy of the image/);
+    assert.equal((JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as RuntimeConfig).root?.readonly, true);
+    const underRunc = await runc(bundle);
+    assert.notEqual(underRunc.status, 0);
+    assert.ok(existsSync(join(tree, 'bin', 'ls')), 'runc: /bin/ls is still in the cached tree');
+    // A config edited by hand to make it writable: ns-enter --bundle still keeps it the image's.
+    const edited = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as RuntimeConfig;
+    await writeFile(join(bundle, 'config.json'), JSON.stringify({ ...edited, root: { path: tree } }));
+    const byHand = await tool('ns-enter', ['--bundle', bundle], { timeoutMs: 60_000 });
+    assert.notEqual(byHand.status, 0);
+    assert.match(byHand.stderr, /^ns-enter: warning: \S+ is the store's copy of the image/);
+    assert.ok(existsSync(join(tree, 'bin', 'ls')), 'ns-enter --bundle: /bin/ls is still in the cached tree');
+    // The negative twin: a tree of the user's own (--dest) stays theirs to change, under both.
+    const own = await tool('img-unpack', ['--dest', join(work.path, 'own-tree'), '-q'], { input: fetched });
+    assert.equal(own.status, 0, own.stderr);
+    const ownRun = await tool('ns-enter', remove, { input: own.stdout, timeoutMs: 60_000 });
+    assert.equal(ownRun.stdout, 'removed\n', ownRun.stderr);
+    assert.equal(ownRun.stderr, '');
+    assert.ok(!existsSync(join(work.path, 'own-tree', 'bin', 'ls')));
   });
 
   test('img-unpack --layers | ovl-mount | oci-spec --bundle: the root is the merged overlay, writes land in the upper dir', async (t) => {
