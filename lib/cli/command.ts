@@ -9,18 +9,20 @@ import { createRequire } from 'node:module';
 import type { Argv } from 'yargs';
 import { parsePlainArgv, recordOptions } from './argv.js';
 import { describeError, exitCodeOf, UsageError } from '../core/errors.js';
-import { formatDocument, readDocument } from './pipe.js';
+import { formatDocument, isPipe, readDocument } from './pipe.js';
 import type { PipeDocument } from './document.js';
 
 export interface Io {
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  /** stdin is a pipe (an empty one means the stage before failed); false for a terminal, a file, /dev/null. */
+  stdinIsPipe?: boolean;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   env: NodeJS.ProcessEnv;
 }
 
 export function processIo(): Io {
-  return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env };
+  return { stdin: process.stdin, stdinIsPipe: isPipe(0), stdout: process.stdout, stderr: process.stderr, env: process.env };
 }
 
 export type Verbosity = 'quiet' | 'normal' | 'verbose';
@@ -184,7 +186,7 @@ export async function runCommand<A>(spec: CommandSpec<A>, argv: string[], io: Io
       command: spec.name,
       io,
       log,
-      document: () => (documentRead ??= readDocument({ inputFile: args.input, stdin: io.stdin })),
+      document: () => (documentRead ??= readDocument({ inputFile: args.input, stdin: io.stdin, stdinIsPipe: io.stdinIsPipe })),
       emit: (doc) => {
         io.stdout.write(formatDocument(doc));
       },
