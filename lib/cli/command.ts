@@ -197,10 +197,20 @@ export async function runCommand<A>(spec: CommandSpec<A>, argv: string[], io: Io
     const status = await spec.run(args, ctx);
     return typeof status === 'number' ? status : 0;
   } catch (err) {
-    io.stderr.write(`${spec.name}: ${describeError(err)}\n`);
+    io.stderr.write(`${spec.name}: ${oneLine(describeError(err))}\n`);
     if (debug && err instanceof Error && err.stack) io.stderr.write(`${err.stack}\n`);
     return exitCodeOf(err);
   }
+}
+
+/**
+ * The error contract is one line, whatever the input quoted in the message: a name with a
+ * newline or a terminal escape in it (`img-fetch $'x\nimg-fetch: done'`) is shown escaped, so it
+ * can neither add a line nor drive the terminal.
+ */
+export function oneLine(message: string): string {
+  // eslint-disable-next-line no-control-regex
+  return message.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => JSON.stringify(c).slice(1, -1).replace(/^\\u00/, '\\x'));
 }
 
 function helpOrVersionShown(argv: string[]): boolean {

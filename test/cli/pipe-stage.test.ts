@@ -9,6 +9,7 @@ import { Readable, Writable } from 'node:stream';
 import { defineCommand, runCommand, type Io } from '../../lib/cli/command.js';
 const EMPTY_PIPE = "input: the pipe is empty: the command before this one failed (its message is above); for no document, give stdin </dev/null";
 import { withSection } from '../../lib/cli/document.js';
+import { InputError } from '../../lib/core/errors.js';
 import { exec, assertOneLineError } from '../helpers/exec.js';
 import { toolPath } from '../helpers/paths.js';
 
@@ -78,4 +79,20 @@ test('a failed first stage: each later stage says once, in one line, that the st
   }
   assert.equal(result.stdout, '');
   assert.equal(result.status, 2, 'the last stage exits 2');
+});
+
+test('an error that quotes input with a newline or an escape is still one line on stderr', async () => {
+  const quoting = defineCommand({
+    name: 'quoting',
+    purpose: 'test command',
+    usage: '$0',
+    examples: [],
+    options: (y) => y,
+    async run() {
+      throw new InputError('bad name "x\nquoting: all is well \u001b[2J\u0007"');
+    },
+  });
+  const io = memoryIo('', false);
+  assert.equal(await runCommand(quoting, [], io), 2);
+  assert.equal(io.err(), 'quoting: bad name "x\\nquoting: all is well \\x1b[2J\\x07"\n');
 });
