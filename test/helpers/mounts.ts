@@ -3,6 +3,7 @@
  * so it does not depend on img-unpack), and a sweep that unmounts everything under a dir —
  * call it from after() so a failed test leaves no mount behind.
  */
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exec, mustExec } from './exec.js';
@@ -30,4 +31,15 @@ export function mountsUnder(dir: string): string[] {
 /** Unmounts every mount at or below `dir` (lazily, so a busy one goes too). */
 export async function unmountAll(dir: string): Promise<void> {
   for (const mountPoint of mountsUnder(dir)) await exec('umount', ['-l', mountPoint]);
+}
+
+/**
+ * For after(): what the tests left mounted under `dir` is recorded first, unmounted, and then the
+ * file fails if there was anything (a test that leaks a mount is a failure, not tidied away).
+ */
+export async function unmountLeftovers(dir: string): Promise<void> {
+  const leaked = mountsUnder(dir);
+  await unmountAll(dir);
+  assert.deepEqual(mountsUnder(dir), [], `could not unmount everything under ${dir}`);
+  assert.deepEqual(leaked, [], `the tests left these mounted under ${dir}`);
 }
