@@ -5,34 +5,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Readable, Writable } from 'node:stream';
-import { defineCommand, runCommand, type Io } from '../../lib/cli/command.js';
+import { runCommand } from '../../lib/cli/command.js';
+import { memoryIo, testCommand } from '../helpers/memory-io.js';
 const EMPTY_PIPE = "input: the pipe is empty: the command before this one failed (its message is above); for no document, give stdin </dev/null";
 import { withSection } from '../../lib/cli/document.js';
 import { InputError } from '../../lib/core/errors.js';
 import { exec, assertOneLineError } from '../helpers/exec.js';
 import { toolPath } from '../helpers/paths.js';
 
-function memoryIo(input: string, stdinIsPipe: boolean): Io & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  const stdin = Readable.from([Buffer.from(input)]) as Readable & { isTTY?: boolean };
-  const stdout = new Writable({ write: (c, _e, cb) => ((out += c.toString()), cb()) });
-  const stderr = new Writable({ write: (c, _e, cb) => ((err += c.toString()), cb()) });
-  return { stdin, stdinIsPipe, stdout, stderr, env: {}, out: () => out, err: () => err };
-}
-
-const needsDocument = defineCommand({
-  name: 'needs-doc',
-  purpose: 'test command',
-  usage: '$0',
-  examples: [],
-  options: (y) => y,
-  async run(_args, ctx) {
-    const doc = await ctx.document();
-    if (!doc) throw new Error('no document: the command blamed itself');
-    ctx.emit(withSection(doc, 'seen', { ok: true }));
-  },
+const needsDocument = testCommand('needs-doc', async (ctx) => {
+  const doc = await ctx.document();
+  if (!doc) throw new Error('no document: the command blamed itself');
+  ctx.emit(withSection(doc, 'seen', { ok: true }));
 });
 
 test('an empty pipe (or only whitespace): exit 2, the one line that the stage before failed, nothing on stdout', async () => {
@@ -82,15 +66,8 @@ test('a failed first stage: each later stage says once, in one line, that the st
 });
 
 test('an error that quotes input with a newline or an escape is still one line on stderr', async () => {
-  const quoting = defineCommand({
-    name: 'quoting',
-    purpose: 'test command',
-    usage: '$0',
-    examples: [],
-    options: (y) => y,
-    async run() {
-      throw new InputError('bad name "x\nquoting: all is well \u001b[2J\u0007"');
-    },
+  const quoting = testCommand('quoting', async () => {
+    throw new InputError('bad name "x\nquoting: all is well \u001b[2J\u0007"');
   });
   const io = memoryIo('', false);
   assert.equal(await runCommand(quoting, [], io), 2);

@@ -7,9 +7,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Readable, Writable } from 'node:stream';
 import fc from 'fast-check';
-import { runCommand, type CommandSpec, type Io } from '../../lib/cli/command.js';
+import { runCommand, type CommandSpec } from '../../lib/cli/command.js';
+import { memoryIo } from '../helpers/memory-io.js';
 import { validateDocument } from '../../lib/cli/pipe.js';
 import { imgFetch } from '../../tools/img-fetch.js';
 import { imgUnpack } from '../../tools/img-unpack.js';
@@ -24,17 +24,18 @@ interface Ran {
 }
 
 async function runWith<A>(spec: CommandSpec<A>, argv: string[], input: string): Promise<Ran> {
-  let stdout = '';
-  let stderr = '';
-  const io: Io = {
-    stdin: Readable.from([Buffer.from(input)]),
-    stdinIsPipe: true,
-    stdout: new Writable({ write: (c, _e, cb) => ((stdout += c.toString()), cb()) }),
-    stderr: new Writable({ write: (c, _e, cb) => ((stderr += c.toString()), cb()) }),
-    env: { ...process.env, CONTAINER_PARTS_STORE: '/nonexistent/store' },
-  };
+  const io = memoryIo(input, true, { ...process.env, CONTAINER_PARTS_STORE: '/nonexistent/store' });
   const status = await runCommand(spec, argv, io);
-  return { status, stdout, stderr };
+  return { status, stdout: io.out(), stderr: io.err() };
+}
+
+function isValidDocument(value: unknown): boolean {
+  try {
+    validateDocument(value);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Each tool as a pipeline stage reads the document; img-fetch with a source that must not be reached. */
@@ -56,14 +57,7 @@ const documentLike = fc.oneof(
 /** A refused document as the previous stage would write it (one line), or text that is no JSON. */
 const refusedInput = fc.oneof(
   documentLike
-    .filter((value) => {
-      try {
-        validateDocument(value);
-        return false;
-      } catch {
-        return true;
-      }
-    })
+    .filter((value) => !isValidDocument(value))
     .map((value) => `${JSON.stringify(value)}\n`),
   fc.string({ maxLength: 60 }).filter((t) => t.trim() !== '' && !isJson(t)),
 );
@@ -95,14 +89,7 @@ for (const [spec, argv] of TOOLS) {
 const uselessDocument = fc
   .dictionary(fc.stringMatching(/^[a-z][a-zA-Z]{0,10}$/).filter((k) => !SECTIONS.includes(k) && k !== 'documentVersion'), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 4 })
   .map((sections) => ({ documentVersion: 1, ...sections }))
-  .filter((doc) => {
-    try {
-      validateDocument(doc);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  .filter(isValidDocument);
 
 const STAGES: Array<[CommandSpec<never>, string[]]> = [
   [imgUnpack as CommandSpec<never>, []],
