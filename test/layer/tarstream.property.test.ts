@@ -20,13 +20,17 @@ const writeTar = (entries: EntrySpec[], fmt: TarFormat) => tarWriter.write(entri
 const component = fc.stringMatching(/^[a-zA-Z0-9._-]{1,40}$/).filter((c) => c !== '.' && c !== '..');
 /** Up to 6 components: names over 100 bytes need PAX path records or GNU long names. */
 const entryName = fc.array(component, { minLength: 1, maxLength: 6 }).map((parts) => parts.join('/'));
+/** Over 100 bytes: PAX path records, GNU long names (L) and long links (K). */
+const longName = fc.tuple(component, fc.integer({ min: 101, max: 300 })).map(([c, n]) => `${'d'.repeat(60)}/${c}`.padEnd(n, 'x'));
+const anyName = fc.oneof(entryName, longName);
 const unicodeName = fc.tuple(entryName, fc.constantFrom('é', 'ß', '日本', '😀')).map(([n, u]) => `${n}${u}`);
-const ids = fc.oneof(fc.integer({ min: 0, max: 65535 }), fc.integer({ min: 0, max: 0x7fffffff }));
+/** Ids past 7 octal digits need PAX records or GNU base-256. */
+const ids = fc.oneof(fc.integer({ min: 0, max: 65535 }), fc.integer({ min: 0o7777777, max: 0x7fffffff }));
 
 const entrySpec: fc.Arbitrary<EntrySpec> = fc.oneof(
-  fc.record({ name: fc.oneof(entryName, unicodeName), type: fc.constant('file' as const), mode: fc.integer({ min: 0, max: 0o7777 }), uid: ids, gid: ids, mtime: fc.integer({ min: 0, max: 2 ** 33 }), content: fc.string({ maxLength: 1500 }) }),
-  fc.record({ name: entryName, type: fc.constant('dir' as const), mode: fc.integer({ min: 0, max: 0o7777 }), uid: ids, gid: ids }),
-  fc.record({ name: entryName, type: fc.constantFrom('symlink' as const, 'hardlink' as const), linkname: fc.oneof(entryName, entryName.map((n) => `/${n}`), fc.constant('../../..')) }),
+  fc.record({ name: fc.oneof(anyName, unicodeName), type: fc.constant('file' as const), mode: fc.integer({ min: 0, max: 0o7777 }), uid: ids, gid: ids, mtime: fc.oneof(fc.integer({ min: 0, max: 2 ** 31 }), fc.integer({ min: 8 ** 11, max: 2 ** 40 })), content: fc.string({ maxLength: 1500 }) }),
+  fc.record({ name: anyName, type: fc.constant('dir' as const), mode: fc.integer({ min: 0, max: 0o7777 }), uid: ids, gid: ids }),
+  fc.record({ name: anyName, type: fc.constantFrom('symlink' as const, 'hardlink' as const), linkname: fc.oneof(entryName, longName, entryName.map((n) => `/${n}`), fc.constant('../../..')) }),
   fc.record({ name: entryName, type: fc.constantFrom('char' as const, 'block' as const), devmajor: fc.integer({ min: 0, max: 4095 }), devminor: fc.integer({ min: 0, max: 0xfffff }) }),
   fc.record({ name: entryName, type: fc.constant('fifo' as const) }),
   fc.record({ name: entryName, type: fc.constant('file' as const), content: fc.string({ maxLength: 20 }), xattrs: fc.dictionary(fc.constantFrom('user.a', 'user.b', 'security.capability', 'trusted.x'), fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)), { maxKeys: 3 }) }),
