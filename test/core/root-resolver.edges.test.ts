@@ -5,11 +5,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, symlinkSync } from 'node:fs';
+import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { tempDir } from '../helpers/paths.js';
-import { climbsOutOfRoot, MAX_SYMLINKS, resolveInRoot, RootResolver } from '../../lib/core/root-resolver.js';
+import { baseOf, climbsOutOfRoot, joinRel, MAX_SYMLINKS, parentOf, resolveInRoot, RootResolver } from '../../lib/core/root-resolver.js';
 import { UnsafeLayerError } from '../../lib/core/errors.js';
 
 let root: { path: string; cleanup: () => Promise<void> };
@@ -67,4 +67,49 @@ test('resolveInRoot: the host path through the root\'s symlinks, or undefined wh
   assert.equal(resolveInRoot(root.path, '/usr/rel/../lib'), join(root.path, 'usr/lib'));
   assert.equal(resolveInRoot(root.path, '/nonexistent'), undefined);
   assert.equal(resolveInRoot(root.path, '/'), root.path);
+});
+
+test('relative path helpers: join, parent and base at the root and below', () => {
+  assert.equal(joinRel('', 'a'), 'a');
+  assert.equal(joinRel('a/b', 'c'), 'a/b/c');
+  assert.equal(parentOf('a'), '');
+  assert.equal(parentOf('a/b/c'), 'a/b');
+  assert.equal(baseOf('a'), 'a');
+  assert.equal(baseOf('a/b/c'), 'c');
+});
+
+test('a device that is not 0/0 in the upper layer is a file there, not a whiteout', async () => {
+  const upper = await tempDir('cp-resolver-upper-');
+  try {
+    execFileSync('mknod', [join(upper.path, 'usr'), 'c', '1', '3']);
+    const found = new RootResolver(upper.path, [root.path]).lookup('usr');
+    assert.equal(found?.dir, upper.path);
+    assert.equal(found?.stats.isCharacterDevice(), true);
+  } finally {
+    await upper.cleanup();
+  }
+});
+
+test('invalidate() forgets resolutions: a symlink made afterwards is followed', () => {
+  const r = root.path;
+  const resolver = new RootResolver(r);
+  assert.equal(resolver.resolve('later/x', 'x'), 'later/x');
+  symlinkSync('usr/lib', join(r, 'later'));
+  try {
+    resolver.invalidate();
+    assert.equal(resolver.resolve('later/x', 'x'), 'usr/lib/x');
+  } finally {
+    rmSync(join(r, 'later'));
+  }
+});
+
+test('resolveInRoot names the path as the container sees it in a loop error', () => {
+  symlinkSync('loopb', join(root.path, 'loopa'));
+  symlinkSync('loopa', join(root.path, 'loopb'));
+  try {
+    assert.throws(() => resolveInRoot(root.path, 'loopa/x'), /^UnsafeLayerError: \/loopa\/x: too many levels of symbolic links/);
+  } finally {
+    rmSync(join(root.path, 'loopa'));
+    rmSync(join(root.path, 'loopb'));
+  }
 });
