@@ -3,7 +3,7 @@ PREFIX ?= /usr/local
 LAB ?= $(CURDIR)/.lab
 NPM ?= npm
 
-.PHONY: all deps build install demo test bench clean
+.PHONY: all deps build install demo test mutation bench clean
 
 all: build
 
@@ -34,6 +34,10 @@ demo: deps install
 
 test: deps build
 	scripts/run-tests.sh
+
+# Mutation testing (StrykerJS) per module, incremental; prints the score per module (scripts/mutation.sh).
+mutation: deps build
+	scripts/mutation.sh
 
 bench: deps build
 	node dist/bench/run.js

@@ -35,6 +35,35 @@ function shellBlocks(markdown: string): string[] {
   return blocks;
 }
 
+/**
+ * What a block promises to show, which `set -e` does not check: the message of a check written
+ * `CHECK && echo "same tree"` or `CHECK || echo "ROOTFS is unmounted"` (a failed CHECK before
+ * `&&` does not stop the script; it only leaves the message out), and `# shows: TEXT` lines.
+ */
+function promisedOutput(block: string): string[] {
+  const promised: string[] = [];
+  for (const line of block.split('\n')) {
+    const echoed = /(?:&&|\|\|)\s*echo\s+"([^"$`\\]+)"\s*$/.exec(line);
+    if (echoed) promised.push(echoed[1] as string);
+    const shows = /#\s*shows:\s*(.+?)\s*$/.exec(line);
+    if (shows) promised.push(shows[1] as string);
+  }
+  return promised;
+}
+
+const BLOCK_MARK = '@@lab-block ';
+
+/** stdout cut at the markers echoed before each block. */
+function outputByBlock(stdout: string, count: number): string[] {
+  const outputs = Array.from({ length: count }, () => '');
+  let current = -1;
+  for (const line of stdout.split('\n')) {
+    if (line.startsWith(BLOCK_MARK)) current = Number(line.slice(BLOCK_MARK.length));
+    else if (current >= 0) outputs[current] += `${line}\n`;
+  }
+  return outputs;
+}
+
 const labPages = readdirSync(LABS)
   .filter((f) => /^\d{3}-.*\.md$/.test(f))
   .sort();
@@ -76,6 +105,12 @@ function failure(result: ExecResult): string {
   return `exit ${result.status ?? result.signal}\n--- stdout (tail)\n${tail(result.stdout)}\n--- stderr (tail, with the trace)\n${tail(result.stderr)}`;
 }
 
+test('what a lab promises to show is read from its checks and # shows: lines', () => {
+  const block = ['diff -r a b && echo "same tree"', 'findmnt X || echo "X is unmounted"', 'mkdir -p d && echo "data" > d/f', 'ls LOWER    # shows: bin', 'test -e x && echo "$HOME"'].join('\n');
+  assert.deepEqual(promisedOutput(block), ['same tree', 'X is unmounted', 'bin']);
+  assert.deepEqual(outputByBlock(`${BLOCK_MARK}0\nfirst\n${BLOCK_MARK}1\nsecond\nthird\n`, 2), ['first\n', 'second\nthird\n\n']);
+});
+
 test('every seed tutorial has its lab', () => {
   assert.deepEqual(labPages.map((f) => f.slice(0, 3)), ['000', '001', '002', '003', '004']);
   const index = readFileSync(join(LABS, 'README.md'), 'utf8');
@@ -89,8 +124,12 @@ for (const page of labPages) {
     assert.ok(blocks.length > 0, `${page} has no sh block`);
     assert.match(blocks[0] as string, /eval "\$\(scripts\/lab-env\.sh\)"/, `${page} starts with the lab environment`);
     const lab = join(work.path, page.slice(0, 3));
-    const result = await runLabScript(blocks.join('\n'), lab, 600_000);
+    const result = await runLabScript(blocks.map((block, i) => `echo "${BLOCK_MARK}${i}"\n${block}`).join('\n'), lab, 600_000);
     assert.equal(result.status, 0, failure(result));
+    const outputs = outputByBlock(result.stdout, blocks.length);
+    blocks.forEach((block, i) => {
+      for (const shown of promisedOutput(block)) assert.ok(outputs[i]?.includes(shown), `${page}, sh block ${i + 1}: the lab says it shows "${shown}"; its output:\n${outputs[i]}`);
+    });
     assert.deepEqual(mountsUnder(lab), [], `${page} must unmount what it mounted`);
     // runc prints null, not [], when it has no containers.
     const containers = (JSON.parse((await exec('runc', ['list', '--format', 'json'])).stdout || 'null') ?? []) as Array<{ id: string; bundle: string }>;

@@ -9,18 +9,20 @@ import { createRequire } from 'node:module';
 import type { Argv } from 'yargs';
 import { parsePlainArgv, recordOptions } from './argv.js';
 import { describeError, exitCodeOf, UsageError } from '../core/errors.js';
-import { formatDocument, readDocument } from './pipe.js';
+import { formatDocument, isPipe, readDocument } from './pipe.js';
 import type { PipeDocument } from './document.js';
 
 export interface Io {
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  /** stdin is a pipe (an empty one means the stage before failed); false for a terminal, a file, /dev/null. */
+  stdinIsPipe?: boolean;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   env: NodeJS.ProcessEnv;
 }
 
 export function processIo(): Io {
-  return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env };
+  return { stdin: process.stdin, stdinIsPipe: isPipe(0), stdout: process.stdout, stderr: process.stderr, env: process.env };
 }
 
 export type Verbosity = 'quiet' | 'normal' | 'verbose';
@@ -186,7 +188,7 @@ export async function runCommand<A>(spec: CommandSpec<A>, argv: string[], io: Io
       command: spec.name,
       io,
       log,
-      document: () => (documentRead ??= readDocument({ inputFile: args.input, stdin: io.stdin })),
+      document: () => (documentRead ??= readDocument({ inputFile: args.input, stdin: io.stdin, stdinIsPipe: io.stdinIsPipe })),
       emit: (doc) => {
         io.stdout.write(formatDocument(doc));
       },
@@ -197,10 +199,20 @@ export async function runCommand<A>(spec: CommandSpec<A>, argv: string[], io: Io
     const status = await spec.run(args, ctx);
     return typeof status === 'number' ? status : 0;
   } catch (err) {
-    io.stderr.write(`${spec.name}: ${describeError(err)}\n`);
+    io.stderr.write(`${spec.name}: ${oneLine(describeError(err))}\n`);
     if (debug && err instanceof Error && err.stack) io.stderr.write(`${err.stack}\n`);
     return exitCodeOf(err);
   }
+}
+
+/**
+ * The error contract is one line, whatever the input quoted in the message: a name with a
+ * newline or a terminal escape in it (`img-fetch $'x\nimg-fetch: done'`) is shown escaped, so it
+ * can neither add a line nor drive the terminal.
+ */
+export function oneLine(message: string): string {
+  // eslint-disable-next-line no-control-regex
+  return message.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => JSON.stringify(c).slice(1, -1).replace(/^\\u00/, '\\x'));
 }
 
 function helpOrVersionShown(argv: string[]): boolean {

@@ -1,29 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Readable, Writable } from 'node:stream';
 import { parseDocument } from '../../lib/cli/pipe.js';
-import { runCommand, defineCommand, type Io } from '../../lib/cli/command.js';
+import { runCommand } from '../../lib/cli/command.js';
+import { memoryIo, testCommand } from '../helpers/memory-io.js';
 import { withSection } from '../../lib/cli/document.js';
 import { InputError } from '../../lib/core/errors.js';
 
-function memoryIo(input: string): Io & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  const stdin = Readable.from([Buffer.from(input)]) as Readable & { isTTY?: boolean };
-  const stdout = new Writable({ write: (c, _e, cb) => ((out += c.toString()), cb()) });
-  const stderr = new Writable({ write: (c, _e, cb) => ((err += c.toString()), cb()) });
-  return { stdin, stdout, stderr, env: {}, out: () => out, err: () => err };
-}
-
-const echoCommand = defineCommand({
-  name: 'echo-doc',
-  purpose: 'test command',
-  usage: '$0',
-  examples: [],
-  options: (y) => y,
-  async run(_args, ctx) {
-    ctx.emit(withSection(await ctx.document(), 'echo', { ok: true }));
-  },
+const echoCommand = testCommand('echo-doc', async (ctx) => {
+  ctx.emit(withSection(await ctx.document(), 'echo', { ok: true }));
 });
 
 test('a document names the field that is wrong', () => {

@@ -17,24 +17,27 @@ export interface ExecOptions {
   timeoutMs?: number;
 }
 
-/** Runs a program to completion; stdin gets `input` (or nothing: it is closed at once). */
+/**
+ * Runs a program to completion; stdin is a pipe that gets `input`, or /dev/null without one (no
+ * document: an empty pipe would say that the stage before failed).
+ */
 export function exec(program: string, args: string[], options: ExecOptions = {}): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, ...options.env };
     delete env.NODE_EXTRA_CA_CERTS;
-    const child = spawn(program, args, { env, cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(program, args, { env, cwd: options.cwd, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => stdout.push(c));
-    child.stderr.on('data', (c: Buffer) => stderr.push(c));
+    child.stdout?.on('data', (c: Buffer) => stdout.push(c));
+    child.stderr?.on('data', (c: Buffer) => stderr.push(c));
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
     child.on('error', reject);
     child.on('close', (status, signal) => {
       clearTimeout(timer);
       resolve({ status, signal, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') });
     });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(options.input ?? '');
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(options.input);
   });
 }
 

@@ -64,3 +64,14 @@ export function mountingWorkDir(prefix: string, ready: (path: string) => void = 
   });
   return work;
 }
+
+/**
+ * For after(): what the tests left mounted under `dir` is recorded first, unmounted, and then the
+ * file fails if there was anything (a test that leaks a mount is a failure, not tidied away).
+ */
+export async function unmountLeftovers(dir: string): Promise<void> {
+  const leaked = mountsUnder(dir);
+  await unmountAll(dir);
+  assert.deepEqual(mountsUnder(dir), [], `could not unmount everything under ${dir}`);
+  assert.deepEqual(leaked, [], `the tests left these mounted under ${dir}`);
+}

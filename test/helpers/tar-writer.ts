@@ -28,7 +28,7 @@ export interface EntrySpec {
 
 export type TarFormat = 'pax' | 'gnu';
 
-const WRITER = String.raw`
+export const WRITER = String.raw`
 import io, json, sys, tarfile
 spec = json.load(sys.stdin)
 fmt = tarfile.PAX_FORMAT if spec["format"] == "pax" else tarfile.GNU_FORMAT

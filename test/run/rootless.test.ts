@@ -241,7 +241,7 @@ describe('rootless: the pipeline as a user made with useradd', () => {
     }
   });
 
-  test('the lab debian image: its group owners, setuid bits, and su to another image user', async () => {
+  test('the lab debian image: its group owners, setuid bits, and su to another image user', { timeout: 1_200_000 }, async () => {
     const work = await tempDir('cp-rootless-debian-');
     try {
       // debootstrap's tree is cached by the script (/var/cache/container-parts): minutes only the first time.

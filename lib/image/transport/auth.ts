@@ -50,7 +50,8 @@ export async function lookupCredentials(registry: string, repository: string, en
     const entry = matchAuthEntry(file, registry, repository);
     if (entry) return entry;
     if (file.credsStore) {
-      const fromStore = await credentialHelperGet(file.credsStore, registry, env).catch(() => undefined);
+      // As for credHelpers: "credentials not found" is anonymous, a failing helper is an error.
+      const fromStore = await credentialHelperGet(file.credsStore, registry, env);
       if (fromStore) return fromStore;
     }
   }

@@ -364,7 +364,8 @@ test('a connection that goes quiet after the headers: ETIMEDOUT after idleTimeou
   const started = Date.now();
   await assert.rejects(bodyOf(res), { code: 'ETIMEDOUT' });
   const elapsed = Date.now() - started;
-  assert.ok(elapsed >= 100 && elapsed < 1000, `timed out after ${elapsed} ms`);
+  // Not before the idle time (a lower bound holds on a busy machine); the test's timeout bounds it above.
+  assert.ok(elapsed >= 150, `timed out after ${elapsed} ms, before the 200 ms idle timeout`);
 });
 
 test('headers that drip in, a byte at a time: ETIMEDOUT after headersTimeoutMs, though the connection never goes quiet', { timeout: 5000 }, async (t) => {
