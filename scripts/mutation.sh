@@ -15,6 +15,6 @@ npm run --silent build
 mkdir -p stryker/incremental reports/mutation
 for module in "${modules[@]}"; do
   echo "== mutation: $module" >&2
-  CP_MUTATION_MODULE="$module" node scripts/stryker-run.mjs
+  CP_MUTATION_MODULE="$module" node_modules/.bin/stryker run stryker/stryker.config.mjs --logLevel "${CP_MUTATION_LOG_LEVEL:-warn}"
 done
 node scripts/mutation-table.mjs "${modules[@]}"
