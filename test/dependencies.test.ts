@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO } from './helpers/paths.js';
 import { ALLOWED, importsOf, importsOfFiles, loadPath, sourceFiles, violations } from './helpers/imports.js';
@@ -22,6 +22,22 @@ test('lib/ is folders of the architecture, each with its README', () => {
     assert.ok(existsSync(join(REPO, 'lib', name, 'README.md')), `lib/${name}/README.md exists`);
   }
   assert.ok(entries.includes('core') && entries.includes('image') && entries.includes('run'));
+});
+
+test("every module of lib/ is named in its folder's README, and every folder in the README's layout", () => {
+  const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+  const layout = readme.slice(readme.indexOf('## Layout of the code'));
+  const unnamed: string[] = [];
+  for (const file of sourceFiles(REPO, 'lib')) {
+    const parts = file.split('/');
+    const folder = parts[1] as string;
+    const module = parts.slice(2).join('/').replace(/\.ts$/, '');
+    const text = readFileSync(join(REPO, 'lib', folder, 'README.md'), 'utf8');
+    const leaf = module.split('/').pop() as string;
+    if (!text.includes(`\`${leaf}\``) && !text.includes(`\`${module}\``)) unnamed.push(`${file}: not named in lib/${folder}/README.md`);
+    if (!layout.includes(`\`${folder}/\``)) unnamed.push(`lib/${folder}: not in the README's layout of the code`);
+  }
+  assert.deepEqual([...new Set(unnamed)], []);
 });
 
 test('every import in lib/ and tools/ follows the folder rules', () => {
