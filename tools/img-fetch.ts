@@ -40,7 +40,7 @@ export const imgFetch = defineCommand({
     const registries = { certDir: args['cert-dir'], registriesConf: args['registries-conf'], tlsVerify: args['tls-verify'] };
     const plan = source.transport === 'docker' ? await planPull(source.reference, { ...registries, typed: typed.startsWith('docker://') ? undefined : typed, env: ctx.io.env, warn: (m) => ctx.log.warn(m) }) : undefined;
     if (args.explain) return ctx.explain((await import('../lib/cli/explain.js')).explainFetch(source, { store, dir: args.dir, plan, ...registries }));
-    const doc = await ctx.document();
+    const doc = await ctx.document({ inputFromFlags: true });
     const progress = createProgress(args.progress, ctx.io.stderr, args.quiet);
     try {
       const image = await fetchImage(source, {

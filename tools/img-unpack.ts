@@ -26,7 +26,7 @@ export const imgUnpack = defineCommand({
   async run(args, ctx) {
     const positional = args._.map(String);
     if (positional.length) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])} (the image comes from stdin or --image)`);
-    const doc = await ctx.document();
+    const doc = await ctx.document({ inputFromFlags: args.image !== undefined });
     const image = args.image !== undefined ? await readStoredImage(resolveStorePath(args.store, ctx.io.env), args.image, args.platform ? parsePlatform(args.platform) : undefined) : doc?.image;
     if (!image) throw new UsageError('no image: pipe in img-fetch output, or give --image REF (and --store)');
     if (args.explain) return ctx.explain((await import('../lib/cli/explain.js')).explainUnpack(image, { dest: args.dest, layers: args.layers }));

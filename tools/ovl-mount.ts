@@ -34,7 +34,7 @@ export const ovlMount = defineCommand({
     const positional = args._.map(String);
     if (positional.length > 1 || (positional.length === 1 && !args.diff && !args.unmount)) throw new UsageError(`unexpected argument ${JSON.stringify(positional[positional.length - 1])} (MERGED goes with --diff or --unmount)`);
     if (args.diff && args.unmount) throw new UsageError('--diff and --unmount do not go together');
-    const doc = args.explain && positional.length > 0 ? undefined : await ctx.document();
+    const doc = args.explain && positional.length > 0 ? undefined : await ctx.document({ inputFromFlags: args.lower !== undefined || positional.length > 0 });
     const storePath = pipedStore(args.store, doc) ?? resolveStorePath(args.store, ctx.io.env);
 
     if (args.diff || args.unmount) {

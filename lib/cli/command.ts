@@ -57,8 +57,13 @@ export interface RunContext {
   command: string;
   io: Io;
   log: Log;
-  /** The piped document (or --input), validated; undefined when there is none. Read once. */
-  document(): Promise<PipeDocument | undefined>;
+  /**
+   * The piped document (or --input), validated; undefined when there is none. Read once. An
+   * empty pipe means the stage before failed, and is an error, unless `inputFromFlags`: the
+   * flags already name the input (img-fetch SOURCE, img-unpack --image, ovl-mount --lower),
+   * so an empty stdin (a loop, a CI step) is no document.
+   */
+  document(options?: { inputFromFlags?: boolean }): Promise<PipeDocument | undefined>;
   /** Writes the document as one line on stdout. */
   emit(doc: PipeDocument): void;
   /**
@@ -188,7 +193,7 @@ export async function runCommand<A>(spec: CommandSpec<A>, argv: string[], io: Io
       command: spec.name,
       io,
       log,
-      document: () => (documentRead ??= readDocument({ inputFile: args.input, stdin: io.stdin, stdinIsPipe: io.stdinIsPipe })),
+      document: (options = {}) => (documentRead ??= readDocument({ inputFile: args.input, stdin: io.stdin, stdinIsPipe: io.stdinIsPipe && !options.inputFromFlags })),
       emit: (doc) => {
         io.stdout.write(formatDocument(doc));
       },

@@ -7,11 +7,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCommand } from '../../lib/cli/command.js';
 import { memoryIo, testCommand } from '../helpers/memory-io.js';
-const EMPTY_PIPE = "input: the pipe is empty: the command before this one failed (its message is above); for no document, give stdin </dev/null";
 import { withSection } from '../../lib/cli/document.js';
 import { InputError } from '../../lib/core/errors.js';
 import { exec, assertOneLineError } from '../helpers/exec.js';
 import { toolPath } from '../helpers/paths.js';
+
+const EMPTY_PIPE = "input: the pipe is empty: the command before this one failed (its message is above); for no document, give stdin </dev/null";
 
 const needsDocument = testCommand('needs-doc', async (ctx) => {
   const doc = await ctx.document();
@@ -36,6 +37,28 @@ test('a document in a pipe is read; nothing on a stdin that is no pipe is no doc
   const devNull = memoryIo('', false);
   assert.equal(await runCommand(needsDocument, [], devNull), 1);
   assert.match(devNull.err(), /^needs-doc: no document: the command blamed itself\n$/);
+});
+
+test('an empty pipe is no document when the flags already name the input (img-fetch SOURCE, img-unpack --image, ovl-mount --lower)', async () => {
+  const fromFlags = testCommand('from-flags', async (ctx) => {
+    ctx.io.stdout.write(`document: ${JSON.stringify(await ctx.document({ inputFromFlags: true }))}\n`);
+  });
+  const io = memoryIo('', true);
+  assert.equal(await runCommand(fromFlags, [], io), 0, io.err());
+  assert.equal(io.out(), 'document: undefined\n');
+  // A document in the pipe is still read and checked.
+  const bad = memoryIo('{"documentVersion":2}', true);
+  assert.equal(await runCommand(fromFlags, [], bad), 2);
+  assert.match(bad.err(), /^from-flags: input\.documentVersion/);
+  // The tools: an empty stdin (a while-read loop, a CI step) does not stop a command whose flags name its input.
+  const store = `/tmp/cp-pipe-stage-${process.pid}`;
+  const unpack = await sh(`true | img-unpack --store ${store} --image nothing-here`);
+  assert.doesNotMatch(unpack.stderr, /the pipe is empty/);
+  assert.match(unpack.stderr, /^img-unpack: .*not an OCI image layout/m);
+  const mount = await sh(`true | ovl-mount --lower /nonexistent-lower --target /nonexistent-target --read-only`);
+  assert.doesNotMatch(mount.stderr, /the pipe is empty/);
+  assert.match(mount.stderr, /^ovl-mount: .*nonexistent/m);
+  await exec('rm', ['-rf', store]);
 });
 
 /** A shell line with the tools as commands (`oci-spec` is `node dist/tools/oci-spec.js`). */
