@@ -13,6 +13,6 @@ for (const file of readdirSync(tools)) {
   if (spec) writeFileSync(new URL(`${spec.name}.1`, man), renderManPage(spec));
 }
 // Each schema as ajv standalone code, so commands do not compile a schema on every run.
-const { SCHEMA_NAMES, standaloneValidatorSource } = await import(new URL('../dist/lib/cli/schema.js', import.meta.url));
+const { SCHEMA_NAMES, standaloneValidatorSource } = await import(new URL('../dist/lib/core/schema.js', import.meta.url));
 mkdirSync(new URL('../dist/schema/', import.meta.url), { recursive: true });
 for (const name of SCHEMA_NAMES) writeFileSync(new URL(`../dist/schema/${name}.validate.cjs`, import.meta.url), standaloneValidatorSource(name));
