@@ -11,7 +11,8 @@ import { chmod, mkdir, mkdtemp, readFile, realpath, rename, writeFile } from 'no
 import { basename, dirname, join, resolve } from 'node:path';
 import { digestHex } from '../core/digest.js';
 import { ClobberError, DigestMismatchError, HostError, NotFoundError, UnsupportedError, UsageError } from '../core/errors.js';
-import { applyLayer, removeTree } from './apply.js';
+import { applyLayer } from './apply.js';
+import { removeTree } from './tree.js';
 import { hostPlatform, parseManifest, selectPlatform } from '../image/manifest.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import { OciLayout } from '../image/store/store.js';

@@ -81,3 +81,25 @@ test('a missing component followed by .. does not stop the lookup of what comes 
   const fresh = new RootResolver(r);
   assert.equal(fresh.resolve('via-missing/etc', 'via-missing/etc'), 'etc', 'q is a symlink to the root, found after the missing/.. detour');
 });
+
+test('a cached resolution is forgotten when the tree changes at any path its walk looked at', async () => {
+  const fresh = await tempDir('cp-rootfs-changed-');
+  try {
+    const r = fresh.path;
+    const stale = new RootResolver(r);
+    assert.equal(stale.resolve('p/x', 'p/x'), 'p/x', 'p is missing: kept as named');
+    mkdirSync(join(r, 'real'));
+    symlinkSync('real', join(r, 'p'));
+    assert.equal(stale.resolve('p/x', 'p/x'), 'p/x', 'cached until told');
+    stale.changed('p');
+    assert.equal(stale.resolve('p/x', 'p/x'), 'real/x', 'a change at p (whatever made the symlink) forgets it');
+    assert.equal(stale.resolve('q/a/b', 'q/a/b'), 'q/a/b');
+    mkdirSync(join(r, 'q/a'), { recursive: true });
+    symlinkSync('/real', join(r, 'q/a/b'));
+    stale.changed('q/a/b');
+    assert.equal(stale.resolve('q/a/b/c', 'q/a/b/c'), 'real/c', 'paths below a missing one are looked at too');
+    assert.equal(stale.resolve('q/a/b', 'q/a/b'), 'real', 'a change below a missing component reaches the resolution that stopped there');
+  } finally {
+    await fresh.cleanup();
+  }
+});
