@@ -7,12 +7,12 @@
  * and verified (unpacked into a temp dir beside it, renamed at the end).
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, realpath, rename, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { digestHex } from '../core/digest.js';
 import { ClobberError, DigestMismatchError, HostError, NotFoundError, UnsupportedError, UsageError } from '../core/errors.js';
 import { applyLayer } from './apply.js';
-import { removeTree } from './tree.js';
+import { createTempTree, discardTempTree, releaseTempTree } from './temp-trees.js';
 import { hostPlatform, parseManifest, selectPlatform } from '../image/manifest.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import { OciLayout } from '../image/store/store.js';
@@ -86,15 +86,16 @@ async function unpackFlat(layers: LayerDescriptor[], context: LayerContext): Pro
  * another img-unpack that finished the same tree first wins: theirs is as good as ours.
  */
 async function buildInPlace(final: string, options: { shared: boolean; rootless: boolean }, build: (temp: string) => Promise<void>): Promise<void> {
-  const temp = await tempBeside(final);
+  const temp = await createTempTree(final, { rootless: options.rootless });
   try {
     await build(temp);
     await rename(temp, final).catch((err: NodeJS.ErrnoException) => {
       if (!options.shared || (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST')) throw err;
-      removeTree(temp, options.rootless);
+      discardTempTree(temp, options.rootless);
     });
+    releaseTempTree(temp);
   } catch (err) {
-    removeTree(temp, options.rootless);
+    discardTempTree(temp, options.rootless);
     throw err;
   }
 }
@@ -176,14 +177,6 @@ async function storeArea(image: StoredImage, area: string, name: string): Promis
   const dir = layout.areaPath(area);
   await mkdir(dir, { recursive: true });
   return join(dir, name);
-}
-
-/** A fresh directory beside `final` (same file system, so the last rename is atomic), symlink-free. */
-async function tempBeside(final: string): Promise<string> {
-  await mkdir(dirname(final), { recursive: true });
-  const temp = await mkdtemp(join(await realpath(dirname(final)), `.${basename(final)}.unpacking-`));
-  await chmod(temp, 0o755);
-  return temp;
 }
 
 function isMissingOrEmptyDir(path: string): boolean {
