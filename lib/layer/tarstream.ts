@@ -93,7 +93,7 @@ export class TarReader {
       }
       if (!checksumOk(block)) throw new UnsupportedError(`layer: not a tar archive (bad header checksum at byte ${at})`);
       const flag = String.fromCharCode(block[156] as number);
-      const size = readNumber(block, 124, 12, 'size', at);
+      const size = readNumber(block, FIELDS.size, at);
       if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
         const body = await this.readMeta(size, at);
         if (flag === 'L') longName = cString(body);
@@ -155,15 +155,15 @@ export class TarReader {
     return {
       name,
       type,
-      mode: readNumber(block, 100, 8, 'mode', at) & 0o7777,
-      uid: num('uid') ?? readNumber(block, 108, 8, 'uid', at),
-      gid: num('gid') ?? readNumber(block, 116, 8, 'gid', at),
-      size: num('size') ?? readNumber(block, 124, 12, 'size', at),
-      mtime: num('mtime') ?? readNumber(block, 136, 12, 'mtime', at),
+      mode: readNumber(block, FIELDS.mode, at) & 0o7777,
+      uid: num('uid') ?? readNumber(block, FIELDS.uid, at),
+      gid: num('gid') ?? readNumber(block, FIELDS.gid, at),
+      size: num('size') ?? readNumber(block, FIELDS.size, at),
+      mtime: num('mtime') ?? readNumber(block, FIELDS.mtime, at),
       ...(atime !== undefined ? { atime } : {}),
       linkname: text('linkpath') ?? ext.longLink ?? cString(block.subarray(157, 257)),
-      devmajor: type === 'char' || type === 'block' ? readNumber(block, 329, 8, 'devmajor', at) : 0,
-      devminor: type === 'char' || type === 'block' ? readNumber(block, 337, 8, 'devminor', at) : 0,
+      devmajor: type === 'char' || type === 'block' ? readNumber(block, FIELDS.devmajor, at) : 0,
+      devminor: type === 'char' || type === 'block' ? readNumber(block, FIELDS.devminor, at) : 0,
       xattrs,
     };
   }
@@ -246,8 +246,25 @@ function checksumOk(block: Buffer): boolean {
   return stored === unsigned || stored === signed;
 }
 
-/** An octal field (NUL or space terminated), or GNU base-256 when the high bit is set. */
-function readNumber(block: Buffer, offset: number, length: number, what: string, at: number): number {
+/** A numeric field of the header block: where it is, and its name for error messages. */
+interface NumberField {
+  name: string;
+  offset: number;
+  length: number;
+}
+
+const FIELDS = {
+  mode: { name: 'mode', offset: 100, length: 8 },
+  uid: { name: 'uid', offset: 108, length: 8 },
+  gid: { name: 'gid', offset: 116, length: 8 },
+  size: { name: 'size', offset: 124, length: 12 },
+  mtime: { name: 'mtime', offset: 136, length: 12 },
+  devmajor: { name: 'devmajor', offset: 329, length: 8 },
+  devminor: { name: 'devminor', offset: 337, length: 8 },
+} satisfies Record<string, NumberField>;
+
+/** An octal field (NUL or space terminated), or GNU base-256 when the high bit is set; `at` is the block's offset. */
+function readNumber(block: Buffer, { name: what, offset, length }: NumberField, at: number): number {
   const field = block.subarray(offset, offset + length);
   const first = field[0] as number;
   if (first & 0x80) {

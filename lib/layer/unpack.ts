@@ -74,7 +74,7 @@ async function unpackFlat(layers: LayerDescriptor[], context: LayerContext): Pro
   const skipped: SkippedEntry[] = [];
   // Only the default destination is shared with other img-unpacks of the same image.
   await buildInPlace(dest, { shared: !options.dest, rootless: context.rootless }, async (temp) => {
-    for (const [i, layer] of layers.entries()) skipped.push(...(await unpackLayer(temp, layer, i, 'flat', context)));
+    for (const [index, layer] of layers.entries()) skipped.push(...(await unpackLayer(context, { root: temp, layer, index, whiteouts: 'flat' })));
     if (!options.dest) await writeSkipped(dest, skipped);
   });
   return section(skipped);
@@ -118,7 +118,7 @@ async function unpackLayers(layers: LayerDescriptor[], context: LayerContext): P
       continue;
     }
     await buildInPlace(final, { shared: true, rootless }, async (temp) => {
-      const layerSkipped = await unpackLayer(temp, layer, i, 'overlay', context, [...paths.slice(0, -1)].reverse());
+      const layerSkipped = await unpackLayer(context, { root: temp, layer, index: i, whiteouts: 'overlay', lowers: [...paths.slice(0, -1)].reverse() });
       await writeSkipped(final, layerSkipped);
       skipped.push(...layerSkipped);
     });
@@ -126,8 +126,18 @@ async function unpackLayers(layers: LayerDescriptor[], context: LayerContext): P
   return { mode: 'layers', layers: paths, config: image.config, skipped, ...(rootless ? { userxattr: true } : {}) };
 }
 
-async function unpackLayer(root: string, layer: LayerDescriptor, index: number, whiteouts: 'flat' | 'overlay', context: LayerContext, lowers: string[] = []): Promise<SkippedEntry[]> {
+/** One layer of the image into `root`: flat onto what is there, or (overlay) as a dir of its own over `lowers` (top first). */
+interface LayerJob {
+  root: string;
+  layer: LayerDescriptor;
+  index: number;
+  whiteouts: 'flat' | 'overlay';
+  lowers?: string[];
+}
+
+async function unpackLayer(context: LayerContext, job: LayerJob): Promise<SkippedEntry[]> {
   const { options } = context;
+  const { root, layer, index, whiteouts, lowers = [] } = job;
   const item = options.progress?.item(`layer ${layer.digest.slice(7, 19)}`);
   const path = blobPath(context.image, layer.digest);
   if (!existsSync(path)) throw new NotFoundError(`layer ${layer.digest} is not in the store (${path})`);
