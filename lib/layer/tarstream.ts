@@ -68,6 +68,7 @@ export class TarReader {
   /** Offset of the next unread byte in the uncompressed stream, for error messages. */
   private offset = 0;
 
+  /** `source`'s chunks may be reused once the next one is asked for: nothing here keeps a view past that. */
   constructor(private readonly source: AsyncIterator<Buffer>) {}
 
   /** The next entry's header, or undefined at the end of the archive. */
@@ -171,8 +172,10 @@ export class TarReader {
   /** A metadata body (PAX, long name): read whole, so bounded. */
   private async readMeta(size: number, at: number): Promise<Buffer> {
     if (size > 16 << 20) throw new UnsupportedError(`layer: extended header of ${size} bytes at byte ${at} (more than 16 MiB)`);
-    const body = await this.read(size);
-    if (!body) throw new UnsupportedError('layer: tar archive is truncated (inside an extended header)');
+    const view = await this.read(size);
+    if (!view) throw new UnsupportedError('layer: tar archive is truncated (inside an extended header)');
+    // A copy before skipping on: the skip may move to the next chunk, and this one be reused.
+    const body = Buffer.from(view);
     await this.skip(padding(size));
     return body;
   }
@@ -194,7 +197,8 @@ export class TarReader {
         throw new UnsupportedError('layer: tar archive is truncated');
       }
       const take = Math.min(need, this.chunk.length - this.pos);
-      parts.push(this.chunk.subarray(this.pos, this.pos + take));
+      // A copy: a chunk is the source's only until its next chunk is asked for.
+      parts.push(Buffer.from(this.chunk.subarray(this.pos, this.pos + take)));
       this.pos += take;
       this.offset += take;
       need -= take;
