@@ -9,6 +9,9 @@ import { lstatSync, readlinkSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { UnsafeLayerError } from './errors.js';
 
+/** What normalize would change in a relative name: empty, `.` or `..` components (a trailing slash aside). */
+const CLEANABLE = /(^|\/)\.\.?(\/|$)|\/\//;
+
 /** Linux's own limit on symlinks followed in one lookup (ELOOP). */
 export const MAX_SYMLINKS = 40;
 
@@ -17,6 +20,9 @@ export const MAX_SYMLINKS = 40;
  * `../../etc` → `etc` (lexically clamped at the root, as runc's CleanPath does), the root → ''.
  */
 export function cleanEntryName(name: string): string {
+  // Most names are already clean but for a leading "./" and a trailing "/": no normalize for them.
+  const plain = name.startsWith('./') ? name.slice(2) : name;
+  if (plain !== '' && !plain.startsWith('/') && !CLEANABLE.test(plain)) return plain.endsWith('/') ? plain.slice(0, -1) : plain;
   const cleaned = posix.normalize(`/${name}`);
   return cleaned === '/' ? '' : cleaned.replace(/\/+$/, '').slice(1);
 }
@@ -168,7 +174,8 @@ export class RootResolver {
   }
 }
 
-function lstatOrMissing(path: string): Stats | undefined {
+/** lstat, or undefined when nothing is there (ENOENT, ENOTDIR); other errors are thrown. */
+export function lstatOrMissing(path: string): Stats | undefined {
   try {
     return lstatSync(path);
   } catch (err) {

@@ -10,7 +10,7 @@
  * overlayfs reads them (a 0/0 character device, the opaque xattr), so the layer directories
  * stacked as lowerdir= show the same tree as the flat unpack.
  */
-import { closeSync, fchmodSync, fchownSync, futimesSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, futimesSync, readFileSync, writeSync, type Stats } from 'node:fs';
 import { UnsafeLayerError, UnsupportedError } from '../core/errors.js';
 import { baseOf, cleanEntryName, climbsOutOfRoot, joinRel, parentOf } from '../core/root-resolver.js';
 import { S_IFBLK, S_IFCHR, S_IFIFO, type Syscalls } from '../core/syscalls.js';
@@ -153,19 +153,31 @@ class LayerApplier {
     this.dirs.remove(rel, stats);
   }
 
+  /**
+   * A file: created with its permission bits (less the umask), written, then given its owner
+   * and mode only where the create did not already (issue 18: per-file calls are the cost of
+   * 100,000 small files), and its times. A mode with setuid/setgid/sticky is set after the
+   * chown, which would clear it.
+   */
   private async writeFile(path: string, header: TarHeader, reader: TarReader): Promise<void> {
-    const fd = this.replacing(path, () => this.tree.createFile(path, 0o600));
+    const created = header.mode & 0o777 & ~UMASK;
+    const fd = this.replacing(path, () => this.tree.createFile(path, created));
     try {
       await reader.readBody((data) => {
         for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done);
       });
-      if (!this.options.rootless) fchownSync(fd, header.uid, header.gid);
-      fchmodSync(fd, header.mode);
+      if (!this.options.rootless && !this.ownedAlready(header, parentOf(path))) fchownSync(fd, header.uid, header.gid);
+      if (created !== header.mode) fchmodSync(fd, header.mode);
       futimesSync(fd, header.atime ?? header.mtime, header.mtime);
     } finally {
       closeSync(fd);
     }
     await this.metadata.applyXattrs(path, this.tree.hostPath(path), header);
+  }
+
+  /** A new file already has the wanted owner: the caller's ids, in a directory that does not pass its group on (setgid). */
+  private ownedAlready(header: TarHeader, parent: string): boolean {
+    return header.uid === EUID && header.gid === EGID && !this.dirs.passesGroupOn(parent);
   }
 
   /** Devices need root; FIFOs do not. Returns false when the entry was skipped. */
@@ -200,6 +212,20 @@ class LayerApplier {
       this.tree.copyFile(source, path);
       this.metadata.copy(this.tree.hostPath(path), found.stats);
     }
+  }
+}
+
+/** The ids and umask new files get from this process (the umask as /proc says; when unknown, all bits: always chmod). */
+const EUID = process.geteuid?.() ?? -1;
+const EGID = process.getegid?.() ?? -1;
+const UMASK = readUmask();
+
+function readUmask(): number {
+  try {
+    const line = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return line ? parseInt(line[1] as string, 8) : 0o777;
+  } catch {
+    return 0o777;
   }
 }
 

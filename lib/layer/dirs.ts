@@ -29,6 +29,8 @@ export class LayerDirs {
   private readonly ready = new Set<string>();
   /** Directories whose content this layer changes, with their old times noted (or made by this layer). */
   private readonly touched = new Set<string>();
+  /** Directories (from lower layers) with the setgid bit: what is created in them takes their group. */
+  private readonly setgid = new Set<string>();
 
   constructor(private readonly tree: LayerTree, private readonly options: { rootless: boolean; lowers: boolean }) {}
 
@@ -78,10 +80,19 @@ export class LayerDirs {
     const stats = lstatSync(host);
     fixup.atime = stats.atimeMs / 1000;
     fixup.mtime = stats.mtimeMs / 1000;
+    if (stats.mode & 0o2000) this.setgid.add(rel);
     if (this.options.rootless && (stats.mode & 0o700) !== 0o700) {
       fixup.mode = stats.mode & 0o7777;
       chmodSync(host, fixup.mode | 0o700);
     }
+  }
+
+  /**
+   * True when a file created in `rel` takes the directory's group (setgid). Only directories
+   * from lower layers can be: this layer's own get their mode after their content.
+   */
+  passesGroupOn(rel: string): boolean {
+    return this.setgid.has(rel);
   }
 
   markUpper(rel: string): void {
@@ -102,7 +113,7 @@ export class LayerDirs {
   /** Drops what we knew about a removed directory and everything under it. */
   private forgetTree(rel: string): void {
     const prefix = `${rel}/`;
-    for (const set of [this.ready, this.upper, this.touched]) for (const key of set) if (key === rel || key.startsWith(prefix)) set.delete(key);
+    for (const set of [this.ready, this.upper, this.touched, this.setgid]) for (const key of set) if (key === rel || key.startsWith(prefix)) set.delete(key);
     for (const key of this.fixups.keys()) if (key === rel || key.startsWith(prefix)) this.fixups.delete(key);
   }
 

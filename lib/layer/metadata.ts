@@ -45,6 +45,8 @@ export class MetadataWriter {
   }
 
   async applyXattrs(rel: string, host: string, header: TarHeader): Promise<void> {
+    // Nearly every entry: no xattrs wanted, none set before.
+    if (header.xattrs.size === 0 && !this.options.rootless && !this.options.xattrsSet.has(rel)) return;
     const wanted = this.wantedXattrs(rel, header);
     const previous = this.options.xattrsSet.get(rel) ?? [];
     if (wanted.size === 0 && previous.length === 0) return;

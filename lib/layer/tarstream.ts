@@ -28,7 +28,7 @@ export interface TarHeader {
   devmajor: number;
   devminor: number;
   /** Extended attributes from PAX SCHILY.xattr.NAME records, values as raw bytes. */
-  xattrs: Map<string, Buffer>;
+  xattrs: ReadonlyMap<string, Buffer>;
 }
 
 export type Compression = 'none' | 'gzip' | 'zstd';
@@ -42,6 +42,8 @@ export function layerCompression(mediaType: string): Compression {
 }
 
 const BLOCK = 512;
+/** The xattrs of every entry without a PAX header (most of them): one empty map, never written to. */
+const NO_XATTRS: ReadonlyMap<string, Buffer> = new Map();
 const XATTR_PREFIX = 'SCHILY.xattr.';
 
 const TYPES: Record<string, EntryType> = {
@@ -150,8 +152,12 @@ export class TarReader {
     name = text('path') ?? ext.longName ?? name;
     // Pre-POSIX archives mark directories only by the trailing slash.
     if (type === 'file' && flag !== '7' && name.endsWith('/')) type = 'directory';
-    const xattrs = new Map<string, Buffer>();
-    for (const [key, value] of ext.pax ?? []) if (key.startsWith(XATTR_PREFIX)) xattrs.set(key.slice(XATTR_PREFIX.length), value);
+    let xattrs = NO_XATTRS;
+    if (ext.pax) {
+      const found = new Map<string, Buffer>();
+      for (const [key, value] of ext.pax) if (key.startsWith(XATTR_PREFIX)) found.set(key.slice(XATTR_PREFIX.length), value);
+      xattrs = found;
+    }
     const atime = num('atime');
     return {
       name,

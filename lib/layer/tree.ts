@@ -6,8 +6,8 @@
  * symlink made a symlink the old cache did not hear of). Paths are relative to the root and
  * already resolved; the last component is never followed (O_NOFOLLOW, link(2), unlink(2)).
  */
-import { chmodSync, constants, copyFileSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, symlinkSync, unlinkSync, type Stats } from 'node:fs';
-import { RootResolver } from '../core/root-resolver.js';
+import { chmodSync, constants, copyFileSync, linkSync, mkdirSync, openSync, readdirSync, rmdirSync, symlinkSync, unlinkSync, type Stats } from 'node:fs';
+import { lstatOrMissing, RootResolver } from '../core/root-resolver.js';
 import type { Syscalls } from '../core/syscalls.js';
 
 export class LayerTree {
@@ -36,7 +36,7 @@ export class LayerTree {
 
   /** What is at `rel` in this layer's own directory (not the lowers), or undefined. */
   lstat(rel: string): Stats | undefined {
-    return lstatOrUndefined(this.hostPath(rel));
+    return lstatOrMissing(this.hostPath(rel));
   }
 
   mkdir(rel: string, mode: number): void {
@@ -87,19 +87,9 @@ export class LayerTree {
   }
 }
 
-export function lstatOrUndefined(path: string): Stats | undefined {
-  try {
-    return lstatSync(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw err;
-  }
-}
-
 /** rm -r that never follows a symlink; rootless, it first makes each directory writable. */
 export function removeTree(path: string, makeWritable = process.getuid?.() !== 0): void {
-  const stats = lstatOrUndefined(path);
+  const stats = lstatOrMissing(path);
   if (!stats) return;
   if (!stats.isDirectory()) {
     unlinkSync(path);

@@ -2,7 +2,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, symlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
+import fc from 'fast-check';
 import { tempDir } from '../helpers/paths.js';
 import { cleanEntryName, climbsOutOfRoot, RootResolver } from '../../lib/core/root-resolver.js';
 import { UnsafeLayerError } from '../../lib/core/errors.js';
@@ -102,4 +103,13 @@ test('a cached resolution is forgotten when the tree changes at any path its wal
   } finally {
     await fresh.cleanup();
   }
+});
+
+test('cleanEntryName: the fast path for clean names agrees with posix normalize on any name', () => {
+  const reference = (name: string) => {
+    const cleaned = posix.normalize(`/${name}`);
+    return cleaned === '/' ? '' : cleaned.replace(/\/+$/, '').slice(1);
+  };
+  const name = fc.array(fc.constantFrom('a', 'b', '.', '..', '', '/', './', '../', '.wh.x'), { maxLength: 8 }).map((parts) => parts.join('/'));
+  fc.assert(fc.property(fc.oneof(name, fc.string()), (n) => cleanEntryName(n) === reference(n)), { numRuns: 5000 });
 });
