@@ -6,8 +6,16 @@
  * Why a thread: node's zlib inflates each chunk on the libuv pool, but schedules the next one
  * only when the main thread is back in its event loop, and the applier's synchronous calls
  * keep it away for the length of a chunk's entries. Decompression then waits for the applier
- * and the applier for decompression. On the worker, decompression runs ahead (up to WINDOW
- * chunks), so the two overlap, as `tar xzf` overlaps with the gzip process it starts.
+ * and the applier for decompression. On the worker, decompression runs ahead (up to WINDOW_BYTES
+ * bytes), so the two overlap, as `tar xzf` overlaps with the gzip process it starts.
+ *
+ * Memory is bounded by DECOMPRESSED bytes: the window counts uncompressed bytes handed over
+ * and not yet taken, and gzip input is fed in small pieces, because zlib inflates a whole
+ * input chunk before it looks at backpressure (64 KiB of a file of zeros is 64 MiB). The
+ * hand-offs are batched into chunks of 1 MiB, however small zlib's pieces are, and each
+ * chunk's memory goes back to the worker with the credit for it, to be filled again: the
+ * main thread allocates little, so it collects garbage rarely, and chunks it merely dropped
+ * stayed allocated (a 1 GiB layer of zeros reached 184-311 MB RSS that way).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,13 +26,16 @@ import { createGunzip } from 'node:zlib';
 import { HostError, UnsupportedError } from '../core/errors.js';
 import type { Compression } from './tarstream.js';
 
-/** Chunks (of up to 1 MiB) a stream may have made and not yet handed over. */
-const WINDOW = 4;
+/** Uncompressed bytes a stream may have handed over and the main thread not yet taken. */
+const WINDOW_BYTES = 4 << 20;
+/** The size of a hand-off (a batch of what zlib made). */
 const CHUNK_BYTES = 1 << 20;
+/** Compressed bytes fed to zlib at a time: at most ~1032x this comes out of one write (deflate's limit). */
+const GZIP_INPUT_BYTES = 16 << 10;
 const WORKER_ROLE = 'container-parts layer streams';
 
-type ToWorker = { op: 'open'; id: number; path: string; compression: Compression } | { op: 'credit'; id: number } | { op: 'cancel'; id: number };
-type FromWorker = { id: number; chunk: ArrayBuffer } | { id: number; digest: string } | { id: number; error: { code?: string; message: string } };
+type ToWorker = { op: 'open'; id: number; path: string; compression: Compression } | { op: 'credit'; id: number; bytes: number; buffer: ArrayBuffer } | { op: 'cancel'; id: number };
+type FromWorker = { id: number; chunk: ArrayBuffer; length: number } | { id: number; digest: string } | { id: number; error: { code?: string; message: string } };
 
 /** One worker thread for the layers of an unpack, opened one after the other. */
 export class LayerStreams {
@@ -36,7 +47,7 @@ export class LayerStreams {
   open(path: string, compression: Compression, digest: string): LayerStream {
     const worker = this.start();
     const id = this.nextId++;
-    const stream = new LayerStream(digest, (message) => worker.postMessage(message satisfies ToWorker), id);
+    const stream = new LayerStream(digest, (message, transfer) => worker.postMessage(message satisfies ToWorker, transfer), id);
     this.streams.set(id, stream);
     worker.postMessage({ op: 'open', id, path, compression } satisfies ToWorker);
     return stream;
@@ -60,20 +71,27 @@ export class LayerStreams {
   }
 }
 
-/** A layer's uncompressed chunks, in order; after the last, `digest()` is the sha256 of them all (the diff_id). */
+/**
+ * A layer's uncompressed chunks, in order; after the last, `digest()` is the sha256 of them all
+ * (the diff_id). A chunk is valid until the next call of `next()`, which hands its memory back.
+ */
 export class LayerStream implements AsyncIterator<Buffer> {
   private readonly queue: Buffer[] = [];
+  private current: Buffer | undefined;
   private result: { digest: string } | { error: Error } | undefined;
   private wake: (() => void) | undefined;
   onBytes?: (n: number) => void;
 
-  constructor(private readonly blobDigest: string, private readonly post: (message: ToWorker) => void, private readonly id: number) {}
+  constructor(private readonly blobDigest: string, private readonly post: (message: ToWorker, transfer?: ArrayBuffer[]) => void, private readonly id: number) {}
 
   async next(): Promise<IteratorResult<Buffer>> {
+    const done = this.current;
+    this.current = undefined;
+    if (done) this.post({ op: 'credit', id: this.id, bytes: done.length, buffer: done.buffer as ArrayBuffer }, [done.buffer as ArrayBuffer]);
     while (this.queue.length === 0 && !this.result) await new Promise<void>((resolve) => (this.wake = resolve));
     const chunk = this.queue.shift();
     if (chunk) {
-      this.post({ op: 'credit', id: this.id });
+      this.current = chunk;
       this.onBytes?.(chunk.length);
       return { value: chunk, done: false };
     }
@@ -94,7 +112,7 @@ export class LayerStream implements AsyncIterator<Buffer> {
   }
 
   receive(message: FromWorker): void {
-    if ('chunk' in message) this.queue.push(Buffer.from(message.chunk));
+    if ('chunk' in message) this.queue.push(Buffer.from(message.chunk, 0, message.length));
     else if ('digest' in message) this.result ??= { digest: message.digest };
     else this.result ??= { error: this.describe(message.error) };
     this.wake?.();
@@ -110,38 +128,59 @@ export class LayerStream implements AsyncIterator<Buffer> {
   }
 }
 
-/** The worker: makes each opened stream's chunks, WINDOW ahead of what the main thread has taken. */
+/** The worker: makes each opened stream's chunks, up to WINDOW_BYTES ahead of what the main thread has taken. */
 function serve(port: MessagePort): void {
-  const credit = new Map<number, { inFlight: number; resume?: () => void; cancelled: boolean }>();
+  const credit = new Map<number, Credit>();
+  /** Chunk buffers the main thread gave back, to be filled again. */
+  const spare: ArrayBuffer[] = [];
   port.on('message', (message: ToWorker) => {
     if (message.op === 'open') {
       credit.set(message.id, { inFlight: 0, cancelled: false });
-      void produce(port, message, credit);
+      void produce(port, message, { credit, spare });
       return;
     }
     const state = credit.get(message.id);
+    if (message.op === 'credit' && spare.length < WINDOW_BYTES / CHUNK_BYTES + 2) spare.push(message.buffer);
     if (!state) return;
-    if (message.op === 'credit') state.inFlight--;
+    if (message.op === 'credit') state.inFlight -= message.bytes;
     else state.cancelled = true;
     state.resume?.();
     state.resume = undefined;
   });
 }
 
-async function produce(port: MessagePort, open: Extract<ToWorker, { op: 'open' }>, credit: Map<number, { inFlight: number; resume?: () => void; cancelled: boolean }>): Promise<void> {
-  const state = credit.get(open.id) as { inFlight: number; resume?: () => void; cancelled: boolean };
+type Credit = { inFlight: number; resume?: () => void; cancelled: boolean };
+
+async function produce(port: MessagePort, open: Extract<ToWorker, { op: 'open' }>, pools: { credit: Map<number, Credit>; spare: ArrayBuffer[] }): Promise<void> {
+  const { credit, spare } = pools;
+  const state = credit.get(open.id) as Credit;
   const hash = createHash('sha256');
+  const fresh = () => new Uint8Array(spare.pop() ?? new ArrayBuffer(CHUNK_BYTES));
+  const send = async (batch: Uint8Array, length: number) => {
+    const buffer = batch.buffer as ArrayBuffer;
+    port.postMessage({ id: open.id, chunk: buffer, length } satisfies FromWorker, [buffer]);
+    state.inFlight += length;
+    while (state.inFlight >= WINDOW_BYTES && !state.cancelled) await new Promise<void>((resolve) => (state.resume = resolve));
+  };
   try {
+    // Batches of their own to hand over: zlib's chunks are views of buffers it goes on writing into.
+    let batch = fresh();
+    let filled = 0;
     for await (const chunk of uncompressed(open.path, open.compression)) {
       hash.update(chunk);
-      // A copy of its own to hand over: zlib's chunks are views of buffers it goes on writing into.
-      const copy = new Uint8Array(chunk.length);
-      copy.set(chunk);
-      port.postMessage({ id: open.id, chunk: copy.buffer } satisfies FromWorker, [copy.buffer]);
-      state.inFlight++;
-      while (state.inFlight >= WINDOW && !state.cancelled) await new Promise<void>((resolve) => (state.resume = resolve));
-      if (state.cancelled) return;
+      for (let used = 0; used < chunk.length; ) {
+        const n = Math.min(chunk.length - used, CHUNK_BYTES - filled);
+        batch.set(chunk.subarray(used, used + n), filled);
+        filled += n;
+        used += n;
+        if (filled < CHUNK_BYTES) continue;
+        await send(batch, filled);
+        if (state.cancelled) return;
+        batch = fresh();
+        filled = 0;
+      }
     }
+    if (filled > 0) await send(batch, filled);
     port.postMessage({ id: open.id, digest: `sha256:${hash.digest('hex')}` } satisfies FromWorker);
   } catch (err) {
     const { code, message } = err as NodeJS.ErrnoException;
@@ -158,8 +197,8 @@ async function* uncompressed(path: string, compression: Compression): AsyncGener
     return;
   }
   if (compression === 'gzip') {
-    const gunzip = createGunzip({ chunkSize: CHUNK_BYTES });
-    pipeline(createReadStream(path, { highWaterMark: CHUNK_BYTES }), gunzip, () => undefined);
+    const gunzip = createGunzip({ chunkSize: 64 << 10 });
+    pipeline(createReadStream(path, { highWaterMark: GZIP_INPUT_BYTES }), gunzip, () => undefined);
     try {
       yield* gunzip as AsyncIterable<Buffer>;
     } finally {

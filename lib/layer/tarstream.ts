@@ -28,7 +28,7 @@ export interface TarHeader {
   devmajor: number;
   devminor: number;
   /** Extended attributes from PAX SCHILY.xattr.NAME records, values as raw bytes. */
-  xattrs: Map<string, Buffer>;
+  xattrs: ReadonlyMap<string, Buffer>;
 }
 
 export type Compression = 'none' | 'gzip' | 'zstd';
@@ -42,6 +42,8 @@ export function layerCompression(mediaType: string): Compression {
 }
 
 const BLOCK = 512;
+/** The xattrs of every entry without a PAX header (most of them): one empty map, never written to. */
+const NO_XATTRS: ReadonlyMap<string, Buffer> = new Map();
 const XATTR_PREFIX = 'SCHILY.xattr.';
 
 const TYPES: Record<string, EntryType> = {
@@ -68,6 +70,7 @@ export class TarReader {
   /** Offset of the next unread byte in the uncompressed stream, for error messages. */
   private offset = 0;
 
+  /** `source`'s chunks may be reused once the next one is asked for: nothing here keeps a view past that. */
   constructor(private readonly source: AsyncIterator<Buffer>) {}
 
   /** The next entry's header, or undefined at the end of the archive. */
@@ -93,7 +96,7 @@ export class TarReader {
       }
       if (!checksumOk(block)) throw new UnsupportedError(`layer: not a tar archive (bad header checksum at byte ${at})`);
       const flag = String.fromCharCode(block[156] as number);
-      const size = readNumber(block, 124, 12, 'size', at);
+      const size = readNumber(block, FIELDS.size, at);
       if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
         const body = await this.readMeta(size, at);
         if (flag === 'L') longName = cString(body);
@@ -149,21 +152,25 @@ export class TarReader {
     name = text('path') ?? ext.longName ?? name;
     // Pre-POSIX archives mark directories only by the trailing slash.
     if (type === 'file' && flag !== '7' && name.endsWith('/')) type = 'directory';
-    const xattrs = new Map<string, Buffer>();
-    for (const [key, value] of ext.pax ?? []) if (key.startsWith(XATTR_PREFIX)) xattrs.set(key.slice(XATTR_PREFIX.length), value);
+    let xattrs = NO_XATTRS;
+    if (ext.pax) {
+      const found = new Map<string, Buffer>();
+      for (const [key, value] of ext.pax) if (key.startsWith(XATTR_PREFIX)) found.set(key.slice(XATTR_PREFIX.length), value);
+      xattrs = found;
+    }
     const atime = num('atime');
     return {
       name,
       type,
-      mode: readNumber(block, 100, 8, 'mode', at) & 0o7777,
-      uid: num('uid') ?? readNumber(block, 108, 8, 'uid', at),
-      gid: num('gid') ?? readNumber(block, 116, 8, 'gid', at),
-      size: num('size') ?? readNumber(block, 124, 12, 'size', at),
-      mtime: num('mtime') ?? readNumber(block, 136, 12, 'mtime', at),
+      mode: readNumber(block, FIELDS.mode, at) & 0o7777,
+      uid: num('uid') ?? readNumber(block, FIELDS.uid, at),
+      gid: num('gid') ?? readNumber(block, FIELDS.gid, at),
+      size: num('size') ?? readNumber(block, FIELDS.size, at),
+      mtime: num('mtime') ?? readNumber(block, FIELDS.mtime, at),
       ...(atime !== undefined ? { atime } : {}),
       linkname: text('linkpath') ?? ext.longLink ?? cString(block.subarray(157, 257)),
-      devmajor: type === 'char' || type === 'block' ? readNumber(block, 329, 8, 'devmajor', at) : 0,
-      devminor: type === 'char' || type === 'block' ? readNumber(block, 337, 8, 'devminor', at) : 0,
+      devmajor: type === 'char' || type === 'block' ? readNumber(block, FIELDS.devmajor, at) : 0,
+      devminor: type === 'char' || type === 'block' ? readNumber(block, FIELDS.devminor, at) : 0,
       xattrs,
     };
   }
@@ -171,8 +178,10 @@ export class TarReader {
   /** A metadata body (PAX, long name): read whole, so bounded. */
   private async readMeta(size: number, at: number): Promise<Buffer> {
     if (size > 16 << 20) throw new UnsupportedError(`layer: extended header of ${size} bytes at byte ${at} (more than 16 MiB)`);
-    const body = await this.read(size);
-    if (!body) throw new UnsupportedError('layer: tar archive is truncated (inside an extended header)');
+    const view = await this.read(size);
+    if (!view) throw new UnsupportedError('layer: tar archive is truncated (inside an extended header)');
+    // A copy before skipping on: the skip may move to the next chunk, and this one be reused.
+    const body = Buffer.from(view);
     await this.skip(padding(size));
     return body;
   }
@@ -194,7 +203,8 @@ export class TarReader {
         throw new UnsupportedError('layer: tar archive is truncated');
       }
       const take = Math.min(need, this.chunk.length - this.pos);
-      parts.push(this.chunk.subarray(this.pos, this.pos + take));
+      // A copy: a chunk is the source's only until its next chunk is asked for.
+      parts.push(Buffer.from(this.chunk.subarray(this.pos, this.pos + take)));
       this.pos += take;
       this.offset += take;
       need -= take;
@@ -246,8 +256,25 @@ function checksumOk(block: Buffer): boolean {
   return stored === unsigned || stored === signed;
 }
 
-/** An octal field (NUL or space terminated), or GNU base-256 when the high bit is set. */
-function readNumber(block: Buffer, offset: number, length: number, what: string, at: number): number {
+/** A numeric field of the header block: where it is, and its name for error messages. */
+interface NumberField {
+  name: string;
+  offset: number;
+  length: number;
+}
+
+const FIELDS = {
+  mode: { name: 'mode', offset: 100, length: 8 },
+  uid: { name: 'uid', offset: 108, length: 8 },
+  gid: { name: 'gid', offset: 116, length: 8 },
+  size: { name: 'size', offset: 124, length: 12 },
+  mtime: { name: 'mtime', offset: 136, length: 12 },
+  devmajor: { name: 'devmajor', offset: 329, length: 8 },
+  devminor: { name: 'devminor', offset: 337, length: 8 },
+} satisfies Record<string, NumberField>;
+
+/** An octal field (NUL or space terminated), or GNU base-256 when the high bit is set; `at` is the block's offset. */
+function readNumber(block: Buffer, { name: what, offset, length }: NumberField, at: number): number {
   const field = block.subarray(offset, offset + length);
   const first = field[0] as number;
   if (first & 0x80) {

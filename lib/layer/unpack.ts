@@ -7,11 +7,12 @@
  * and verified (unpacked into a temp dir beside it, renamed at the end).
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, realpath, rename, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { digestHex } from '../core/digest.js';
 import { ClobberError, DigestMismatchError, HostError, NotFoundError, UnsupportedError, UsageError } from '../core/errors.js';
-import { applyLayer, removeTree } from './apply.js';
+import { applyLayer } from './apply.js';
+import { createTempTree, discardTempTree, releaseTempTree } from './temp-trees.js';
 import { hostPlatform } from '../image/manifest.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import { OciLayout, type StoreArea } from '../image/store/oci-layout.js';
@@ -77,7 +78,7 @@ async function unpackFlat(layers: LayerDescriptor[], context: LayerContext): Pro
   const skipped: SkippedEntry[] = [];
   // Only the default destination is shared with other img-unpacks of the same image.
   await buildInPlace(dest, { shared: !options.dest, rootless: context.rootless }, async (temp) => {
-    for (const [i, layer] of layers.entries()) skipped.push(...(await unpackLayer(temp, layer, i, 'flat', context)));
+    for (const [index, layer] of layers.entries()) skipped.push(...(await unpackLayer(context, { root: temp, layer, index, whiteouts: 'flat' })));
     if (!options.dest) await writeSkipped(dest, skipped);
   });
   return section(skipped);
@@ -89,15 +90,16 @@ async function unpackFlat(layers: LayerDescriptor[], context: LayerContext): Pro
  * another img-unpack that finished the same tree first wins: theirs is as good as ours.
  */
 async function buildInPlace(final: string, options: { shared: boolean; rootless: boolean }, build: (temp: string) => Promise<void>): Promise<void> {
-  const temp = await tempBeside(final);
+  const temp = await createTempTree(final, { rootless: options.rootless });
   try {
     await build(temp);
     await rename(temp, final).catch((err: NodeJS.ErrnoException) => {
       if (!options.shared || (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST')) throw err;
-      removeTree(temp, options.rootless);
+      discardTempTree(temp, options.rootless);
     });
+    releaseTempTree(temp);
   } catch (err) {
-    removeTree(temp, options.rootless);
+    discardTempTree(temp, options.rootless);
     throw err;
   }
 }
@@ -120,7 +122,7 @@ async function unpackLayers(layers: LayerDescriptor[], context: LayerContext): P
       continue;
     }
     await buildInPlace(final, { shared: true, rootless }, async (temp) => {
-      const layerSkipped = await unpackLayer(temp, layer, i, 'overlay', context, [...paths.slice(0, -1)].reverse());
+      const layerSkipped = await unpackLayer(context, { root: temp, layer, index: i, whiteouts: 'overlay', lowers: [...paths.slice(0, -1)].reverse() });
       await writeSkipped(final, layerSkipped);
       skipped.push(...layerSkipped);
     });
@@ -128,8 +130,18 @@ async function unpackLayers(layers: LayerDescriptor[], context: LayerContext): P
   return { mode: 'layers', layers: paths, config: image.config, skipped, ...(rootless ? { userxattr: true } : {}) };
 }
 
-async function unpackLayer(root: string, layer: LayerDescriptor, index: number, whiteouts: 'flat' | 'overlay', context: LayerContext, lowers: string[] = []): Promise<SkippedEntry[]> {
+/** One layer of the image into `root`: flat onto what is there, or (overlay) as a dir of its own over `lowers` (top first). */
+interface LayerJob {
+  root: string;
+  layer: LayerDescriptor;
+  index: number;
+  whiteouts: 'flat' | 'overlay';
+  lowers?: string[];
+}
+
+async function unpackLayer(context: LayerContext, job: LayerJob): Promise<SkippedEntry[]> {
   const { options } = context;
+  const { root, layer, index, whiteouts, lowers = [] } = job;
   const item = options.progress?.item(`layer ${layer.digest.slice(7, 19)}`);
   const path = blobPath(context.image, layer.digest);
   if (!existsSync(path)) throw new NotFoundError(`layer ${layer.digest} is not in the store (${path})`);
@@ -179,14 +191,6 @@ async function storeArea(image: StoredImage, area: StoreArea, name: string): Pro
   const dir = layout.areaPath(area);
   await mkdir(dir, { recursive: true });
   return join(dir, name);
-}
-
-/** A fresh directory beside `final` (same file system, so the last rename is atomic), symlink-free. */
-async function tempBeside(final: string): Promise<string> {
-  await mkdir(dirname(final), { recursive: true });
-  const temp = await mkdtemp(join(await realpath(dirname(final)), `.${basename(final)}.unpacking-`));
-  await chmod(temp, 0o755);
-  return temp;
 }
 
 function isMissingOrEmptyDir(path: string): boolean {

@@ -90,13 +90,13 @@ test('a device that is not 0/0 in the upper layer is a file there, not a whiteou
   }
 });
 
-test('invalidate() forgets resolutions: a symlink made afterwards is followed', () => {
+test('changed() forgets resolutions that looked at the path: a symlink made afterwards is followed', () => {
   const r = root.path;
   const resolver = new RootResolver(r);
   assert.equal(resolver.resolve('later/x', 'x'), 'later/x');
   symlinkSync('usr/lib', join(r, 'later'));
   try {
-    resolver.invalidate();
+    resolver.changed('later');
     assert.equal(resolver.resolve('later/x', 'x'), 'usr/lib/x');
   } finally {
     rmSync(join(r, 'later'));

@@ -2,7 +2,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, symlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
+import fc from 'fast-check';
 import { tempDir } from '../helpers/paths.js';
 import { cleanEntryName, climbsOutOfRoot, RootResolver } from '../../lib/core/root-resolver.js';
 import { UnsafeLayerError } from '../../lib/core/errors.js';
@@ -79,4 +80,35 @@ test('a missing component followed by .. does not stop the lookup of what comes 
   symlinkSync('missing/../q', join(r, 'via-missing'));
   const fresh = new RootResolver(r);
   assert.equal(fresh.resolve('via-missing/etc', 'via-missing/etc'), 'etc', 'q is a symlink to the root, found after the missing/.. detour');
+});
+
+test('a cached resolution is forgotten when the tree changes at any path its walk looked at', async () => {
+  const fresh = await tempDir('cp-rootfs-changed-');
+  try {
+    const r = fresh.path;
+    const stale = new RootResolver(r);
+    assert.equal(stale.resolve('p/x', 'p/x'), 'p/x', 'p is missing: kept as named');
+    mkdirSync(join(r, 'real'));
+    symlinkSync('real', join(r, 'p'));
+    assert.equal(stale.resolve('p/x', 'p/x'), 'p/x', 'cached until told');
+    stale.changed('p');
+    assert.equal(stale.resolve('p/x', 'p/x'), 'real/x', 'a change at p (whatever made the symlink) forgets it');
+    assert.equal(stale.resolve('q/a/b', 'q/a/b'), 'q/a/b');
+    mkdirSync(join(r, 'q/a'), { recursive: true });
+    symlinkSync('/real', join(r, 'q/a/b'));
+    stale.changed('q/a/b');
+    assert.equal(stale.resolve('q/a/b/c', 'q/a/b/c'), 'real/c', 'paths below a missing one are looked at too');
+    assert.equal(stale.resolve('q/a/b', 'q/a/b'), 'real', 'a change below a missing component reaches the resolution that stopped there');
+  } finally {
+    await fresh.cleanup();
+  }
+});
+
+test('cleanEntryName: the fast path for clean names agrees with posix normalize on any name', () => {
+  const reference = (name: string) => {
+    const cleaned = posix.normalize(`/${name}`);
+    return cleaned === '/' ? '' : cleaned.replace(/\/+$/, '').slice(1);
+  };
+  const name = fc.array(fc.constantFrom('a', 'b', '.', '..', '', '/', './', '../', '.wh.x'), { maxLength: 8 }).map((parts) => parts.join('/'));
+  fc.assert(fc.property(fc.oneof(name, fc.string()), (n) => cleanEntryName(n) === reference(n)), { numRuns: 5000 });
 });

@@ -202,3 +202,23 @@ test('--layers: an unpacked layer is reused, not unpacked again', async () => {
   const section = await unpack('tricky', dir, { layers: true });
   assert.equal(lstatSync(section.layers?.[0] as string).ino, before);
 });
+
+test('a file in a setgid directory of a lower layer still gets the owner its header names (no chown is skipped there)', async () => {
+  const tag = 'setgid';
+  const lower: EntrySpec[] = [{ name: 'shared/', type: 'dir', mode: 0o2775, gid: 5 }];
+  const upper: EntrySpec[] = [
+    { name: 'shared/root-file', content: 'mine', uid: 0, gid: 0 },
+    { name: 'shared/other', content: 'theirs', uid: 7, gid: 8 },
+    { name: 'plain', content: 'plain', mode: 0o640 },
+  ];
+  await writeImage(layout, tag, [{ tar: await writeTar(lower) }, { tar: await writeTar(upper) }]);
+  const ours = join(work.path, 'setgid-ours');
+  await unpack(tag, ours);
+  assert.equal(lstatSync(join(ours, 'shared/root-file')).gid, 0, 'not the directory group 5');
+  assert.equal(lstatSync(join(ours, 'shared/other')).uid, 7);
+  assert.equal(lstatSync(join(ours, 'plain')).mode & 0o7777, 0o640);
+  const theirs = await umociUnpack(layout, tag, join(work.path, 'setgid-umoci'));
+  const a = await describeTree(ours, { dirMtimes: true, skipRoot: true });
+  const b = await describeTree(theirs, { dirMtimes: true, skipRoot: true });
+  assert.deepEqual(a, b, treeDiff(a, b, ['img-unpack', 'umoci']));
+});
