@@ -257,6 +257,11 @@ static int open_console(int console_fd, uid_t uid, gid_t gid) {
   if (fchown(slave, uid, gid) != 0 && fchown(slave, uid, (gid_t)-1) != 0 && errno != EINVAL) die(1, "process.terminal: cannot give %s to uid %u: %s", name, (unsigned)uid, strerror(errno));
   send_fd(console_fd, master);
   close(master);
+  /* The relay answers once it has set the window size and raw mode, so that the command's
+     first look at its terminal (stty size, a shell's prompt) sees them. EOF: no answer, go on. */
+  char ack;
+  ssize_t n;
+  do n = read(console_fd, &ack, 1); while (n < 0 && errno == EINTR);
   close(console_fd);
   return slave;
 }
@@ -535,8 +540,8 @@ static int relay_main(char **command) {
   signal(SIGPIPE, SIG_IGN);
   int signals = signalfd(-1, &handled, SFD_CLOEXEC);
   int master = await_master(pair[0], signals, child);
-  close(pair[0]);
   if (master < 0) {
+    close(pair[0]);
     int status;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
     return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
@@ -548,6 +553,9 @@ static int relay_main(char **command) {
     atexit(restore_terminal);
   }
   follow_window_size(master);
+  /* The container waits for this before it runs the command (open_console). */
+  write_all(pair[0], "A", 1);
+  close(pair[0]);
   int status = relay_loop(master, child, signals);
   restore_terminal();
   if (status == -1) return 1;

@@ -27,7 +27,7 @@ export type Liveness = 'alive' | 'dead' | 'unknown';
 let self: HolderRecord | undefined;
 
 export function currentHolder(): HolderRecord {
-  self ??= { pid: process.pid, pidNamespace: readProc('/proc/self/ns/pid', true), bootId: readProc('/proc/sys/kernel/random/boot_id'), startTime: startTimeOf('self') };
+  self ??= { pid: process.pid, pidNamespace: readProc('/proc/self/ns/pid', true), bootId: readProc('/proc/sys/kernel/random/boot_id'), startTime: processStartTime('self') };
   return self;
 }
 
@@ -51,7 +51,7 @@ export function holderLiveness(holder: HolderRecord): Liveness {
   if (holder.bootId !== me.bootId || holder.pidNamespace !== me.pidNamespace || !holder.pidNamespace) return 'unknown';
   if (holder.pid === me.pid) return holder.startTime === me.startTime ? 'alive' : 'dead';
   if (!pidExists(holder.pid)) return 'dead';
-  const started = startTimeOf(String(holder.pid));
+  const started = processStartTime(holder.pid);
   return started && holder.startTime && started !== holder.startTime ? 'dead' : 'alive';
 }
 
@@ -79,8 +79,10 @@ export function startHeartbeat(path: string): { stop(): void } {
   return { stop: () => clearInterval(timer) };
 }
 
-function startTimeOf(pid: string): string {
+/** Field 22 of /proc/PID/stat (clock ticks from boot to the start): '' when there is no such process. */
+export function processStartTime(pid: number | 'self'): string {
   const stat = readProc(`/proc/${pid}/stat`);
+  if (stat === '') return '';
   // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
 }

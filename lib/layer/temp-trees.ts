@@ -6,16 +6,17 @@
  * - on SIGINT/SIGTERM (and SIGHUP) the live temp trees of this process are removed before it
  *   dies of the signal;
  * - kill -9 cannot be caught: the next unpack into the same directory sweeps every temp tree
- *   whose owner is dead. Dead means: another boot, or the same pid namespace and no process
- *   with that pid and start time. An owner in another pid namespace (a container sharing the
- *   store) cannot be seen, so it is taken as alive until its record is stale (a live owner
- *   refreshes the record's mtime every minute). A tree with no record (an unpack from before
+ *   whose owner is dead: the same boot and pid namespace, and no process with that pid and
+ *   start time (lib/core/holder.ts). An owner in another pid namespace or boot (a container,
+ *   or another machine, sharing the store) cannot be seen, so it is taken as alive until its
+ *   record is stale (a live owner refreshes the record's mtime every minute). A tree with no record (an unpack from before
  *   records) is swept once it is stale by its own mtime.
  */
-import { readdirSync, readFileSync, readlinkSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { removeTree } from './tree.js';
+import { currentHolder, holderLiveness, parseHolder } from '../core/holder.js';
 
 const TEMP_NAME = /^\..+\.unpacking-[A-Za-z0-9]{6}$/;
 /** A record (or its half-written temp) whose tree is gone: renamed into place, or removed by a sweep that was cut short. */
@@ -24,14 +25,6 @@ const OWNER_SUFFIX = '.owner';
 const HEARTBEAT_MS = 60_000;
 /** A record (or an ownerless tree) not refreshed for this long belongs to no live unpack. */
 export const STALE_MS = 10 * 60_000;
-
-interface OwnerRecord {
-  pid: number;
-  pidNamespace: string;
-  bootId: string;
-  /** /proc/PID/stat's starttime (clock ticks since boot): tells a reused pid apart. */
-  startTime: string;
-}
 
 /** Live temp trees of this process → removing them needs chmod first (rootless). */
 const live = new Map<string, { rootless: boolean }>();
@@ -89,18 +82,17 @@ export function sweepTempTrees(dir: string, now = Date.now()): string[] {
 
 function ownerIsDead(temp: string, now: number): boolean {
   const recordPath = `${temp}${OWNER_SUFFIX}`;
-  let record: OwnerRecord;
+  let text: string;
   let refreshed: number;
   try {
     refreshed = statSync(recordPath).mtimeMs;
-    record = JSON.parse(readFileSync(recordPath, 'utf8')) as OwnerRecord;
+    text = readFileSync(recordPath, 'utf8');
   } catch {
     return ageOf(temp, now) > STALE_MS;
   }
-  const me = ownRecord();
-  if (record.bootId !== me.bootId) return true;
-  if (record.pidNamespace !== me.pidNamespace) return now - refreshed > STALE_MS;
-  return startTimeOf(record.pid) !== record.startTime;
+  const holder = parseHolder(text);
+  const liveness = holder ? holderLiveness(holder) : 'unknown';
+  return liveness === 'dead' || (liveness === 'unknown' && now - refreshed > STALE_MS);
 }
 
 function ageOf(path: string, now: number): number {
@@ -111,32 +103,10 @@ function ageOf(path: string, now: number): number {
   }
 }
 
-let cachedRecord: OwnerRecord | undefined;
-
-function ownRecord(): OwnerRecord {
-  cachedRecord ??= {
-    pid: process.pid,
-    pidNamespace: readlinkSync('/proc/self/ns/pid'),
-    bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
-    startTime: startTimeOf(process.pid) ?? '',
-  };
-  return cachedRecord;
-}
-
-/** Field 22 of /proc/PID/stat (after the parenthesised command name, which may hold spaces). */
-function startTimeOf(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
 /** Written whole under a temp name and renamed: a reader never sees half a record. */
 function writeOwnerRecord(temp: string): void {
   const path = `${temp}${OWNER_SUFFIX}`;
-  writeFileSync(`${path}.tmp`, `${JSON.stringify(ownRecord())}\n`);
+  writeFileSync(`${path}.tmp`, `${JSON.stringify(currentHolder())}\n`);
   renameSync(`${path}.tmp`, path);
 }
 

@@ -2,7 +2,7 @@
  * What a run of ns-enter leaves on the host while it runs, and how a later run tells a dead
  * one's leftovers from a live one's. A run claims its container's name with a record in the
  * state dir (link(2) of a complete file: never half-written, never two holders), which names
- * its owner (pid, start time, boot id) and the cgroup dirs it makes; its staging dir is a
+ * its owner (lib/core/holder.ts: pid, PID namespace, boot, start time) and the cgroup dirs it makes; its staging dir is a
  * private mkdtemp dir whose name carries the owner. A run whose owner is gone (killed with -9)
  * is swept by the next one: its cgroups, its staging dir, its record. A live run is never swept.
  */
@@ -12,17 +12,10 @@ import { join } from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { dataHome } from '../core/paths.js';
 import { removeCgroupDirs } from './cgroups.js';
-
-/** Who made something: enough to tell a live process from a reused pid, or from a boot before. */
-export interface RunOwner {
-  pid: number;
-  /** Field 22 of /proc/PID/stat: the start time in clock ticks since boot. */
-  start: string;
-  boot: string;
-}
+import { currentHolder, holderLiveness, processStartTime, type HolderRecord } from '../core/holder.js';
 
 export interface RunRecord {
-  owner: RunOwner;
+  owner: HolderRecord;
   name: string;
   /** The cgroup dirs the run makes, parents first: what a sweep removes. */
   cgroups: string[];
@@ -35,29 +28,14 @@ export interface NameClaim {
   release(): void;
 }
 
-/** The start time of a process, or undefined when there is none with that pid. */
-function startTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
-let bootId: string | undefined;
-function currentBoot(): string {
-  bootId ??= readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  return bootId;
-}
-
-export function currentOwner(): RunOwner {
-  return { pid: process.pid, start: startTime(process.pid) ?? '0', boot: currentBoot() };
-}
-
-/** Alive: this boot, and the pid is the same process (its start time matches). */
-export function isAlive(owner: RunOwner): boolean {
-  return owner.boot === currentBoot() && startTime(owner.pid) === owner.start;
+/**
+ * Alive: the same process (its start time matches), or one in another PID namespace of this
+ * boot, which we cannot see and so must not take a name from. The state dir is per boot (/run
+ * is a tmpfs): an owner of another boot is gone.
+ */
+export function isAlive(owner: HolderRecord): boolean {
+  const liveness = holderLiveness(owner);
+  return liveness === 'alive' || (liveness === 'unknown' && owner.bootId === currentHolder().bootId);
 }
 
 /** Where runs keep their records: /run/container-parts as root; the user's runtime dir (else data dir) rootless. */
@@ -96,7 +74,7 @@ export async function claimName(name: string, dir: string = runStateDir()): Prom
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   await sweepDeadRuns(dir);
   const file = recordFile(dir, name);
-  const record: RunRecord = { owner: currentOwner(), name, cgroups: [] };
+  const record: RunRecord = { owner: currentHolder(), name, cgroups: [] };
   const temp = writeTemp(file, record);
   try {
     for (let attempt = 0; ; attempt++) {
@@ -136,7 +114,7 @@ export async function sweepDeadRuns(dir: string = runStateDir()): Promise<void> 
     const cutShort = /^(.*\.run\.json)\.(?:sweep\.(\d+)|(\d+)\.tmp)$/.exec(entry);
     if (cutShort) {
       const [, canonical, sweeper, claimer] = cutShort;
-      if (startTime(Number(sweeper ?? claimer)) !== undefined) continue;
+      if (processStartTime(Number(sweeper ?? claimer)) !== '') continue;
       if (claimer) unlinkQuietly(path);
       else await sweepRecord(path, join(dir, canonical as string));
     } else if (entry.endsWith('.run.json')) {
@@ -206,8 +184,8 @@ const LEGACY_STAGING = /^ns-enter-staging-(\d+)$/;
 
 /** A private (0700) dir of unpredictable name for this run's staged mounts, its owner in its name. */
 export function makeStagingDir(): string {
-  const owner = currentOwner();
-  return mkdtempSync(join(tmpdir(), `ns-enter-${owner.pid}.${owner.start}-`));
+  const owner = currentHolder();
+  return mkdtempSync(join(tmpdir(), `ns-enter-${owner.pid}.${owner.startTime}-`));
 }
 
 /**
@@ -245,8 +223,8 @@ export function sweepStagingDirs(parent: string = tmpdir()): void {
     const path = join(parent, entry);
     const info = lstatSync(path, { throwIfNoEntry: false });
     if (!info?.isDirectory() || info.uid !== uid) continue;
-    const start = startTime(Number(match[1]));
-    if (match[2] === undefined ? start === undefined : start !== match[2]) removeStagingDir(path);
+    const start = processStartTime(Number(match[1]));
+    if (match[2] === undefined ? start === '' : start !== match[2]) removeStagingDir(path);
   }
 }
 

@@ -148,7 +148,7 @@ test('kill -9: the next unpack sweeps the dead owner\'s tree, never a live one\'
   assert.deepEqual(leftovers(parent), []);
 });
 
-test('the sweep: dead owners go; another pid namespace is alive until stale; a tree without a record goes once stale', async () => {
+test('the sweep: dead owners go; another pid namespace or boot is alive until stale; a tree without a record goes once stale', async () => {
   const parent = join(work.path, 'records');
   mkdirSync(parent);
   const stat = readFileSync('/proc/self/stat', 'utf8');
@@ -169,7 +169,9 @@ test('the sweep: dead owners go; another pid namespace is alive until stale; a t
   };
   const live = make('live', me);
   const reused = make('reused', { ...me, startTime: '1' });
+  // Another boot may be another machine sharing the store: alive until stale, like another namespace.
   const rebooted = make('boot', { ...me, bootId: 'another-boot' });
+  const rebootedStale = make('oldboot', { ...me, bootId: 'another-boot' }, STALE_MS + 60_000);
   const gone = make('gone', { ...me, pid: 2 ** 22 + 1 });
   const elsewhere = make('nsfresh', { ...me, pidNamespace: 'pid:[1]' });
   const elsewhereStale = make('nsstale', { ...me, pidNamespace: 'pid:[1]' }, STALE_MS + 60_000);
@@ -177,7 +179,7 @@ test('the sweep: dead owners go; another pid namespace is alive until stale; a t
   const legacyStale = make('oldlegacy', undefined, STALE_MS + 60_000);
   writeFileSync(join(parent, '.orphan.unpacking-orphan.owner'), '{}');
   const swept = sweepTempTrees(parent).sort();
-  assert.deepEqual(swept, [reused, rebooted, gone, elsewhereStale, legacyStale].sort());
-  for (const kept of [live, elsewhere, legacy]) assert.ok(existsSync(kept) && (kept === legacy || existsSync(`${kept}.owner`)), kept);
+  assert.deepEqual(swept, [reused, rebootedStale, gone, elsewhereStale, legacyStale].sort());
+  for (const kept of [live, rebooted, elsewhere, legacy]) assert.ok(existsSync(kept) && (kept === legacy || existsSync(`${kept}.owner`)), kept);
   assert.ok(!existsSync(join(parent, '.orphan.unpacking-orphan.owner')), 'a record without its tree goes');
 });

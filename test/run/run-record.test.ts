@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCgroup, planCgroup, removeCgroupDirs } from '../../lib/run/cgroups.js';
@@ -16,6 +16,7 @@ import { runStateDir } from '../../lib/run/run-record.js';
 import { tool } from '../helpers/exec.js';
 import { busyboxRootfs } from '../helpers/mounts.js';
 import { tempDir, toolPath } from '../helpers/paths.js';
+import { currentHolder } from '../../lib/core/holder.js';
 
 let work: { path: string; cleanup: () => Promise<void> };
 let rootfs: string;
@@ -141,8 +142,7 @@ describe('what a run leaves behind', () => {
     try {
       cgroup.addProcess(sleeper.pid as number);
       mkdirSync(runStateDir(), { recursive: true });
-      const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-      writeFileSync(record, JSON.stringify({ owner: { pid: deadPid(), start: '1', boot }, name, cgroups: cgroup.made }));
+      writeFileSync(record, JSON.stringify({ owner: { ...currentHolder(), pid: deadPid(), startTime: '1' }, name, cgroups: cgroup.made }));
       writeFileSync(claimTemp, '{}');
       const other = await tool('ns-enter', ['--rootfs', rootfs, '--pids-limit', '9', '--', 'true']);
       assert.equal(other.status, 0, other.stderr);
