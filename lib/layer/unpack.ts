@@ -13,6 +13,7 @@ import { digestHex } from '../core/digest.js';
 import { ClobberError, DigestMismatchError, HostError, NotFoundError, UnsupportedError, UsageError } from '../core/errors.js';
 import { applyLayer } from './apply.js';
 import { createTempTree, discardTempTree, releaseTempTree } from './temp-trees.js';
+import { checkFingerprint, recordFingerprint } from './tree-fingerprint.js';
 import { hostPlatform } from '../image/manifest.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import { OciLayout, type StoreArea } from '../image/store/oci-layout.js';
@@ -72,6 +73,7 @@ async function unpackFlat(layers: LayerDescriptor[], context: LayerContext): Pro
   const section = (skipped: SkippedEntry[]): UnpackedRootfs => ({ mode: 'flat', path: dest, config: image.config, skipped });
   if (!options.dest && existsSync(dest)) {
     options.debug?.(`${dest}: already unpacked`);
+    if (!context.rootless) checkFingerprint(dest, `image ${image.reference}: the flat tree`);
     return section(await readSkipped(dest));
   }
   if (!isMissingOrEmptyDir(dest)) throw new ClobberError(`--dest ${dest} exists and is not empty`, { hint: 'remove it, or choose another destination' });
@@ -81,6 +83,7 @@ async function unpackFlat(layers: LayerDescriptor[], context: LayerContext): Pro
     for (const [index, layer] of layers.entries()) skipped.push(...(await unpackLayer(context, { root: temp, layer, index, whiteouts: 'flat' })));
     if (!options.dest) await writeSkipped(dest, skipped);
   });
+  if (!options.dest && !context.rootless) recordFingerprint(dest);
   return section(skipped);
 }
 
@@ -118,6 +121,7 @@ async function unpackLayers(layers: LayerDescriptor[], context: LayerContext): P
     if (existsSync(final)) {
       options.debug?.(`layer ${layer.diffID}: already unpacked in ${final}`);
       options.progress?.skipped(`layer ${layer.digest.slice(7, 19)}`, 'already unpacked');
+      if (!rootless) checkFingerprint(final, `layer ${layer.diffID}: its tree`);
       skipped.push(...(await readSkipped(final)));
       continue;
     }
@@ -126,6 +130,7 @@ async function unpackLayers(layers: LayerDescriptor[], context: LayerContext): P
       await writeSkipped(final, layerSkipped);
       skipped.push(...layerSkipped);
     });
+    if (!rootless) recordFingerprint(final);
   }
   return { mode: 'layers', layers: paths, config: image.config, skipped, ...(rootless ? { userxattr: true } : {}) };
 }
