@@ -17,7 +17,7 @@ import { openLayoutImage } from './transport/oci-source.js';
 import { openArchiveImage } from './transport/archive-source.js';
 import type { Credentials } from './transport/auth.js';
 import type { RegistryPlan } from './transport/registry-pull.js';
-import type { Image, ImageSink } from './image.js';
+import type { Image, LocalSink } from './image.js';
 import type { Platform, StoredImage } from './model.js';
 
 export interface FetchOptions {
@@ -58,7 +58,7 @@ export async function fetchImage(source: ImageSource, options: FetchOptions): Pr
   }
 }
 
-function openImage(source: ImageSource, options: FetchOptions & { platform: Platform }, sink: ImageSink): Promise<Image> {
+function openImage(source: ImageSource, options: FetchOptions & { platform: Platform }, sink: LocalSink): Promise<Image> {
   switch (source.transport) {
     case 'docker':
       return openRegistryImage(source.reference, { ...options, cache: sink.layout === 'oci' ? sink : undefined });
