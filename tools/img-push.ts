@@ -24,6 +24,7 @@ export const imgPush = defineCommand({
       .option('image', { type: 'string', requiresArg: true, describe: 'Push this image of the store (its name, full digest or a unique short id) instead of the piped one' })
       .option('creds', { type: 'string', requiresArg: true, describe: 'USERNAME:PASSWORD for the registry (default: auth.json / docker config, as skopeo)' })
       .option('jobs', { type: 'number', default: 6, describe: 'Blobs uploaded at once' })
+      .option('chunk-size', { type: 'number', requiresArg: true, describe: 'A blob larger than this many bytes goes up in PATCH chunks of this size (at least what the registry asks for), each recorded so a killed push resumes (default 32 MiB); a smaller one in one PUT' })
       .option('retries', { type: 'number', default: 4, describe: 'Retries of a failed request (with backoff; 429 honours Retry-After)' })
       .option('cert-dir', { type: 'string', requiresArg: true, describe: "The registry's TLS files (*.crt CAs, NAME.cert/NAME.key client certificate) in DIR, instead of certs.d (skopeo's --dest-cert-dir)" })
       .option('registries-conf', { type: 'string', requiresArg: true, describe: 'Read FILE as registries.conf (insecure, blocked; default: $CONTAINERS_REGISTRIES_CONF, else ~/.config/containers or /etc/containers)' })
@@ -48,6 +49,7 @@ export const imgPush = defineCommand({
         credentials: args.creds ? parseCredsFlag(args.creds) : undefined,
         concurrency: args.jobs,
         retries: args.retries,
+        chunkBytes: chunkSize(args['chunk-size']),
         signal: args.timeout === undefined ? undefined : deadline(parseDuration(args.timeout, '--timeout'), '--timeout'),
         env: ctx.io.env,
         progress,
@@ -61,5 +63,10 @@ export const imgPush = defineCommand({
     }
   },
 });
+
+function chunkSize(value: number | undefined): number | undefined {
+  if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) throw new UsageError(`--chunk-size: want a number of bytes, 1 or more, got ${String(value)}`);
+  return value;
+}
 
 if (isMainModule(import.meta.url)) main(imgPush);

@@ -109,7 +109,7 @@ export async function pushImage(image: LayoutImage, destination: PushDestination
       signal: options.signal,
       onBlob: (blob, outcome) => blobs[outcome].push(blob.digest),
     });
-    return { destination: sink.path, digest: written.stored.digest, manifest: written.stored, blobs };
+    return { destination: destination.transport === 'docker' ? sink.path : formatDestination(destination), digest: written.stored.digest, manifest: written.stored, blobs };
   } finally {
     if ('close' in sink) (sink as { close(): void }).close();
   }

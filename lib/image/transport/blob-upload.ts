@@ -139,6 +139,7 @@ async function putWhole(target: UploadTarget, blob: Descriptor, cursor: BlobCurs
 async function sendChunks(target: UploadTarget, blob: Descriptor, cursor: BlobCursor, session: Session): Promise<void> {
   const chunk = chunkSize(target, session);
   let { location, offset } = session;
+  await target.records?.write(blob.digest, { location, offset });
   while (offset < blob.size) {
     const end = Math.min(blob.size, offset + chunk);
     const res = await target.registry.request(target.repository, location, {
@@ -191,9 +192,11 @@ function checkDigestHeader(target: UploadTarget, res: HttpResponse, blob: Descri
   if (said && said !== blob.digest) throw new RegistryError(`${target.registry.registry}: blob ${blob.digest} was stored as ${said}`);
 }
 
+/** A 429 or 5xx, or a connection that broke (kept as the cause of the one-line error). */
 function isWorthRetrying(err: unknown): boolean {
-  if (err instanceof RegistryError) return err.status !== undefined && RETRYABLE_STATUS.has(err.status);
-  return isNetworkFailure(err);
+  if (err instanceof RegistryError && err.status !== undefined) return RETRYABLE_STATUS.has(err.status);
+  const cause = err instanceof RegistryError ? err.cause : err;
+  return cause !== undefined && isNetworkFailure(cause);
 }
 
 /**
