@@ -23,11 +23,13 @@ export interface ExplainFetchOptions {
 }
 
 export function explainFetch(source: ImageSource, options: ExplainFetchOptions): ExplainStep[] {
-  const name = source.transport === 'docker' ? formatReference(source.reference) : source.transport === 'oci' ? storeNameForLayoutImage(source.path, source.name) : source.name ?? 'NAME';
+  const name = source.transport === 'docker' ? formatReference(source.reference) : source.transport === 'oci' ? storeNameForLayoutImage(source.path, source.name) : source.transport === 'tarball' ? 'NAME' : source.name ?? 'NAME';
   const destination = options.dir ? `dir:${options.dir}` : `oci:${options.store}:${name}`;
   const steps: ExplainStep[] = [];
   if (source.transport === 'docker') {
     steps.push(...registrySteps(options.plan ?? directPlan(source.reference, options.tlsVerify ?? true), options, destination));
+  } else if (source.transport === 'tarball') {
+    steps.push({ comment: 'a one-layer image of the root filesystem tar (skopeo\'s tarball: transport; docker import does the same)', command: `skopeo copy ${shellQuote(`tarball:${source.path}`)} ${shellQuote(destination)}` });
   } else {
     steps.push({ comment: `copy the image out of the ${source.transport === 'oci' ? 'OCI layout' : 'docker save archive'}`, command: `skopeo copy ${shellQuote(`${source.transport}:${source.path}${source.name ? `:${source.name}` : ''}`)} ${shellQuote(destination)}` });
   }
