@@ -6,7 +6,7 @@ import { deadline, parseDuration } from '../lib/core/deadline.js';
 import { UsageError } from '../lib/core/errors.js';
 import { resolveStorePath } from '../lib/core/paths.js';
 import { createProgress } from '../lib/core/progress.js';
-import { openStoreImage, parsePushDestination, pushImage } from '../lib/image/push.js';
+import { formatDestination, openStoreImage, parsePushDestination, pushImage } from '../lib/image/push.js';
 import { parseCredsFlag } from '../lib/image/transport/auth.js';
 import { planPull } from '../lib/image/transport/registry-pull.js';
 
@@ -41,6 +41,10 @@ export const imgPush = defineCommand({
     const registries = { certDir: args['cert-dir'], registriesConf: args['registries-conf'], tlsVerify: args['tls-verify'], env: ctx.io.env, warn: (m: string) => ctx.log.warn(m) };
     const plan = destination.transport === 'docker' ? await planPull(destination.reference, registries) : undefined;
     const image = await openStoreImage(store, wanted);
+    if (args.explain) {
+      const name = image.named.annotations?.['org.opencontainers.image.ref.name'] ?? wanted;
+      return ctx.explain((await import('../lib/cli/explain.js')).explainPush({ store, name, digest: image.rawManifest.digest }, formatDestination(destination), { tlsVerify: args['tls-verify'], certDir: args['cert-dir'] }));
+    }
     const progress = createProgress(args.progress, ctx.io.stderr, args.quiet);
     try {
       const pushed = await pushImage(image, destination, {

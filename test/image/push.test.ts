@@ -160,6 +160,10 @@ describe('img-push', () => {
     assertOneLineError(await push(['--image', 'feedfacefeed', `oci:${join(work.path, 'nothing')}`]), 'img-push', 1, /no image named or with the id "feedfacefeed"/);
     assertOneLineError(await push(['--image', short, 'ftp://x']), 'img-push', 2, /say where to push/);
     assertOneLineError(await push([`oci:${join(work.path, 'nothing')}`]), 'img-push', 2, /no image: pipe in/);
+    // --explain prints the steps and sends nothing (nothing listens on port 9).
+    const explained = await push(['--image', short, 'docker://127.0.0.1:9/x/y:1', '--tls-verify=false', '--explain']);
+    assert.equal(explained.status, 0, explained.stderr);
+    assert.match(explained.stdout, /skopeo copy --dest-tls-verify=false 'oci:[^']+' 'docker:\/\/127\.0\.0\.1:9\/x\/y:1'/);
   });
 
   describe('to a crafted registry', () => {

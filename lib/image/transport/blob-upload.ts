@@ -42,12 +42,12 @@ interface Session {
 type Sent = Exclude<BlobOutcome, 'skipped'>;
 
 /** Whether the repository has the blob (HEAD; a size that differs from the descriptor's is no). */
-export async function blobExists(target: UploadTarget, blob: Descriptor, signal?: AbortSignal): Promise<boolean> {
-  const res = await target.registry.request(target.repository, `blobs/${blob.digest}`, { what: `blob ${blob.digest}`, method: 'HEAD', accept: [404], signal });
+export async function blobExists(target: UploadTarget, digest: string, size?: number): Promise<boolean> {
+  const res = await target.registry.request(target.repository, `blobs/${digest}`, { what: `blob ${digest}`, method: 'HEAD', accept: [404] });
   await discardBody(res);
   if (res.status !== 200) return false;
   const length = res.headers['content-length'];
-  return length === undefined || Number(length) === blob.size;
+  return length === undefined || size === undefined || Number(length) === size;
 }
 
 /** Uploads a blob the repository does not have; retries a broken try from where the registry is. */

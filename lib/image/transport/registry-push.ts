@@ -59,7 +59,7 @@ function registryWrite(target: UploadTarget, reference: ImageReference): SinkWri
   let image: Image | undefined;
   return {
     already: 'already in the registry',
-    hasBlob: (digest, size) => blobExists(target, { mediaType: '', digest, size: size ?? -1 }),
+    hasBlob: (digest, size) => blobExists(target, digest, size),
     putBlob: (from, blob, options) => uploadBlob(target, from, blob, options),
     async readBlob(digest) {
       const chunks: Buffer[] = [];
