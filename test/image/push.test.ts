@@ -15,6 +15,7 @@ import { pushBusybox, startRegistry, type TestRegistry } from '../helpers/regist
 import { writeRandomImage } from '../helpers/images.js';
 import { startProxy } from '../helpers/proxy.js';
 import { startPushRegistry } from '../helpers/push-registry.js';
+import { startTokenIssuer, TOKEN_ISSUER } from '../helpers/token-issuer.js';
 import { parseDocument } from '../../lib/cli/pipe.js';
 import type { PushResult } from '../../lib/image/push.js';
 
@@ -163,7 +164,24 @@ describe('img-push', () => {
     // --explain prints the steps and sends nothing (nothing listens on port 9).
     const explained = await push(['--image', short, 'docker://127.0.0.1:9/x/y:1', '--tls-verify=false', '--explain']);
     assert.equal(explained.status, 0, explained.stderr);
-    assert.match(explained.stdout, /skopeo copy --dest-tls-verify=false 'oci:[^']+' 'docker:\/\/127\.0\.0\.1:9\/x\/y:1'/);
+    assert.match(explained.stdout, /skopeo copy --dest-tls-verify=false '?oci:\S+ '?docker:\/\/127\.0\.0\.1:9\/x\/y:1/);
+  });
+
+  test('a token-auth registry: the token asked for is pull,push; without credentials the refusal is one line', async () => {
+    const issuer = await startTokenIssuer(work.path, { user: 'lab:secret', anonymousPull: true, expiresInSeconds: 300 });
+    const tokens = await startRegistry({ token: { realm: issuer.realm, issuer: TOKEN_ISSUER, certFile: issuer.certFile } });
+    try {
+      const ref = `${tokens.host}/lab/pushed:1`;
+      const pushed = pushOf(await push([`docker://${ref}`, '--tls-verify=false', '--creds', 'lab:secret'], busyboxDoc));
+      assert.ok(issuer.requests.some((r) => r.scope === 'repository:lab/pushed:pull,push' && r.user === 'lab'), JSON.stringify(issuer.requests));
+      const inspected = JSON.parse(await mustExec('skopeo', ['inspect', '--tls-verify=false', '--creds', 'lab:secret', `docker://${ref}`])) as { Digest: string };
+      assert.equal(inspected.Digest, pushed.digest);
+      const anonymous = await push([`docker://${tokens.host}/lab/anonymous:1`, '--tls-verify=false'], busyboxDoc);
+      assertOneLineError(anonymous, 'img-push', 1, /authentication required for upload of blob|access to upload of blob .* denied/);
+    } finally {
+      await tokens.stop();
+      await issuer.stop();
+    }
   });
 
   describe('to a crafted registry', () => {
