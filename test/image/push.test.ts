@@ -13,7 +13,7 @@ import { assertOneLineError, exec, mustExec, tool, type ExecResult } from '../he
 import { tempDir, toolPath } from '../helpers/paths.js';
 import { pushBusybox, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { writeRandomImage } from '../helpers/images.js';
-import { startProxy } from '../helpers/proxy.js';
+import { startProxy, type FaultProxy } from '../helpers/proxy.js';
 import { startPushRegistry } from '../helpers/push-registry.js';
 import { startTokenIssuer, TOKEN_ISSUER } from '../helpers/token-issuer.js';
 import { parseDocument } from '../../lib/cli/pipe.js';
@@ -93,21 +93,24 @@ describe('img-push', () => {
     }
   });
 
+  /** img-push of the random image through a proxy, killed while its second PATCH chunk is on its way (the registry never sees it). */
+  async function killedPush(proxy: FaultProxy, repository: string): Promise<string[]> {
+    const args = [`docker://${proxy.host}/${repository}`, '--tls-verify=false', '--store', store, '--chunk-size', String(1 << 20), '--image', 'localhost/random:r'];
+    let killed = false;
+    const child = spawn(process.execPath, [toolPath('img-push'), ...args], { stdio: 'ignore' });
+    proxy.faults.push({ match: (r) => r.method === 'PATCH' && proxy.count(/\/blobs\/uploads\//, 'PATCH') >= 2, times: 1, hold: () => void (killed = child.kill('SIGKILL')) });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    await new Promise((resolve) => child.on('close', resolve));
+    clearTimeout(timer);
+    assert.ok(killed, 'the push was killed in the middle of the layer');
+    return args;
+  }
+
   test('a push killed mid-blob resumes its upload session on the next run (docker-registry, chunks of 1 MiB)', async () => {
     const proxy = await startProxy(registry.port);
     try {
-      const ref = `${proxy.host}/lab/resume:1`;
-      let killed = false;
-      const child = spawn(process.execPath, [toolPath('img-push'), `docker://${ref}`, '--tls-verify=false', '--store', store, '--chunk-size', String(1 << 20), '--image', 'localhost/random:r'], { stdio: 'ignore' });
-      // The second chunk never reaches the registry: the kill comes while it is on its way.
-      proxy.faults.push({ match: (r) => r.method === 'PATCH' && proxy.count(/\/blobs\/uploads\//, 'PATCH') >= 2, times: 1, hold: () => {
-        killed = child.kill('SIGKILL');
-      } });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-      await new Promise((resolve) => child.on('close', resolve));
-      clearTimeout(timer);
-      assert.ok(killed, 'the push was killed in the middle of the layer');
-      const resumed = pushOf(await tool('img-push', [`docker://${ref}`, '--tls-verify=false', '--store', store, '--chunk-size', String(1 << 20), '--image', 'localhost/random:r']));
+      const args = await killedPush(proxy, 'lab/resume:1');
+      const resumed = pushOf(await tool('img-push', args));
       assert.deepEqual(resumed.blobs.resumed, [randomLayer]);
       assert.equal(await skopeoDigest(`docker://${registry.host}/lab/resume:1`), resumed.digest);
       assert.deepEqual(await readdir(join(store, 'uploads')).then(async (dirs) => (await Promise.all(dirs.map((d) => readdir(join(store, 'uploads', d))))).flat()), [], 'no record left');
@@ -119,15 +122,12 @@ describe('img-push', () => {
   test('the negative twin of resuming: without the record, the killed push sends the blob again', async () => {
     const proxy = await startProxy(registry.port);
     try {
-      const ref = `${proxy.host}/lab/noresume:1`;
-      const args = [toolPath('img-push'), `docker://${ref}`, '--tls-verify=false', '--store', store, '--chunk-size', String(1 << 20), '--image', 'localhost/random:r'];
-      const child = spawn(process.execPath, args, { stdio: 'ignore' });
-      proxy.faults.push({ match: (r) => r.method === 'PATCH' && proxy.count(/\/blobs\/uploads\//, 'PATCH') >= 2, times: 1, hold: () => void child.kill('SIGKILL') });
-      await new Promise((resolve) => child.on('close', resolve));
+      const args = await killedPush(proxy, 'lab/noresume:1');
       await rm(join(store, 'uploads'), { recursive: true, force: true });
-      const again = pushOf(await tool('img-push', args.slice(1)));
+      const again = pushOf(await tool('img-push', args));
       assert.deepEqual(again.blobs.resumed, []);
       assert.ok(again.blobs.sent.includes(randomLayer));
+      assert.equal(await skopeoDigest(`docker://${registry.host}/lab/noresume:1`), again.digest);
     } finally {
       await proxy.stop();
     }
