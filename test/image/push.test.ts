@@ -133,6 +133,25 @@ describe('img-push', () => {
     }
   });
 
+  test('a push does not take over the upload session of another push of the blob that is still running', async () => {
+    const proxy = await startProxy(registry.port);
+    const args = [`docker://${proxy.host}/lab/twice:1`, '--tls-verify=false', '--store', store, '--chunk-size', String(1 << 20), '--image', 'localhost/random:r'];
+    const running = spawn(process.execPath, [toolPath('img-push'), ...args], { stdio: 'ignore' });
+    const closed = new Promise((resolve) => running.on('close', resolve));
+    try {
+      // The first push stays alive, its second chunk held on the way: its record names it.
+      await new Promise<void>((resolve) => proxy.faults.push({ match: (r) => r.method === 'PATCH' && proxy.count(/\/blobs\/uploads\//, 'PATCH') >= 2, times: 1, hold: resolve }));
+      const other = pushOf(await tool('img-push', args));
+      assert.deepEqual(other.blobs.resumed, [], 'the live push\'s session was left to it');
+      assert.ok(other.blobs.sent.includes(randomLayer));
+      assert.equal(await skopeoDigest(`docker://${registry.host}/lab/twice:1`), other.digest);
+    } finally {
+      running.kill('SIGKILL');
+      await closed;
+      await proxy.stop();
+    }
+  });
+
   test('oci:, dir: and docker-archive: destinations: skopeo reads them, podman loads the archive', async () => {
     const image = parseDocument(busyboxDoc).image;
     const oci = pushOf(await push([`oci:${join(work.path, 'out-oci')}:v1`], busyboxDoc));
