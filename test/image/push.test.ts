@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assertOneLineError, exec, mustExec, tool, type ExecResult } from '../helpers/exec.js';
 import { tempDir, toolPath } from '../helpers/paths.js';
@@ -184,6 +184,21 @@ describe('img-push', () => {
     const explained = await push(['--image', short, 'docker://127.0.0.1:9/x/y:1', '--tls-verify=false', '--explain']);
     assert.equal(explained.status, 0, explained.stderr);
     assert.match(explained.stdout, /skopeo copy --dest-tls-verify=false '?oci:\S+ '?docker:\/\/127\.0\.0\.1:9\/x\/y:1/);
+  });
+
+  test('registries.conf as for img-fetch: insecure = true needs no --tls-verify=false (skopeo agrees), blocked = true is refused in one line', async () => {
+    const ref = `${registry.host}/lab/conf:1`;
+    const env = { CONTAINERS_REGISTRIES_CONF: join(work.path, 'none.conf'), HOME: work.path };
+    await writeFile(env.CONTAINERS_REGISTRIES_CONF, '');
+    assertOneLineError(await tool('img-push', [`docker://${ref}`, '--store', store], { input: busyboxDoc, env }), 'img-push', 1, /does not speak HTTPS/);
+    const insecure = join(work.path, 'insecure.conf');
+    await writeFile(insecure, `[[registry]]\nlocation = "${registry.host}"\ninsecure = true\n`);
+    const pushed = pushOf(await tool('img-push', [`docker://${ref}`, '--store', store, '--registries-conf', insecure], { input: busyboxDoc, env }));
+    assert.equal((JSON.parse(await mustExec('skopeo', ['inspect', '--registries-conf', insecure, `docker://${ref}`])) as { Digest: string }).Digest, pushed.digest);
+    assert.notEqual((await exec('skopeo', ['inspect', '--registries-conf', join(work.path, 'none.conf'), `docker://${ref}`], { env })).status, 0, 'the negative twin: skopeo too needs the file');
+    const blocked = join(work.path, 'blocked.conf');
+    await writeFile(blocked, `[[registry]]\nlocation = "${registry.host}/lab"\nblocked = true\n`);
+    assertOneLineError(await tool('img-push', [`docker://${ref}`, '--store', store, '--registries-conf', blocked, '--tls-verify=false'], { input: busyboxDoc, env }), 'img-push', 1, /is blocked in/);
   });
 
   test('a token-auth registry: the token asked for is pull,push; without credentials the refusal is one line', async () => {
