@@ -210,6 +210,11 @@ describe('img-push', () => {
       assert.ok(issuer.requests.some((r) => r.scope === 'repository:lab/pushed:pull,push' && r.user === 'lab'), JSON.stringify(issuer.requests));
       const inspected = JSON.parse(await mustExec('skopeo', ['inspect', '--tls-verify=false', '--creds', 'lab:secret', `docker://${ref}`])) as { Digest: string };
       assert.equal(inspected.Digest, pushed.digest);
+      // An image from this registry to another repository: the token (pull,push on the destination) does not cover a mount from the source; it is uploaded.
+      const fetched = await tool('img-fetch', [`docker://${ref}`, '--tls-verify=false', '--creds', 'lab:secret', '--store', store]);
+      assert.equal(fetched.status, 0, fetched.stderr);
+      const copied = pushOf(await push([`docker://${tokens.host}/lab/second:1`, '--tls-verify=false', '--creds', 'lab:secret'], fetched.stdout));
+      assert.equal(copied.digest, pushed.digest);
       const anonymous = await push([`docker://${tokens.host}/lab/anonymous:1`, '--tls-verify=false'], busyboxDoc);
       assertOneLineError(anonymous, 'img-push', 1, /authentication required for upload of blob|access to upload of blob .* denied/);
     } finally {

@@ -8,7 +8,7 @@
  * resolved against the request that got it. A failed chunk is resumed the same way.
  */
 import { digestHex } from '../../core/digest.js';
-import { RegistryError } from '../../core/errors.js';
+import { AuthError, RegistryError } from '../../core/errors.js';
 import type { HttpResponse, RequestBody } from './http.js';
 import { discardBody } from './http.js';
 import { describe, isNetworkFailure, RETRYABLE_STATUS, sleep } from './retry.js';
@@ -108,7 +108,12 @@ async function resumeSession(target: UploadTarget, blob: Descriptor, options: Bl
 async function startSession(target: UploadTarget, blob: Descriptor, signal: AbortSignal, mount = true): Promise<Session | 'mounted'> {
   const from = mount && target.mountFrom && target.mountFrom !== target.repository ? target.mountFrom : undefined;
   const query = from ? `?mount=${encodeURIComponent(blob.digest)}&from=${encodeURIComponent(from)}` : '';
-  const res = await target.registry.request(target.repository, `blobs/uploads/${query}`, { what: `upload of blob ${blob.digest}`, method: 'POST', signal });
+  const res = await target.registry.request(target.repository, `blobs/uploads/${query}`, { what: `upload of blob ${blob.digest}`, method: 'POST', signal }).catch((err) => {
+    // A token for this repository does not cover pulling from the other one: upload instead.
+    if (from && err instanceof AuthError) return undefined;
+    throw err;
+  });
+  if (!res) return startSession(target, blob, signal, false);
   await discardBody(res);
   if (res.status === 201 && from) {
     target.debug?.(`blob ${blob.digest} mounted from ${from}`);
