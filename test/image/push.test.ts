@@ -26,7 +26,7 @@ function pushOf(result: ExecResult): PushResult {
   return push;
 }
 
-const skopeoDigest = async (ref: string) => (JSON.parse(await mustExec('skopeo', ['inspect', '--tls-verify=false', ref])) as { Digest: string }).Digest;
+const skopeoDigest = async (ref: string) => (JSON.parse(await mustExec('skopeo', ['inspect', '--no-tags', '--tls-verify=false', ref])) as { Digest: string }).Digest;
 
 describe('img-push', () => {
   let registry: TestRegistry;
@@ -180,6 +180,10 @@ describe('img-push', () => {
     assertOneLineError(await push(['--image', 'feedfacefeed', `oci:${join(work.path, 'nothing')}`]), 'img-push', 1, /no image named or with the id "feedfacefeed"/);
     assertOneLineError(await push(['--image', short, 'ftp://x']), 'img-push', 2, /say where to push/);
     assertOneLineError(await push([`oci:${join(work.path, 'nothing')}`]), 'img-push', 2, /no image: pipe in/);
+    // By digest: the manifest goes under its digest; another digest is refused before anything is sent.
+    const byDigest = pushOf(await push(['--image', short, `docker://${registry.host}/lab/pinned@${image?.digest}`, '--tls-verify=false']));
+    assert.equal(await skopeoDigest(`docker://${registry.host}/lab/pinned@${image?.digest}`), byDigest.digest);
+    assertOneLineError(await push(['--image', short, `docker://${registry.host}/lab/pinned@sha256:${'1'.repeat(64)}`, '--tls-verify=false']), 'img-push', 2, /not the digest the destination names/);
     // --explain prints the steps and sends nothing (nothing listens on port 9).
     const explained = await push(['--image', short, 'docker://127.0.0.1:9/x/y:1', '--tls-verify=false', '--explain']);
     assert.equal(explained.status, 0, explained.stderr);
