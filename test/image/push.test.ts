@@ -138,9 +138,12 @@ describe('img-push', () => {
     const args = [`docker://${proxy.host}/lab/twice:1`, '--tls-verify=false', '--store', store, '--chunk-size', String(1 << 20), '--image', 'localhost/random:r'];
     const running = spawn(process.execPath, [toolPath('img-push'), ...args], { stdio: 'ignore' });
     const closed = new Promise((resolve) => running.on('close', resolve));
+    const timer = setTimeout(() => running.kill('SIGKILL'), 120_000);
     try {
       // The first push stays alive, its second chunk held on the way: its record names it.
-      await new Promise<void>((resolve) => proxy.faults.push({ match: (r) => r.method === 'PATCH' && proxy.count(/\/blobs\/uploads\//, 'PATCH') >= 2, times: 1, hold: resolve }));
+      const held = new Promise<string>((resolve) => proxy.faults.push({ match: (r) => r.method === 'PATCH' && proxy.count(/\/blobs\/uploads\//, 'PATCH') >= 2, times: 1, hold: () => resolve('held') }));
+      // Never waits for ever: a push that ends before its second chunk fails the test.
+      assert.equal(await Promise.race([held, closed.then(() => 'ended')]), 'held', 'the first push reached its second chunk');
       const other = pushOf(await tool('img-push', args));
       assert.deepEqual(other.blobs.resumed, [], 'the live push\'s session was left to it');
       assert.ok(other.blobs.sent.includes(randomLayer));
@@ -148,6 +151,7 @@ describe('img-push', () => {
     } finally {
       running.kill('SIGKILL');
       await closed;
+      clearTimeout(timer);
       await proxy.stop();
     }
   });
