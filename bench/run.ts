@@ -13,6 +13,7 @@ const benchmarks: Benchmark[] = [
   { name: 'fetch', run: () => import('./fetch.js').then((m) => m.run()) },
   { name: 'ns-enter', run: () => import('./ns-enter.js').then((m) => m.run()) },
   { name: 'unpack', run: () => import('./unpack.js').then((m) => m.run()) },
+  { name: 'push', run: () => import('./push.js').then((m) => m.run()) },
   { name: 'layer-shapes', run: () => import('./layer-shapes.js').then((m) => m.run()) },
 ];
 

@@ -3,7 +3,7 @@
  * tar, mount, unshare, runc), one per line with a comment. Pure: it looks nothing up.
  */
 import type { ExplainStep } from './command.js';
-import { formatReference, manifestReference, registryEndpointHost, storeNameForLayoutImage, type ImageSource } from '../image/reference.js';
+import { formatReference, manifestReference, parseReference, registryEndpointHost, storeNameForLayoutImage, type ImageSource } from '../image/reference.js';
 import type { RuntimeConfig } from '../run/runtime-spec.js';
 import { directPlan, type PlannedSource, type PullCandidate, type RegistryPlan } from '../image/transport/registry-pull.js';
 import { shellQuote } from '../core/shell.js';
@@ -23,11 +23,13 @@ export interface ExplainFetchOptions {
 }
 
 export function explainFetch(source: ImageSource, options: ExplainFetchOptions): ExplainStep[] {
-  const name = source.transport === 'docker' ? formatReference(source.reference) : source.transport === 'oci' ? storeNameForLayoutImage(source.path, source.name) : source.name ?? 'NAME';
+  const name = source.transport === 'docker' ? formatReference(source.reference) : source.transport === 'oci' ? storeNameForLayoutImage(source.path, source.name) : source.transport === 'tarball' ? 'NAME' : source.name ?? 'NAME';
   const destination = options.dir ? `dir:${options.dir}` : `oci:${options.store}:${name}`;
   const steps: ExplainStep[] = [];
   if (source.transport === 'docker') {
     steps.push(...registrySteps(options.plan ?? directPlan(source.reference, options.tlsVerify ?? true), options, destination));
+  } else if (source.transport === 'tarball') {
+    steps.push({ comment: 'a one-layer image of the root filesystem tar (skopeo\'s tarball: transport; docker import does the same)', command: `skopeo copy ${shellQuote(`tarball:${source.path}`)} ${shellQuote(destination)}` });
   } else {
     steps.push({ comment: `copy the image out of the ${source.transport === 'oci' ? 'OCI layout' : 'docker save archive'}`, command: `skopeo copy ${shellQuote(`${source.transport}:${source.path}${source.name ? `:${source.name}` : ''}`)} ${shellQuote(destination)}` });
   }
@@ -236,5 +238,21 @@ export function explainRun(config: RuntimeConfig, argv: string[], options: { id:
     steps.push({ comment: 'become the user, cut the capabilities to the config\'s sets, set no_new_privs, and run the command with its environment', command: `cd ${shellQuote(proc.cwd)} && exec setpriv --reuid ${proc.user.uid} --regid ${proc.user.gid} ${proc.user.additionalGids?.length ? `--groups ${proc.user.additionalGids.join(',')}` : '--clear-groups'} --bounding-set -all${caps ? `,${caps}` : ''} --nnp env -i ${env} ${options.init ? 'catatonit -- ' : ''}${(proc.args ?? []).map(shellQuote).join(' ')}` });
   }
   steps.push({ comment: 'what ns-enter runs: bubblewrap does all of the above in one process, and its static helper (ns-enter-exec, run from an fd: nothing of the host is bound in) sets the user, capabilities and limits', command: argv.map(shellQuote).join(' ') });
+  return steps;
+}
+
+/** img-push: the blobs one by one as distribution-spec says, and the same copy in one skopeo step. */
+export function explainPush(source: { store: string; name: string; digest: string }, destination: string, options: { tlsVerify?: boolean; certDir?: string }): ExplainStep[] {
+  const steps: ExplainStep[] = [];
+  if (destination.startsWith('docker://')) {
+    const reference = parseReference(destination.slice('docker://'.length));
+    const url = `${options.tlsVerify === false ? 'http' : 'https'}://${registryEndpointHost(reference.registry)}/v2/${reference.repository}/manifests/${manifestReference(reference)}`;
+    steps.push(
+      { comment: 'for each blob (config, layers): HEAD /v2/REPO/blobs/DIGEST says whether it is there; POST /v2/REPO/blobs/uploads/?mount=DIGEST&from=OTHER mounts it from another repository of the registry; else POST, then PUT LOCATION?digest=DIGEST with the bytes (PATCH chunks for a large one)', command: `jq -r '.config.digest, .layers[].digest' ${shellQuote(`${source.store}/blobs/sha256/${source.digest.slice(7)}`)}` },
+      { comment: 'last, the manifest, so that the tag names only an image whose blobs are all there', command: `curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @${shellQuote(`${source.store}/blobs/sha256/${source.digest.slice(7)}`)} ${shellQuote(url)}` },
+    );
+  }
+  const flags = `${options.certDir ? ` --dest-cert-dir ${shellQuote(options.certDir)}` : ''}${options.tlsVerify === false ? ' --dest-tls-verify=false' : ''}`;
+  steps.push({ comment: 'the same copy in one step with skopeo', command: `skopeo copy${flags} ${shellQuote(`oci:${source.store}:${source.name}`)} ${shellQuote(destination)}` });
   return steps;
 }

@@ -3,11 +3,10 @@
  * and the manifest are written at once, each blob verified as it streams; blobs the sink has
  * are skipped; the first failure stops the rest and leaves the sink as it was.
  */
-import { readFile } from 'node:fs/promises';
 import { describeError, UnsupportedError } from '../core/errors.js';
 import { SILENT_ITEM, type Progress } from '../core/progress.js';
 import { parseConfig } from './manifest.js';
-import { platformOf, type Image, type ImageSink, type SinkWrite } from './image.js';
+import { platformOf, type BlobOutcome, type Image, type ImageSink, type LocalSink, type SinkWrite } from './image.js';
 import type { Descriptor, ImageConfig, ImageManifest, LayerDescriptor, Platform, StoredImage } from './model.js';
 
 export interface CopyOptions {
@@ -21,9 +20,25 @@ export interface CopyOptions {
   progress?: Progress;
   /** Stops the copy (img-fetch --timeout): every source, not only a registry, stops with it. */
   signal?: AbortSignal;
+  /** Told what became of each blob (img-push says what it sent, skipped, mounted, resumed). */
+  onBlob?: (blob: Descriptor, outcome: BlobOutcome) => void;
 }
 
-export async function copyImage(image: Image, sink: ImageSink, options: CopyOptions): Promise<StoredImage> {
+/** What a sink holds after a copy: the manifest as written there (converted or not), the config, the platform. */
+export interface WrittenImage {
+  stored: Descriptor;
+  storedManifest: ImageManifest;
+  config: ImageConfig;
+  platform: Platform;
+}
+
+/** The copy into a local sink, described for the pipe document's image section. */
+export async function copyImage(image: Image, sink: LocalSink, options: CopyOptions): Promise<StoredImage> {
+  return describeStored({ image, sink, options, ...(await writeImage(image, sink, options)) });
+}
+
+/** The copy into any sink: blobs first (the config read back and checked), the manifest, then the name. */
+export async function writeImage(image: Image, sink: ImageSink, options: CopyOptions): Promise<WrittenImage> {
   const { manifest, description } = image;
   const write = await sink.begin();
   try {
@@ -34,28 +49,24 @@ export async function copyImage(image: Image, sink: ImageSink, options: CopyOpti
       await Promise.allSettled([staging, copying]);
       throw err;
     });
-    const config = parseConfig(await readFile(write.blobPath(manifest.config.digest)), `config ${manifest.config.digest}`);
+    const config = parseConfig(await write.readBlob(manifest.config.digest), `config ${manifest.config.digest}`);
     const diffIDs = config.rootfs?.diff_ids ?? [];
     if (diffIDs.length !== manifest.layers.length) {
       throw new UnsupportedError(`${description}: the manifest has ${manifest.layers.length} layers but the config lists ${diffIDs.length} diff_ids`);
     }
     const platform = platformOf(config, options.platform);
+    const storedManifest = stored.digest === image.rawManifest.digest ? manifest : (JSON.parse((await write.readBlob(stored.digest)).toString('utf8')) as ImageManifest);
     await write.commit(stored, options.name, platform);
-    const storedManifest = stored.digest === image.rawManifest.digest ? manifest : (JSON.parse(await readFile(sink.blobPath(stored.digest), 'utf8')) as ImageManifest);
-    return describeStored({ image, sink, stored, storedManifest, config, platform, options });
+    return { stored, storedManifest, config, platform };
   } catch (err) {
     await write.abort();
     throw err;
   }
 }
 
-interface StoredParts {
+interface StoredParts extends WrittenImage {
   image: Image;
-  sink: ImageSink;
-  stored: Descriptor;
-  storedManifest: ImageManifest;
-  config: ImageConfig;
-  platform: Platform;
+  sink: LocalSink;
   options: CopyOptions;
 }
 
@@ -127,17 +138,16 @@ async function copyBlobs(image: Image, write: SinkWrite, blobs: BlobToCopy[], op
 async function copyBlob(image: Image, write: SinkWrite, { blob, kind }: BlobToCopy, { options, signal }: { options: CopyOptions; signal: AbortSignal }): Promise<void> {
   const label = `${kind} ${blob.digest.slice(7, 19)}`;
   if (await write.hasBlob(blob.digest, blob.size)) {
-    options.progress?.skipped(label, 'already in the store');
+    options.progress?.skipped(label, write.already);
+    options.onBlob?.(blob, 'skipped');
     return;
   }
   const item = options.progress?.item(label, blob.size) ?? SILENT_ITEM;
-  const writer = await write.blobWriter({ digest: blob.digest, size: blob.size });
   try {
-    await image.copyBlob(blob, writer, { progress: item, signal });
-    await writer.commit();
-    item.done();
+    const outcome = await write.putBlob(image, blob, { progress: item, signal });
+    item.done(outcome === 'sent' ? undefined : outcome);
+    options.onBlob?.(blob, outcome);
   } catch (err) {
-    await writer.abort();
     item.failed(signal.aborted ? 'stopped' : `failed: ${describeError(err)}`);
     throw err;
   }

@@ -1,6 +1,6 @@
 /**
  * img-fetch's one operation: open the source an argument names (a registry, an OCI layout, a
- * `docker save` archive) as an Image and copy it into the store or a skopeo `dir:` layout
+ * `docker save` archive, a flat root filesystem tar) as an Image and copy it into the store or a skopeo `dir:` layout
  * (copy.ts), and describe it for the next command.
  */
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
@@ -15,9 +15,10 @@ import { dirSink } from './transport/dir.js';
 import { openRegistryImage } from './transport/registry-source.js';
 import { openLayoutImage } from './transport/oci-source.js';
 import { openArchiveImage } from './transport/archive-source.js';
+import { openTarballImage } from './transport/tarball-source.js';
 import type { Credentials } from './transport/auth.js';
 import type { RegistryPlan } from './transport/registry-pull.js';
-import type { Image, ImageSink } from './image.js';
+import type { Image, LocalSink } from './image.js';
 import type { Platform, StoredImage } from './model.js';
 
 export interface FetchOptions {
@@ -58,7 +59,7 @@ export async function fetchImage(source: ImageSource, options: FetchOptions): Pr
   }
 }
 
-function openImage(source: ImageSource, options: FetchOptions & { platform: Platform }, sink: ImageSink): Promise<Image> {
+function openImage(source: ImageSource, options: FetchOptions & { platform: Platform }, sink: LocalSink): Promise<Image> {
   switch (source.transport) {
     case 'docker':
       return openRegistryImage(source.reference, { ...options, cache: sink.layout === 'oci' ? sink : undefined });
@@ -66,6 +67,8 @@ function openImage(source: ImageSource, options: FetchOptions & { platform: Plat
       return openLayoutImage(resolve(source.path), source.name, options);
     case 'docker-archive':
       return openArchiveImage(resolve(source.path), source.name);
+    case 'tarball':
+      return openTarballImage(resolve(source.path), options.platform);
   }
 }
 

@@ -88,24 +88,47 @@ export async function copyFromStream(source: AsyncIterable<Buffer>, writer: Blob
   }
 }
 
+/** What a sink did with one blob: sent it, found it there, mounted it from another repository, or finished an upload an earlier run began. */
+export type BlobOutcome = 'sent' | 'skipped' | 'mounted' | 'resumed';
+
 /** Where a copy puts an image: blobs already there are skipped; the rest is written all or nothing. */
 export interface ImageSink {
+  /** Where the image goes, as messages and documents name it. */
   readonly path: string;
+  begin(): Promise<SinkWrite>;
+}
+
+/** A sink on this machine (the store, a dir: layout): its blobs are files, readable at blobPath. */
+export interface LocalSink extends ImageSink {
   readonly layout: 'oci' | 'dir';
-  /** A blob that is in place already (readable at blobPath). */
   hasBlob(digest: string, size?: number): Promise<boolean>;
   blobPath(digest: string): string;
-  begin(): Promise<SinkWrite>;
 }
 
 /** One image being written into a sink. */
 export interface SinkWrite {
+  /** How a skipped blob is described: `already in the store`. */
+  readonly already: string;
   hasBlob(digest: string, size?: number): Promise<boolean>;
-  blobPath(digest: string): string;
-  blobWriter(expected: { digest: string; size?: number }): Promise<BlobWriter>;
+  /** Copies a blob of `image` that hasBlob said is missing into the sink. */
+  putBlob(image: Image, blob: Descriptor, options: BlobCopyOptions): Promise<Exclude<BlobOutcome, 'skipped'>>;
+  /** A blob of this write (staged or in place) or of the sink, read whole (the config, a converted manifest). */
+  readBlob(digest: string): Promise<Buffer>;
   /** Stages the image's manifest (converted if the sink needs it) beside the blobs; returns its descriptor there. */
   stageManifest(image: Image, name: string): Promise<Descriptor>;
   /** Lands the blobs, then the manifest, then (a store) its name. */
   commit(manifest: Descriptor, name: string, platform: Platform): Promise<void>;
   abort(): Promise<void>;
+}
+
+/** A blob into a file sink's verifying writer: committed whole, or nothing left. */
+export async function putThroughWriter(writer: BlobWriter, image: Image, blob: Descriptor, options: BlobCopyOptions): Promise<'sent'> {
+  try {
+    await image.copyBlob(blob, writer, options);
+    await writer.commit();
+    return 'sent';
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
 }

@@ -100,10 +100,11 @@ export function registryEndpointHost(registry: string): string {
 export type ImageSource =
   | { transport: 'docker'; reference: ImageReference }
   | { transport: 'oci'; path: string; name?: string }
-  | { transport: 'docker-archive'; path: string; name?: string };
+  | { transport: 'docker-archive'; path: string; name?: string }
+  | { transport: 'tarball'; path: string };
 
 /** skopeo's other transports: named so that a user gets a clear answer, not a bad-reference error. */
-const OTHER_TRANSPORTS = new Set(['dir', 'docker-daemon', 'oci-archive', 'containers-storage', 'ostree', 'sif', 'tarball']);
+const OTHER_TRANSPORTS = new Set(['dir', 'docker-daemon', 'oci-archive', 'containers-storage', 'ostree', 'sif']);
 
 export function parseSource(text: string): ImageSource {
   if (text.startsWith('docker://')) return { transport: 'docker', reference: parseReference(text.slice('docker://'.length)) };
@@ -114,9 +115,14 @@ export function parseSource(text: string): ImageSource {
     if (path === '') throw new ReferenceError(`"${text}": missing the path after ${prefix}`);
     return { transport, path, name };
   }
+  if (text.startsWith('tarball:')) {
+    const path = text.slice('tarball:'.length);
+    if (path === '') throw new ReferenceError(`"${text}": missing the path after tarball:`);
+    return { transport: 'tarball', path };
+  }
   const transport = /^([a-z-]+):/.exec(text)?.[1];
   if (transport && OTHER_TRANSPORTS.has(transport)) {
-    throw new ReferenceError(`the ${transport}: transport is not supported here (use docker://, oci: or docker-archive:)`);
+    throw new ReferenceError(`the ${transport}: transport is not supported here (use docker://, oci:, docker-archive: or tarball:)`);
   }
   // A bare reference is a registry image, as in `podman pull busybox`.
   return { transport: 'docker', reference: parseReference(text) };
@@ -132,6 +138,7 @@ function splitPathAndName(rest: string): { path: string; name?: string } {
 
 export function formatSource(source: ImageSource): string {
   if (source.transport === 'docker') return `docker://${formatReference(source.reference)}`;
+  if (source.transport === 'tarball') return `tarball:${source.path}`;
   return `${source.transport}:${source.path}${source.name ? `:${source.name}` : ''}`;
 }
 

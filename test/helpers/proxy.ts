@@ -26,6 +26,8 @@ export interface Fault {
   onCut?: () => Promise<void>;
   /** Forward, with every byte of the body inverted: the same size, only the digest shows it (a lying mirror). */
   corrupt?: boolean;
+  /** Neither forward nor answer: the request hangs (its body is read and dropped) until the client dies; called when it starts. */
+  hold?: () => void;
 }
 
 export interface FaultProxy {
@@ -55,6 +57,11 @@ export async function startProxy(upstreamPort: number): Promise<FaultProxy> {
       record.status = 429;
       res.writeHead(429, { 'Retry-After': fault.tooManyRequests.retryAfter, 'Content-Type': 'application/json' });
       res.end('{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}');
+      return;
+    }
+    if (fault?.hold) {
+      req.resume();
+      fault.hold();
       return;
     }
     const upstream = httpRequest({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers }, (up) => {

@@ -3,7 +3,7 @@
  * shared by every image, each named in index.json by its full reference, so skopeo
  * (`oci:STORE:REF`) and umoci (`--image STORE:REF`) read it. Like umoci's oci/cas: blobs are
  * written whole and verified, or not at all; a missing blob is a BlobNotExistError. Beside the
- * layout, named areas (layers/, rootfs/, containers/, owners/, overlay/) hold what the toolkit derives.
+ * layout, named areas (layers/, rootfs/, containers/, owners/, overlay/, uploads/) hold what the toolkit derives.
  */
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
@@ -17,7 +17,7 @@ import { BlobTransaction, sweepStaging } from './transaction.js';
 import { asWriteError, BlobNotExistError, InvalidLayoutError, NameNotExistError } from './errors.js';
 
 /** The folders beside the layout that the toolkit keeps (OCI readers ignore them). */
-export type StoreArea = 'layers' | 'rootfs' | 'containers' | 'owners' | 'overlay';
+export type StoreArea = 'layers' | 'rootfs' | 'containers' | 'owners' | 'overlay' | 'uploads';
 
 export class OciLayout {
   private constructor(readonly root: string) {}

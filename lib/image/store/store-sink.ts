@@ -6,9 +6,9 @@
 import { isDockerManifest, toOciManifest } from '../manifest.js';
 import { MEDIA_TYPES } from '../model.js';
 import { OciLayout } from './oci-layout.js';
-import type { ImageSink } from '../image.js';
+import type { LocalSink } from '../image.js';
 
-export async function storeSink(path: string): Promise<ImageSink & { layout: 'oci' }> {
+export async function storeSink(path: string): Promise<LocalSink & { layout: 'oci' }> {
   const layout = await OciLayout.open(path, { create: true });
   return {
     path,
@@ -18,7 +18,7 @@ export async function storeSink(path: string): Promise<ImageSink & { layout: 'oc
     async begin() {
       const txn = await layout.begin();
       return {
-        ...txn.blobAccess(),
+        ...txn.blobAccess('already in the store'),
         stageManifest(image, name) {
           const raw = image.rawManifest;
           const docker = isDockerManifest(raw.mediaType);

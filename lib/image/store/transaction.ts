@@ -14,7 +14,7 @@ import { currentHolder, holderLiveness, isStale, parseHolder, pidExists, startHe
 import { BlobWriter, type ExpectedBlob } from './blob-writer.js';
 import { asWriteError } from './errors.js';
 import type { Descriptor } from '../model.js';
-import type { SinkWrite } from '../image.js';
+import { putThroughWriter, type SinkWrite } from '../image.js';
 
 const STAGING_PREFIX = '.staging-';
 const HOLDER_FILE = 'holder.json';
@@ -47,9 +47,14 @@ export class BlobTransaction {
     return new BlobWriter(expected, join(this.stagingDir, `${hex}.${randomBytes(4).toString('hex')}.part`), this.stagedPath(expected.digest));
   }
 
-  /** The blob half of a sink's write (image.ts SinkWrite), bound to this transaction. */
-  blobAccess(): Pick<SinkWrite, 'hasBlob' | 'blobPath' | 'blobWriter'> {
-    return { hasBlob: (digest, size) => this.hasBlob(digest, size), blobPath: (digest) => this.blobPath(digest), blobWriter: (expected) => this.blobWriter(expected) };
+  /** The blob half of a file sink's write (image.ts SinkWrite), bound to this transaction. */
+  blobAccess(already: string): Pick<SinkWrite, 'already' | 'hasBlob' | 'putBlob' | 'readBlob'> {
+    return {
+      already,
+      hasBlob: (digest, size) => this.hasBlob(digest, size),
+      putBlob: async (image, blob, options) => putThroughWriter(await this.blobWriter(blob), image, blob, options),
+      readBlob: (digest) => readFile(this.blobPath(digest)),
+    };
   }
 
   /** Stages bytes whose digest we compute (manifests we write). */

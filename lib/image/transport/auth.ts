@@ -147,18 +147,20 @@ export interface TokenRequest {
   /** The registry, as named in messages. */
   registry: string;
   repository: string;
+  /** `pull` unless said (a push: `pull,push`). */
+  actions?: string;
   challenge: Challenge;
   credentials: () => Promise<Credentials | undefined>;
   signal?: AbortSignal;
   debug?: (message: string) => void;
 }
 
-/** Asks the token service named in the challenge for a pull token (distribution's token spec). */
+/** Asks the token service named in the challenge for a token (distribution's token spec): pull, or pull and push. */
 export async function requestToken(request: TokenRequest): Promise<Token> {
   const { repository, challenge } = request;
   const url = new URL(challenge.params.realm as string);
   if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
-  url.searchParams.set('scope', `repository:${repository}:pull`);
+  url.searchParams.set('scope', `repository:${repository}:${request.actions ?? 'pull'}`);
   const creds = await request.credentials();
   const headers: Record<string, string> = { 'User-Agent': USER_AGENT };
   if (creds) headers.Authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;

@@ -10,7 +10,7 @@ import { ClobberError } from '../../core/errors.js';
 import { isFileOfSize, writeFileAtomic } from '../../core/atomic-write.js';
 import { BlobTransaction } from '../store/transaction.js';
 import { asWriteError } from '../store/errors.js';
-import type { ImageSink } from '../image.js';
+import type { LocalSink } from '../image.js';
 
 export class DirLayout {
   private constructor(readonly root: string, private readonly created: boolean) {}
@@ -62,7 +62,7 @@ export class DirLayout {
   }
 }
 
-export async function dirSink(path: string): Promise<ImageSink> {
+export async function dirSink(path: string): Promise<LocalSink> {
   const layout = await DirLayout.create(path);
   return {
     path,
@@ -74,7 +74,7 @@ export async function dirSink(path: string): Promise<ImageSink> {
       // Written last, at commit: the manifest and the blobs it names.
       let staged: { body: Buffer; blobs: string[] } = { body: Buffer.alloc(0), blobs: [] };
       return {
-        ...txn.blobAccess(),
+        ...txn.blobAccess('already in the store'),
         async stageManifest(image) {
           const { rawManifest: raw, manifest } = image;
           staged = { body: raw.body, blobs: [manifest.config.digest, ...manifest.layers.map((l) => l.digest)] };

@@ -35,7 +35,8 @@ export class ResponseParser {
   private finished = false;
   bodyBytes = 0;
 
-  constructor(private readonly url: URL, private readonly events: ParserEvents) {}
+  /** `headOnly`: the answer to a HEAD request, whose body is empty whatever Content-Length says. */
+  constructor(private readonly url: URL, private readonly headOnly: boolean, private readonly events: ParserEvents) {}
 
   feed(chunk: Buffer): boolean {
     try {
@@ -80,7 +81,7 @@ export class ResponseParser {
       headers[name] ??= line.slice(colon + 1).trim();
     }
     this.keepAlive = !/\bclose\b/i.test(headers.connection ?? '') && (lines[0] as string).startsWith('HTTP/1.1');
-    this.framing = framingOf(code, headers);
+    this.framing = this.headOnly ? { kind: 'length', left: 0 } : framingOf(code, headers);
     this.body = new Readable({
       highWaterMark: 4 << 20,
       read: () => this.events.resume(),

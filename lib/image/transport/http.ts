@@ -49,17 +49,34 @@ const SLAB_BYTES = 1 << 20;
 /** A read gets at least this much room; a slab with less left is retired. */
 const MIN_READ_BYTES = 64 << 10;
 
+/** A request body: bytes, or a stream of a known length (a blob upload) opened when it is sent. */
+export type RequestBody = Buffer | { length: number; open(): AsyncIterable<Buffer> };
+
+/** A request other than a plain GET: HEAD, or POST/PUT/PATCH with a body (never redirected: a body is sent once). */
+export interface HttpRequest {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  headers: Record<string, string>;
+  body?: RequestBody;
+  signal?: AbortSignal;
+}
+
 export class HttpClient {
   /** Keep-alive connections waiting for their next request, by origin. */
   private readonly idle = new Map<string, Connection[]>();
 
   constructor(private readonly options: HttpClientOptions) {}
 
+  /** Any method; a GET follows redirects (`get`), the others are sent once, as they are. */
+  async request(url: string | URL, request: HttpRequest): Promise<HttpResponse> {
+    if (request.method === 'GET' && !request.body) return this.get(url, request.headers, request.signal);
+    return this.send(new URL(url), request);
+  }
+
   async get(url: string | URL, headers: Record<string, string>, signal?: AbortSignal): Promise<HttpResponse> {
     let target = new URL(url);
     let sent = headers;
     for (let redirects = 0; ; redirects++) {
-      const res = await this.send(target, sent, signal);
+      const res = await this.send(target, { method: 'GET', headers: sent, signal });
       const location = res.headers.location;
       if (!REDIRECTS.has(res.status) || !location || redirects >= MAX_REDIRECTS) return res;
       await discardBody(res);
@@ -73,20 +90,21 @@ export class HttpClient {
     }
   }
 
-  private async send(url: URL, headers: Record<string, string>, signal?: AbortSignal): Promise<HttpResponse> {
+  private async send(url: URL, request: HttpRequest): Promise<HttpResponse> {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new HttpProtocolError(`unsupported URL scheme ${url.protocol}`);
-    signal?.throwIfAborted();
-    const request = formatRequest(url, headers);
+    request.signal?.throwIfAborted();
+    const head = formatRequest(url, request);
     const reused = this.idle.get(url.origin)?.pop();
     if (reused) {
       try {
-        return await reused.exchange(request, url, signal);
+        return await reused.exchange({ head, request }, url);
       } catch (err) {
-        // The server may close an idle connection just as we reuse it: try once on a new one.
-        if (reused.answered || signal?.aborted) throw err;
+        // The server may close an idle connection just as we reuse it: try once on a new one
+        // (not when a body stream was opened already: it cannot be read twice).
+        if (reused.answered || request.signal?.aborted || reused.bodyStarted) throw err;
       }
     }
-    return (await this.connect(url)).exchange(request, url, signal);
+    return (await this.connect(url)).exchange({ head, request }, url);
   }
 
   private async connect(url: URL): Promise<Connection> {
@@ -115,6 +133,8 @@ class Connection {
   readonly ready: Promise<void>;
   /** Whether any byte of a response came back on the current exchange. */
   answered = false;
+  /** Whether the current exchange opened its body stream. */
+  bodyStarted = false;
   private readonly socket: net.Socket | TLSSocket;
   private slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
   private used = 0;
@@ -160,10 +180,12 @@ class Connection {
   }
 
   /** Sends one request and resolves with the response once its head is in (within headersTimeoutMs). */
-  exchange(request: string, url: URL, signal?: AbortSignal): Promise<HttpResponse> {
+  exchange({ head, request }: { head: string; request: HttpRequest }, url: URL): Promise<HttpResponse> {
+    const signal = request.signal;
     if (this.closed) return Promise.reject(Object.assign(new Error('connection closed'), { code: 'ECONNRESET' }));
     if (signal?.aborted) return Promise.reject(signal.reason);
     this.answered = false;
+    this.bodyStarted = false;
     this.socket.ref();
     return new Promise((resolve, reject) => {
       const onAbort = () => this.socket.destroy(signal?.reason as Error);
@@ -174,7 +196,7 @@ class Connection {
         signal?.removeEventListener('abort', onAbort);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      const parser = new ResponseParser(url, {
+      const parser = new ResponseParser(url, request.method === 'HEAD', {
         head: (res) => {
           clearTimeout(headersLate);
           resolve(res);
@@ -201,8 +223,30 @@ class Connection {
         },
       });
       this.parser = parser;
-      this.socket.write(request);
+      this.socket.write(head);
+      if (request.body) this.writeBody(request.body).catch((err: Error) => this.socket.destroy(err));
     });
+  }
+
+  /** A body after the head, with the socket's backpressure; a failed read of it drops the connection. */
+  private async writeBody(body: RequestBody): Promise<void> {
+    if (Buffer.isBuffer(body)) {
+      if (body.length) this.socket.write(body);
+      return;
+    }
+    this.bodyStarted = true;
+    for await (const chunk of body.open()) {
+      if (this.closed) return;
+      if (!this.socket.write(chunk)) await new Promise<void>((resolve) => {
+        const done = () => {
+          this.socket.off('drain', done);
+          this.socket.off('close', done);
+          resolve();
+        };
+        this.socket.on('drain', done);
+        this.socket.on('close', done);
+      });
+    }
   }
 
   onClose(listener: () => void): void {
@@ -237,8 +281,9 @@ class Connection {
   }
 }
 
-function formatRequest(url: URL, headers: Record<string, string>): string {
-  const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `Host: ${url.host}`];
+function formatRequest(url: URL, { method, headers, body }: HttpRequest): string {
+  const lines = [`${method} ${url.pathname}${url.search} HTTP/1.1`, `Host: ${url.host}`];
+  if (body || method === 'PUT' || method === 'POST' || method === 'PATCH') lines.push(`Content-Length: ${body?.length ?? 0}`);
   for (const [name, value] of Object.entries(headers)) {
     // A value from elsewhere (a token service's token) must not smuggle in a header of its own.
     if (/[\r\n]/.test(name) || /[\r\n]/.test(value)) throw new HttpProtocolError(`header ${JSON.stringify(name)} contains a line break`);

@@ -177,17 +177,8 @@ export class RegistryPull {
     let client = this.clients.get(source);
     if (!client) {
       for (const line of describeSource(source, logical)) this.options.debug?.(line);
-      const env = this.options.env ?? process.env;
-      const sameRegistry = source.reference.registry === logical.registry;
-      const secureContext: SecureContext | undefined = secureContextFor(source.certs, env);
-      client = new Registry(source.reference.registry, {
-        ...this.options,
-        // A mirror is asked once (skopeo does not retry it either): when it is down, the next endpoint is asked at once.
-        ...(source.role === 'mirror' ? { retries: 0 } : {}),
-        tlsVerify: source.tlsVerify,
-        secureContext,
-        credentials: async () => (sameRegistry ? this.options.credentials : undefined) ?? (await lookupCredentials(source.reference.registry, source.reference.repository, env)),
-      });
+      // A mirror is asked once (skopeo does not retry it either): when it is down, the next endpoint is asked at once.
+      client = registryClient(source, logical, { ...this.options, ...(source.role === 'mirror' ? { retries: 0 } : {}) });
       this.clients.set(source, client);
     }
     return client;
@@ -196,6 +187,22 @@ export class RegistryPull {
   close(): void {
     for (const client of this.clients.values()) client.close();
   }
+}
+
+/**
+ * The client of one endpoint: its TLS settings from the plan, --creds for the registry the
+ * reference names (another gets its own from auth.json), else auth.json; img-push uses it too.
+ */
+export function registryClient(source: PlannedSource, logical: ImageReference, options: PullOptions & { actions?: string }): Registry {
+  const env = options.env ?? process.env;
+  const sameRegistry = source.reference.registry === logical.registry;
+  const secureContext: SecureContext | undefined = secureContextFor(source.certs, env);
+  return new Registry(source.reference.registry, {
+    ...options,
+    tlsVerify: source.tlsVerify,
+    secureContext,
+    credentials: async () => (sameRegistry ? options.credentials : undefined) ?? (await lookupCredentials(source.reference.registry, source.reference.repository, env)),
+  });
 }
 
 function messageOf(err: unknown): string {

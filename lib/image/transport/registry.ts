@@ -9,9 +9,10 @@
  */
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BodyTooLarge, discardBody, HttpClient, readBody, type HttpClientOptions, type HttpResponse } from './http.js';
+import { BodyTooLarge, discardBody, HttpClient, readBody, type HttpClientOptions, type HttpRequest, type HttpResponse, type RequestBody } from './http.js';
+import { errorDetail, statusError } from './registry-errors.js';
 import { checkDigest, digestOf, quoted, verifyDigest } from '../../core/digest.js';
-import { AuthError, ContainerPartsError, DigestMismatchError, NotFoundError, RegistryError, UnsupportedError, UsageError } from '../../core/errors.js';
+import { AuthError, DigestMismatchError, RegistryError, UnsupportedError, UsageError } from '../../core/errors.js';
 import { formatBytes, type ItemProgress } from '../../core/progress.js';
 import { MAX_MANIFEST_BYTES } from '../manifest.js';
 import { isRepositoryName, isTag, registryEndpointHost } from '../reference.js';
@@ -32,6 +33,8 @@ export interface RegistryOptions extends Pick<HttpClientOptions, 'secureContext'
   headersTimeoutMs?: number;
   idleTimeoutMs?: number;
   debug?: (message: string) => void;
+  /** The token scope's actions (default `pull`; a push asks for `pull,push`). */
+  actions?: string;
 }
 
 export interface FetchedManifest {
@@ -53,10 +56,16 @@ export interface BlobOptions {
   signal?: AbortSignal;
 }
 
-interface RequestOptions {
+export interface RequestOptions {
   what: string;
+  method?: HttpRequest['method'];
   headers?: Record<string, string>;
+  body?: RequestBody;
   signal?: AbortSignal;
+  /** Statuses that are answers rather than errors (a HEAD's 404: the blob is not there). */
+  accept?: number[];
+  /** Not retried here (an upload's part: the caller resumes it from where the registry is). */
+  once?: boolean;
 }
 
 /** One blob download: where it comes from, how messages name it, and what ends it. */
@@ -188,20 +197,25 @@ export class Registry {
    * request with the scheme the registry names (also when it refuses a token we thought valid:
    * expired, revoked, clock skew); 404, a second 401, 403 and other 4xx are errors at once;
    * 408, 429 and the 5xx that mean "not now" are retried with backoff, or after as long as
-   * Retry-After says. An error body is read only up to a small cap.
+   * Retry-After says. An error body is read only up to a small cap. `path` is under
+   * /v2/REPOSITORY/, or a URL the registry gave (an upload's Location).
    */
-  private async request(repository: string, path: string, options: RequestOptions): Promise<HttpResponse> {
+  async request(repository: string, path: string, options: RequestOptions): Promise<HttpResponse> {
     if (!isRepositoryName(repository)) throw new UnsupportedError(`${this.registry}: invalid repository name ${quoted(repository)}`);
-    const signal = options.signal ?? this.options.signal;
-    const retries = this.options.retries ?? 4;
+    const signal = anyOf(options.signal, this.options.signal);
+    const retries = options.once ? 0 : (this.options.retries ?? 4);
+    const method = options.method ?? 'GET';
     let authenticated = false;
     for (let attempt = 0; ; ) {
       let res: HttpResponse;
       try {
-        const url = `${await this.baseUrl()}/v2/${repository}/${path}`;
-        const headers = { 'User-Agent': USER_AGENT, ...options.headers, ...(await this.authorization(repository)) };
-        this.options.debug?.(`GET ${url}`);
-        res = await this.http.get(url, headers, signal);
+        const base = await this.baseUrl();
+        // An upload's Location is a URL of its own; credentials go to the registry's origin only.
+        const url = /^https?:/.test(path) ? path : `${base}/v2/${repository}/${path}`;
+        const auth = new URL(url).origin === new URL(base).origin ? await this.authorization(repository) : {};
+        const headers = { 'User-Agent': USER_AGENT, ...options.headers, ...auth };
+        this.options.debug?.(`${method} ${url}`);
+        res = await this.http.request(url, { method, headers, body: options.body, signal });
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
         if (!isNetworkFailure(err) || attempt >= retries) throw wrapNetworkError(err, `${this.registry}: ${options.what}`);
@@ -209,8 +223,9 @@ export class Registry {
         await sleep(this.backoff(attempt++), signal);
         continue;
       }
-      if (res.status >= 200 && res.status < 300) return res;
-      await discardBody(res);
+      if ((res.status >= 200 && res.status < 300) || options.accept?.includes(res.status)) return res;
+      // A push's refusals say why in a distribution-spec error body; a pull's are discarded as before.
+      const body = method === 'GET' || method === 'HEAD' ? await discardBody(res) : await readBody(res, 64 << 10, options.what).catch(() => undefined);
       if (res.status === 401 && !authenticated) {
         authenticated = true;
         this.tokens.delete(repository);
@@ -224,25 +239,7 @@ export class Registry {
         attempt++;
         continue;
       }
-      throw this.statusError(res.status, options.what);
-    }
-  }
-
-  private statusError(status: number, what: string): ContainerPartsError {
-    const where = this.registry;
-    switch (status) {
-      case 404:
-        return new NotFoundError(`${where}: ${what} not found`);
-      case 401:
-        return new AuthError(`${where}: authentication required for ${what}`, status, {
-          hint: this.bearer ? 'the registry refused the token from its token service' : this.basic ? 'the credentials were refused' : 'give --creds USER:PASS or log in with podman/skopeo login',
-        });
-      case 403:
-        return new AuthError(`${where}: access to ${what} denied`, status);
-      case 429:
-        return new RegistryError(`${where}: too many requests for ${what} (still 429 after retries)`, status);
-      default:
-        return new RegistryError(`${where}: ${what}: HTTP ${status}${status >= 500 ? ' (server error, still failing after retries)' : ''}`, status);
+      throw statusError({ registry: this.registry, status: res.status, what: options.what, auth: this.bearer ? 'bearer' : this.basic ? 'basic' : undefined, detail: detailOf(body) });
     }
   }
 
@@ -268,7 +265,7 @@ export class Registry {
   }
 
   private fetchToken(repository: string, challenge: Challenge): Promise<Token> {
-    return requestToken({ http: this.http, registry: this.registry, repository, challenge, credentials: () => this.credentials(), signal: this.options.signal, debug: this.options.debug });
+    return requestToken({ http: this.http, registry: this.registry, repository, actions: this.options.actions, challenge, credentials: () => this.credentials(), signal: this.options.signal, debug: this.options.debug });
   }
 
   private async authenticate(repository: string, header: string | null): Promise<void> {
@@ -316,6 +313,10 @@ export class Registry {
   close(): void {
     this.http.close();
   }
+}
+
+function detailOf(body: Buffer | void | undefined): string | undefined {
+  return body ? errorDetail(body) : undefined;
 }
 
 function headerValue(value: string | string[] | undefined): string | null {

@@ -37,7 +37,7 @@ export function describe(err: unknown): string {
 export function wrapNetworkError(err: unknown, where: string): ContainerPartsError {
   if (err instanceof ContainerPartsError) return err;
   const code = (err as { code?: string }).code;
-  if (code === 'ECONNREFUSED') return new RegistryError(`${where}: connection refused (is the registry running?)`);
+  if (code === 'ECONNREFUSED') return new RegistryError(`${where}: connection refused (is the registry running?)`, undefined, { cause: err });
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new RegistryError(`${where}: host not found`);
   if (code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) {
     const host = where.split(': ')[0];
@@ -46,7 +46,7 @@ export function wrapNetworkError(err: unknown, where: string): ContainerPartsErr
   if (/wrong version number|EPROTO/i.test(describe(err))) {
     return new RegistryError(`${where}: the registry does not speak HTTPS`, undefined, { hint: 'maybe --tls-verify=false will help?' });
   }
-  return new RegistryError(`${where}: ${describe(err).split('\n')[0]}`);
+  return new RegistryError(`${where}: ${describe(err).split('\n')[0]}`, undefined, { cause: err });
 }
 
 /** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
