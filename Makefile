@@ -18,10 +18,10 @@ node_modules/.installed: package.json package-lock.json
 build: node_modules/.installed
 	$(NPM) run --silent build
 
-# The five commands on PATH, as symlinks into this checkout's dist/, and their man pages.
+# The commands on PATH, as symlinks into this checkout's dist/, and their man pages.
 install: build
 	mkdir -p $(PREFIX)/bin $(PREFIX)/share/man/man1
-	for tool in img-fetch img-unpack ovl-mount ns-enter oci-spec; do \
+	for tool in img-fetch img-unpack ovl-mount ns-enter oci-spec img-commit; do \
 	  if [ -f dist/tools/$$tool.js ]; then \
 	    ln -sf $(CURDIR)/dist/tools/$$tool.js $(PREFIX)/bin/$$tool; \
 	    cp dist/man/$$tool.1 $(PREFIX)/share/man/man1/; \

@@ -90,8 +90,12 @@ async function writeLayer(txn: BlobTransaction, request: CommitRequest, mediaTyp
   });
   const compressor = compressorFor(request.compression);
   const stored = new PassThrough({ highWaterMark: 1 << 20 });
-  const [descriptor] = await Promise.all([txn.putStream(stored, mediaType), pipeline(Readable.from(layer.chunks), tap, compressor.stream, stored)]);
+  const [written, produced] = await Promise.allSettled([txn.putStream(stored, mediaType), pipeline(Readable.from(layer.chunks), tap, compressor.stream, stored)]);
+  // The store's failure first: a full disk stops the pipeline too, which then only says it was aborted.
+  if (written.status === 'rejected') throw written.reason;
+  if (produced.status === 'rejected') throw produced.reason;
   await compressor.done();
+  const descriptor = written.value;
   return { ...descriptor, diffID: `sha256:${diffHash.digest('hex')}`, skipped: layer.skipped };
 }
 

@@ -9,7 +9,7 @@ import { runProgram } from '../core/host.js';
 export type TreeXattrs = Map<string, Map<string, Buffer>>;
 
 export async function readTreeXattrs(root: string): Promise<TreeXattrs> {
-  const output = await runProgram(['getfattr', '-R', '-P', '--absolute-names', '-d', '-m', '-', '-e', 'hex', root]).catch((err: Error) => {
+  const output = await runProgram(['getfattr', '-R', '-P', '-h', '--absolute-names', '-d', '-m', '-', '-e', 'hex', root]).catch((err: Error) => {
     if (/not found/.test(err.message)) throw new HostError('getfattr is not installed (apt-get install attr)');
     throw err;
   });
