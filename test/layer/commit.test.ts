@@ -54,7 +54,8 @@ async function changeRoot(merged: string): Promise<void> {
   await mustExec('chown', ['-h', '1234:5678', join(merged, 'opt', 'symlink')]);
   await mustExec('setcap', ['cap_net_raw+ep', join(merged, 'bin', 'busybox')]);
   await mustExec('setfattr', ['-n', 'user.note', '-v', 'kept', join(merged, 'etc', 'motd')]);
-  await mustExec('python3', ['-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(join(merged, 'opt', 'sock'))})`]);
+  // Bound by a relative name: a socket's path may be at most 108 bytes.
+  await mustExec('python3', ['-c', "import socket; socket.socket(socket.AF_UNIX).bind('sock')"], { cwd: join(merged, 'opt') });
 }
 
 const NOT_SOCKET = (rel: string) => rel === 'opt/sock';
@@ -73,6 +74,43 @@ async function commit(args: string[], input: string, env: NodeJS.ProcessEnv = {}
 async function umociTree(name: string, dir: string): Promise<string[]> {
   await mustExec('umoci', ['unpack', '--image', `${store}:${name}`, dir]);
   return describeTree(join(dir, 'rootfs'), { skipRoot: true });
+}
+
+/**
+ * A layer's entries as python's tarfile reads them (name, type, permission bits (Go's tar adds the
+ * file type's, GNU tar and we do not; a whiteout's are nobody's business), owner, size, link, device, PAX xattrs), sorted, without mtimes.
+ */
+async function layerEntries(blob: string): Promise<string[]> {
+  const script = String.raw`
+import sys, tarfile
+with tarfile.open(sys.argv[1]) as t:
+    for m in t:
+        x = sorted(k + "=" + v.encode("utf-8", "surrogateescape").hex() for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr."))
+        print(m.name, m.type.decode(), "-" if "/.wh." in "/" + m.name else oct(m.mode & 0o7777), m.uid, m.gid, m.size, m.linkname, m.devmajor if m.ischr() else "", m.devminor if m.ischr() else "", *x)
+`;
+  return (await mustExec('python3', ['-c', script, blob])).split('\n').filter(Boolean).sort();
+}
+
+/** buildah (its own root, runroot and containers.conf) from the same image, the same changes made in its mount, committed uncompressed: its new layer. */
+async function buildahLayer(dir: string, layout: string, change: (merged: string) => Promise<void>): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'containers.conf'), '');
+  await writeFile(join(dir, 'registries.conf'), 'unqualified-search-registries = []\n');
+  const env = { CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_REGISTRIES_CONF: join(dir, 'registries.conf') };
+  const buildah = (args: string[]) => mustExec('buildah', ['--root', join(dir, 'root'), '--runroot', join(dir, 'run'), '--storage-driver', 'overlay', ...args], { env, timeoutMs: 120_000 });
+  const name = `cp-commit-${process.pid}`;
+  // Through skopeo: buildah names an image pulled from oci:PATH after the path, which may not be a valid name.
+  await mustExec('skopeo', ['copy', '-q', `oci:${layout}:busybox`, `containers-storage:[overlay@${join(dir, 'root')}+${join(dir, 'run')}]localhost/lab-busybox:latest`], { env, timeoutMs: 120_000 });
+  await buildah(['from', '--pull-never', '--name', name, 'localhost/lab-busybox:latest']);
+  try {
+    await change((await buildah(['mount', name])).trim());
+    await buildah(['commit', '--disable-compression', name, `oci:${join(dir, 'out')}:x`]);
+  } finally {
+    await buildah(['rm', name]).catch(() => undefined);
+  }
+  const index = JSON.parse(await readFile(join(dir, 'out', 'index.json'), 'utf8'));
+  const manifest = JSON.parse(await readFile(join(dir, 'out', 'blobs', 'sha256', (index.manifests[0].digest as string).slice(7)), 'utf8'));
+  return join(dir, 'out', 'blobs', 'sha256', (manifest.layers.at(-1).digest as string).slice(7));
 }
 
 describe('img-commit', () => {
@@ -101,6 +139,23 @@ describe('img-commit', () => {
     } finally {
       await unmount(c.doc);
     }
+  });
+
+  test('buildah commit of the same changes has the same entries; of other changes, not (the twin)', async () => {
+    const c = await container('buildah');
+    let ours: string[];
+    try {
+      await changeRoot(c.merged);
+      const { doc } = await commit(['--compression', 'none', '--name', 'localhost/buildah:1'], c.doc);
+      ours = await layerEntries(join(store, 'blobs', 'sha256', (doc.commit.layer.digest as string).slice(7)));
+    } finally {
+      await unmount(c.doc);
+    }
+    const layout = join(work.path, 'layout');
+    const theirs = await layerEntries(await buildahLayer(join(work.path, 'buildah-same'), layout, changeRoot));
+    assert.deepEqual(ours, theirs, treeDiff(ours, theirs, ['img-commit', 'buildah']));
+    const other = await layerEntries(await buildahLayer(join(work.path, 'buildah-other'), layout, (merged) => writeFile(join(merged, 'etc', 'motd'), 'hi\n')));
+    assert.notDeepEqual(ours, other);
   });
 
   test('the layer: whiteouts before their siblings, the opaque marker, sorted, no user or group names', async () => {
