@@ -13,6 +13,7 @@ const benchmarks: Benchmark[] = [
   { name: 'fetch', run: () => import('./fetch.js').then((m) => m.run()) },
   { name: 'ns-enter', run: () => import('./ns-enter.js').then((m) => m.run()) },
   { name: 'unpack', run: () => import('./unpack.js').then((m) => m.run()) },
+  { name: 'commit', run: () => import('./commit.js').then((m) => m.run()) },
 ];
 
 const wanted = process.argv.slice(2);

@@ -9,7 +9,7 @@
  */
 import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Stats } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { UnsupportedError } from '../core/errors.js';
 import { readTreeXattrs, type TreeXattrs } from './tree-xattrs.js';
 import { TAR_END, tarHeader, tarPadding, type TarEntry } from './tar-writer.js';
@@ -96,7 +96,7 @@ async function* entryChunks(walk: Walk, rel: string, info: Stats): AsyncGenerato
     return;
   }
   yield tarHeader(entry);
-  if (entry.type === 'file') yield* fileContent(join(walk.upper, rel), entry.size);
+  if (entry.type === 'file') yield* fileContent(join(walk.upper, rel), info);
 }
 
 function baseEntry(walk: Walk, rel: string, info: Stats): TarEntry {
@@ -155,23 +155,29 @@ function clamp(walk: Walk, mtime: number): number {
   return walk.timestamp !== undefined && mtime > walk.timestamp ? walk.timestamp : mtime;
 }
 
-/** A file's bytes, exactly `size` of them: a file that changes size while it is read is refused, not cut or padded. */
-async function* fileContent(path: string, size: number): AsyncGenerator<Buffer> {
-  const handle = await open(path, 'r');
+/**
+ * A file's bytes, exactly its size: a file that changes while it is read is refused, not cut or
+ * padded. Opened without following a symlink and checked to be the inode the walk saw, so a
+ * process in the container that swaps the file for a link cannot put a host file in the layer.
+ */
+async function* fileContent(path: string, info: Stats): AsyncGenerator<Buffer> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const changed = () => new UnsupportedError(`${path} changed while it was committed (stop the container first)`);
   try {
-    let done = 0;
-    while (done < size) {
-      const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, size - done));
+    const opened = await handle.stat();
+    if (opened.ino !== info.ino || opened.dev !== info.dev) throw changed();
+    for (let done = 0; done < info.size; ) {
+      const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, info.size - done));
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, done);
-      if (bytesRead === 0) throw new UnsupportedError(`${path} shrank while it was committed (stop the container first)`);
+      if (bytesRead === 0) throw changed();
       done += bytesRead;
       yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
     }
-    if ((await handle.stat()).size !== size) throw new UnsupportedError(`${path} changed size while it was committed (stop the container first)`);
+    if ((await handle.stat()).size !== info.size) throw changed();
   } finally {
     await handle.close();
   }
-  yield tarPadding(size);
+  yield tarPadding(info.size);
 }
 
 function byteOrder(a: string, b: string): number {
