@@ -7,9 +7,8 @@
  * wrong layer. The stream is reproducible: entries sorted byte-wise, each directory's whiteouts
  * before its other entries, no user or group names, mtimes clamped to `timestamp` when given.
  */
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { constants, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from 'node:fs';
 import { UnsupportedError } from '../core/errors.js';
 import { readTreeXattrs, type TreeXattrs } from './tree-xattrs.js';
 import { TAR_END, tarHeader, tarPadding, type TarEntry } from './tar-writer.js';
@@ -31,6 +30,7 @@ const OVERLAY_XATTR = /^(trusted|user)\.(overlay|fuseoverlayfs)\./;
 const REFUSED_XATTR = /^(trusted|user)\.overlay\.(redirect|metacopy)$/;
 /** Content is read in pieces of this size: the peak memory does not grow with a file's size. */
 const READ_CHUNK = 1 << 20;
+const COALESCE_BYTES = 1 << 20;
 
 interface Walk {
   upper: string;
@@ -54,49 +54,85 @@ function refuseRedirects(xattrs: TreeXattrs): void {
   }
 }
 
+/** What is still to be written, in order: header bytes ready to go, or an entry to stat and read. */
+type Pending = Buffer | { rel: string; info: Stats };
+
+/**
+ * The walk is one generator over an explicit stack (no generator per directory: every chunk
+ * would pass through each level), and its output is coalesced into pieces of about
+ * COALESCE_BYTES: a 512-byte header per write would cost a system call per entry. The walk's
+ * own calls are synchronous: files come from the page cache, and four thread-pool hops per
+ * file (open, fstat, read, close) cost more than the reads; the writing side runs meanwhile.
+ */
 async function* layerChunks(walk: Walk): AsyncGenerator<Buffer> {
-  yield* directoryChunks(walk, '');
-  yield TAR_END;
+  const out = new Coalescer();
+  const stack: Pending[] = directoryItems(walk, '').reverse();
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    if (Buffer.isBuffer(item)) out.add(item);
+    else if (item.info.isSocket()) walk.skipped.push(`/${item.rel}`);
+    else if (item.info.isDirectory()) {
+      out.add(tarHeader(baseEntry(walk, item.rel, item.info)));
+      stack.push(...directoryItems(walk, item.rel).reverse());
+    } else if (addNonDirectory(walk, item, out)) {
+      for (const chunk of fileContent(join(walk.upper, item.rel), item.info)) if (out.add(chunk)) yield out.take();
+    }
+    if (out.full()) yield out.take();
+  }
+  out.add(TAR_END);
+  yield out.take();
 }
 
-async function* directoryChunks(walk: Walk, dir: string): AsyncGenerator<Buffer> {
-  const names = (await readdir(join(walk.upper, dir))).sort(byteOrder);
+class Coalescer {
+  private pieces: Buffer[] = [];
+  private bytes = 0;
+  /** True when full: take() before adding more. */
+  add(chunk: Buffer): boolean {
+    this.pieces.push(chunk);
+    this.bytes += chunk.length;
+    return this.full();
+  }
+  full(): boolean {
+    return this.bytes >= COALESCE_BYTES;
+  }
+  take(): Buffer {
+    const all = Buffer.concat(this.pieces, this.bytes);
+    [this.pieces, this.bytes] = [[], 0];
+    return all;
+  }
+}
+
+/** A directory's items in layer order: its opaque marker, its whiteouts, then its entries, each sorted. */
+function directoryItems(walk: Walk, dir: string): Pending[] {
+  const names = readdirSync(join(walk.upper, dir)).sort(byteOrder);
   const whiteouts: string[] = [];
-  const others: Array<{ name: string; info: Stats }> = [];
+  const others: Pending[] = [];
   for (const name of names) {
     if (name === OPAQUE_MARKER) continue;
     if (name.startsWith('.wh.')) {
       whiteouts.push(name);
       continue;
     }
-    const info = await lstat(join(walk.upper, dir, name));
+    const info = lstatSync(join(walk.upper, dir, name));
     if (info.isCharacterDevice() && info.rdev === 0) whiteouts.push(`.wh.${name}`);
-    else others.push({ name, info });
+    else others.push({ rel: join(dir, name), info });
   }
-  if (dir !== '' && (names.includes(OPAQUE_MARKER) || isOpaque(walk, dir))) yield tarHeader(whiteoutEntry(walk, join(dir, OPAQUE_MARKER)));
-  for (const name of whiteouts.sort(byteOrder)) yield tarHeader(whiteoutEntry(walk, join(dir, name)));
-  for (const { name, info } of others) yield* entryChunks(walk, join(dir, name), info);
+  const items: Pending[] = [];
+  if (dir !== '' && (names.includes(OPAQUE_MARKER) || isOpaque(walk, dir))) items.push(tarHeader(whiteoutEntry(walk, join(dir, OPAQUE_MARKER))));
+  for (const name of whiteouts.sort(byteOrder)) items.push(tarHeader(whiteoutEntry(walk, join(dir, name))));
+  return items.concat(others);
 }
 
-async function* entryChunks(walk: Walk, rel: string, info: Stats): AsyncGenerator<Buffer> {
-  if (info.isSocket()) {
-    walk.skipped.push(`/${rel}`);
-    return;
-  }
-  const entry = baseEntry(walk, rel, info);
-  if (info.isDirectory()) {
-    yield tarHeader(entry);
-    yield* directoryChunks(walk, rel);
-    return;
-  }
-  if (entry.type === 'symlink') entry.linkname = await readlink(join(walk.upper, rel));
-  const first = info.isFile() && info.nlink > 1 ? linkedName(walk, rel, info) : undefined;
+/** Adds the header of a file, link, device or FIFO; true when the file's content follows. */
+function addNonDirectory(walk: Walk, item: { rel: string; info: Stats }, out: Coalescer): boolean {
+  const entry = baseEntry(walk, item.rel, item.info);
+  if (entry.type === 'symlink') entry.linkname = readlinkSync(join(walk.upper, item.rel));
+  const first = item.info.isFile() && item.info.nlink > 1 ? linkedName(walk, item.rel, item.info) : undefined;
   if (first !== undefined) {
-    yield tarHeader({ ...entry, type: 'hardlink', size: 0, linkname: first });
-    return;
+    out.add(tarHeader({ ...entry, type: 'hardlink', size: 0, linkname: first }));
+    return false;
   }
-  yield tarHeader(entry);
-  if (entry.type === 'file') yield* fileContent(join(walk.upper, rel), info);
+  out.add(tarHeader(entry));
+  return entry.type === 'file';
 }
 
 function baseEntry(walk: Walk, rel: string, info: Stats): TarEntry {
@@ -156,26 +192,25 @@ function clamp(walk: Walk, mtime: number): number {
 }
 
 /**
- * A file's bytes, exactly its size: a file that changes while it is read is refused, not cut or
- * padded. Opened without following a symlink and checked to be the inode the walk saw, so a
+ * A file's bytes, exactly the size its header says: a file that shrinks while it is read is
+ * refused, not padded. Opened without following a symlink and checked to be the inode the walk saw, so a
  * process in the container that swaps the file for a link cannot put a host file in the layer.
  */
-async function* fileContent(path: string, info: Stats): AsyncGenerator<Buffer> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+function* fileContent(path: string, info: Stats): Generator<Buffer> {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   const changed = () => new UnsupportedError(`${path} changed while it was committed (stop the container first)`);
   try {
-    const opened = await handle.stat();
+    const opened = fstatSync(fd);
     if (opened.ino !== info.ino || opened.dev !== info.dev) throw changed();
     for (let done = 0; done < info.size; ) {
       const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, info.size - done));
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, done);
+      const bytesRead = readSync(fd, buffer, 0, buffer.length, done);
       if (bytesRead === 0) throw changed();
       done += bytesRead;
       yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
     }
-    if ((await handle.stat()).size !== info.size) throw changed();
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
   yield tarPadding(info.size);
 }
