@@ -33,18 +33,14 @@ export const imgCommit = defineCommand({
     const { upper, base, container } = await commitInput(doc, args, ctx.io.env);
     const name = args.name ?? (container ? `localhost/${container}:latest` : undefined);
     if (name === undefined) throw new UsageError('--upper without a container needs --name NAME');
+    const changes = (args.change ?? []).map(String);
+    const timestamp = timestampOf(args.timestamp, ctx.io.env.SOURCE_DATE_EPOCH);
+    if (args.explain) return ctx.explain((await import('../lib/cli/explain-commit.js')).explainCommit({ upper, base, name, compression: args.compression, changes, timestamp }));
     const { checkUpperImage } = await import('../lib/mount/container.js');
     checkUpperImage(upper, base);
     const { commitUpper } = await import('../lib/layer/commit.js');
-    const result = await commitUpper({
-      upper,
-      base,
-      name,
-      compression: args.compression,
-      format: args.format,
-      timestamp: timestampOf(args.timestamp, ctx.io.env.SOURCE_DATE_EPOCH),
-      meta: { createdBy: 'img-commit', message: args.message, author: args.author, changes: (args.change ?? []).map(String) },
-    });
+    const meta = { createdBy: 'img-commit', message: args.message, author: args.author, changes };
+    const result = await commitUpper({ upper, base, name, compression: args.compression, format: args.format, timestamp, meta });
     for (const path of result.skipped) ctx.log.warn(`skipped ${path}: a socket cannot be in a layer`);
     ctx.log.info(`${name}: ${result.image.digest} (layer ${result.layer.digest}, ${result.layer.size} bytes)`);
     const out: PipeDocument = { documentVersion: DOCUMENT_VERSION, image: result.image, commit: { layer: result.layer, skipped: result.skipped } };

@@ -40,7 +40,8 @@ export interface CommitResult {
 
 export async function commitUpper(request: CommitRequest): Promise<CommitResult> {
   const mediaType = layerMediaType(request.format, request.compression);
-  const store = await OciLayout.open(request.base.store);
+  // create: the store exists (the base image is in it); opening it for writing sweeps dead commits' staging.
+  const store = await OciLayout.open(request.base.store, { create: true });
   const created = formatCreated(request.timestamp);
   const txn = await store.begin();
   let made: Awaited<ReturnType<typeof stageImage>>;

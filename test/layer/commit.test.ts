@@ -6,12 +6,13 @@
  */
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { link, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { link, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assertOneLineError, exec, mustExec, tool } from '../helpers/exec.js';
 import { mountingWorkDir } from '../helpers/mounts.js';
-import { SCRIPTS } from '../helpers/paths.js';
+import { SCRIPTS, toolPath } from '../helpers/paths.js';
 import { describeTree, treeDiff } from '../helpers/tree.js';
 import { snapshotStore } from '../helpers/store-snapshot.js';
 
@@ -262,9 +263,34 @@ describe('img-commit', () => {
       assertOneLineError(result, 'img-commit', 1, /trusted\.overlay\.redirect.*redirect_dir or metacopy/);
       assert.deepEqual(await snapshotStore(store), before, 'nothing was written');
       assertOneLineError(await tool('img-commit', ['--input', c.file, '--change', 'FROM x']), 'img-commit', 2, /--change "FROM x": takes CMD/);
+      const explained = await tool('img-commit', ['--input', c.file, '--explain', '--timestamp', '5']);
+      assert.equal(explained.status, 0, explained.stderr);
+      assert.match(explained.stdout, /tar -C .*upper --sort=name .*--mtime=@5 --clamp-mtime/);
+      assert.deepEqual(await snapshotStore(store), before, '--explain writes nothing');
     } finally {
       await unmount(c.doc);
     }
+  });
+
+  test('kill -9 in the middle of a commit: the name is absent or whole, and the next commit sweeps the staging', async () => {
+    const upper = join(work.path, 'killed-upper');
+    await mkdir(upper);
+    await writeFile(join(upper, 'noise'), randomBytes(48 << 20));
+    const reference = JSON.parse(fetched).image.reference as string;
+    const child = spawn(process.execPath, [toolPath('img-commit'), '--store', store, '--image', reference, '--upper', upper, '--name', 'localhost/killed:1'], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.once('close', resolve));
+    const staging = async () => (await readdir(store)).filter((n) => n.startsWith('.staging-'));
+    for (let i = 0; i < 2000 && child.exitCode === null && (await staging()).length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    child.kill('SIGKILL');
+    await exited;
+    const index = JSON.parse(await readFile(join(store, 'index.json'), 'utf8'));
+    const named = index.manifests.find((m: { annotations?: Record<string, string> }) => m.annotations?.['org.opencontainers.image.ref.name'] === 'localhost/killed:1');
+    if (named) await readFile(join(store, 'blobs', 'sha256', (named.digest as string).slice(7)));
+    const small = join(work.path, 'after-kill-upper');
+    await mkdir(small);
+    await writeFile(join(small, 'f'), 'x');
+    await commit(['--store', store, '--image', reference, '--upper', small, '--name', 'localhost/after-kill:1'], '');
+    assert.deepEqual(await staging(), [], 'the dead commit\'s staging is swept');
   });
 
   test('a disk that fills during a commit leaves nothing in the store', async () => {
