@@ -37,7 +37,7 @@ export const imgCommit = defineCommand({
     const timestamp = timestampOf(args.timestamp, ctx.io.env.SOURCE_DATE_EPOCH);
     if (args.explain) return ctx.explain((await import('../lib/cli/explain-commit.js')).explainCommit({ upper, base, name, compression: args.compression, changes, timestamp }));
     const { checkUpperImage } = await import('../lib/mount/container.js');
-    checkUpperImage(upper, base);
+    await checkUpperImage(upper, base);
     const { commitUpper } = await import('../lib/layer/commit.js');
     const meta = { createdBy: 'img-commit', message: args.message, author: args.author, changes };
     const result = await commitUpper({ upper, base, name, compression: args.compression, format: args.format, timestamp, meta });
@@ -70,7 +70,7 @@ async function commitInput(doc: PipeDocument | undefined, args: { upper?: string
 
 function timestampOf(flag: number | undefined, sourceDateEpoch: string | undefined): number | undefined {
   if (flag !== undefined) {
-    if (!Number.isInteger(flag) || flag < 0) throw new UsageError(`--timestamp ${flag}: seconds since the epoch, a whole number`);
+    if (!Number.isInteger(flag) || flag < 0) throw new UsageError(`--timestamp: give seconds since the epoch, a whole number (not ${flag})`);
     return flag;
   }
   if (sourceDateEpoch === undefined || sourceDateEpoch === '') return undefined;

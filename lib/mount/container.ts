@@ -149,10 +149,13 @@ function describeRecord(record: ContainerRecord): string {
 }
 
 /**
- * Refuses to commit an upper dir onto another image than the one its container was made from
- * (container.json beside it, when it is a container's): its changes are changes to that image.
+ * Refuses to commit what is not a directory, or an upper dir onto another image than the one its
+ * container was made from (container.json beside it, when it is a container's): its changes are
+ * changes to that image.
  */
-export function checkUpperImage(upper: string, image: { digest: string; reference: string }): void {
+export async function checkUpperImage(upper: string, image: { digest: string; reference: string }): Promise<void> {
+  const { requireDirectory } = await import('./checks.js');
+  await requireDirectory(upper, 'upper dir');
   const recorded = readRecord(join(resolve(upper), '..', 'container.json'));
   if (recorded?.image !== undefined && recorded.image !== image.digest) {
     throw new UsageError(`${upper} holds changes to image ${recorded.image}, not to ${image.reference} (${image.digest})`, { hint: 'commit it onto the image its container was made from' });

@@ -69,27 +69,29 @@ export class BlobTransaction {
    */
   async putStream(source: AsyncIterable<Buffer>, mediaType: string): Promise<Descriptor> {
     const temp = join(this.stagingDir, `new.${randomBytes(4).toString('hex')}.part`);
+    // Only the store's own calls are write errors: the source's (a walk that fails) pass as they are.
+    const store = <T>(call: Promise<T>) => call.catch((err) => Promise.reject(asWriteError(err, temp)));
     const hash = createHash('sha256');
     let size = 0;
     try {
-      const handle = await open(temp, 'w');
+      const handle = await store(open(temp, 'w'));
       try {
         for await (const chunk of source) {
           hash.update(chunk);
           size += chunk.length;
-          await handle.write(chunk);
+          await store(handle.write(chunk));
         }
-        await handle.sync();
+        await store(handle.sync());
       } finally {
         await handle.close();
       }
       const digest = `sha256:${hash.digest('hex')}`;
       if (await this.hasBlob(digest, size)) await rm(temp, { force: true });
-      else await this.adopt(temp, digest);
+      else await store(this.adopt(temp, digest));
       return { mediaType, digest, size };
     } catch (err) {
       await rm(temp, { force: true });
-      throw asWriteError(err, temp);
+      throw err;
     }
   }
 
