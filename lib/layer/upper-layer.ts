@@ -197,8 +197,13 @@ function clamp(walk: Walk, mtime: number): number {
  * process in the container that swaps the file for a link cannot put a host file in the layer.
  */
 function* fileContent(path: string, info: Stats): Generator<Buffer> {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   const changed = () => new UnsupportedError(`${path} changed while it was committed (stop the container first)`);
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    throw (err as NodeJS.ErrnoException).code === 'ELOOP' ? changed() : err;
+  }
   try {
     const opened = fstatSync(fd);
     if (opened.ino !== info.ino || opened.dev !== info.dev) throw changed();
