@@ -15,7 +15,7 @@ async function walkWithSwap(swap: (upper: string) => Promise<void>): Promise<Buf
   const dir = await tempDir('cp-upper-layer-');
   try {
     const upper = join(dir.path, 'upper');
-    await writeFile(join(dir.path, 'secret'), 'host secret\n');
+    await writeFile(join(dir.path, 'secret'), 'host secret, longer than the file it replaces\n');
     await mkdir(upper);
     await writeFile(join(upper, 'a'), Buffer.alloc(2 << 20, 1));
     await writeFile(join(upper, 'b'), 'container file\n');
