@@ -15,6 +15,7 @@ const benchmarks: Benchmark[] = [
   { name: 'unpack', run: () => import('./unpack.js').then((m) => m.run()) },
   { name: 'push', run: () => import('./push.js').then((m) => m.run()) },
   { name: 'layer-shapes', run: () => import('./layer-shapes.js').then((m) => m.run()) },
+  { name: 'commit', run: () => import('./commit.js').then((m) => m.run()) },
 ];
 
 const wanted = process.argv.slice(2);

@@ -6,7 +6,7 @@ packages=(
   nodejs npm            # the toolkit itself (a machine that has node already keeps it)
   docker-registry       # the lab's local registry
   skopeo umoci          # image oracles and the demo image builder
-  podman buildah        # oracles of img-push (podman pull/load read what it writes) and img-commit
+  podman buildah        # oracles of img-push (podman pull/load read what it writes) and of img-commit (buildah commit)
   runc crun             # runtime oracles
   bubblewrap            # ns-enter's executor of namespace/mount/pivot_root syscalls
   gcc libc6-dev         # ns-enter's static helper (native/ns-enter-exec.c), built by npm run build

@@ -148,6 +148,20 @@ function describeRecord(record: ContainerRecord): string {
   return record.lower.length === 1 ? `lower dir ${record.lower[0]}` : `${record.lower.length} lower dirs (top ${record.lower[0]})`;
 }
 
+/**
+ * Refuses to commit what is not a directory, or an upper dir onto another image than the one its
+ * container was made from (container.json beside it, when it is a container's): its changes are
+ * changes to that image.
+ */
+export async function checkUpperImage(upper: string, image: { digest: string; reference: string }): Promise<void> {
+  const { requireDirectory } = await import('./checks.js');
+  await requireDirectory(upper, 'upper dir');
+  const recorded = readRecord(join(resolve(upper), '..', 'container.json'));
+  if (recorded?.image !== undefined && recorded.image !== image.digest) {
+    throw new UsageError(`${upper} holds changes to image ${recorded.image}, not to ${image.reference} (${image.digest})`, { hint: 'commit it onto the image its container was made from' });
+  }
+}
+
 /** Without --store, a piped image's store (where img-unpack cached its layers) holds the container too. */
 export function pipedStore(flag: string | undefined, doc: { image?: { layout: string; store: string } } | undefined): string | undefined {
   return flag === undefined && doc?.image?.layout === 'oci' ? doc.image.store : undefined;

@@ -5,8 +5,8 @@
  * (core/holder.ts) from the moment it exists under its name, and the owner keeps touching it;
  * a later open sweeps the directories of owners that are dead, or unseen and silent too long.
  */
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { digestHex, digestOf } from '../../core/digest.js';
 import { isFileOfSize } from '../../core/atomic-write.js';
@@ -66,6 +66,43 @@ export class BlobTransaction {
       await writer.commit();
     }
     return { mediaType, digest, size: data.length };
+  }
+
+  /**
+   * Stages a blob whose digest is known only at its end (a layer being made): hashed as it is
+   * written, synced, then named by its digest. A failed source or write leaves no file.
+   */
+  async putStream(source: AsyncIterable<Buffer>, mediaType: string): Promise<Descriptor> {
+    const temp = join(this.stagingDir, `new.${randomBytes(4).toString('hex')}.part`);
+    // Only the store's own calls are write errors: the source's (a walk that fails) pass as they are.
+    const store = <T>(call: Promise<T>) => call.catch((err) => Promise.reject(asWriteError(err, temp)));
+    const hash = createHash('sha256');
+    let size = 0;
+    try {
+      const handle = await store(open(temp, 'w'));
+      try {
+        for await (const chunk of source) {
+          hash.update(chunk);
+          size += chunk.length;
+          await store(handle.write(chunk));
+        }
+        await store(handle.sync());
+      } finally {
+        await handle.close();
+      }
+      const digest = `sha256:${hash.digest('hex')}`;
+      if (await this.hasBlob(digest, size)) await rm(temp, { force: true });
+      else await store(this.adopt(temp, digest));
+      return { mediaType, digest, size };
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+  }
+
+  private async adopt(temp: string, digest: string): Promise<void> {
+    await rename(temp, this.stagedPath(digest));
+    if (!this.staged.includes(digest)) this.staged.push(digest);
   }
 
   /**

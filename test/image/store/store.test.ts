@@ -10,6 +10,7 @@ import { MEDIA_TYPES, REF_NAME_ANNOTATION } from '../../../lib/image/model.js';
 import { tempDir } from '../../helpers/paths.js';
 import { currentHolder, STALE_HOLDER_MS } from '../../../lib/core/holder.js';
 import { snapshotStore } from '../../helpers/store-snapshot.js';
+import { StoreWriteError } from '../../../lib/image/store/errors.js';
 import { ociSchema } from '../../helpers/oci-schema.js';
 import { mustExec } from '../../helpers/exec.js';
 
@@ -130,4 +131,21 @@ test("dir: layouts: a foreign non-empty directory is refused; a failed write rem
     await txn.putBytes(Buffer.from('x'), 'x');
     await layout.abort(txn);
     assert.deepEqual(await snapshotStore(fresh), { files: [], index: '' });
+  }));
+
+test('putStream: a blob named by its digest at its end, and a failing source is its own error, not a write error, leaving nothing', () =>
+  withTemp(async (dir) => {
+    const store = await OciLayout.open(join(dir, 'store'), { create: true });
+    const before = await snapshotStore(join(dir, 'store'));
+    async function* chunks(fail: boolean) {
+      yield Buffer.from('layer ');
+      // A file of the upper dir that went away: an errno error, but not the store's.
+      if (fail) throw Object.assign(new Error("ENOENT: no such file or directory, lstat '/upper/gone'"), { code: 'ENOENT', syscall: 'lstat', path: '/upper/gone' });
+      yield Buffer.from('bytes');
+    }
+    await assert.rejects(store.transaction((txn) => txn.putStream(chunks(true), MEDIA_TYPES.ociLayer)), (err: Error) => !(err instanceof StoreWriteError) && /lstat '\/upper\/gone'/.test(err.message));
+    assert.deepEqual(await snapshotStore(join(dir, 'store')), before);
+    const descriptor = await store.transaction((txn) => txn.putStream(chunks(false), MEDIA_TYPES.ociLayer));
+    assert.deepEqual(descriptor, { mediaType: MEDIA_TYPES.ociLayer, digest: digestOf('layer bytes'), size: 11 });
+    assert.equal(await readFile(store.blobPath(descriptor.digest), 'utf8'), 'layer bytes');
   }));
