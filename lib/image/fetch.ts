@@ -85,17 +85,18 @@ export function parseFetchSource(text: string): ImageSource {
   const bare = !/^[a-z-]+:/.test(text) || /^[^/]+:\d+\//.test(text);
   const local = bare ? localImageKind(text) : undefined;
   if (local) {
-    const suggestion = local === 'layout' ? `oci:${text}` : `docker-archive:${text}`;
-    throw new UsageError(`"${text}" is ${local === 'layout' ? 'an OCI layout' : 'a tar archive'} here, not an image reference: say ${suggestion}`, { hint: 'for a registry image of that name, say docker://' });
+    const suggestion = { layout: `oci:${text}`, archive: `docker-archive:${text} (a docker save archive) or tarball:${text} (a root filesystem)`, compressed: `tarball:${text}` }[local];
+    const what = { layout: 'an OCI layout', archive: 'a tar archive', compressed: 'a compressed file' }[local];
+    throw new UsageError(`"${text}" is ${what} here, not an image reference: say ${suggestion}`, { hint: 'for a registry image of that name, say docker://' });
   }
   return parseSource(text);
 }
 
-/** What a local path holds that img-fetch could read: a tar archive (ustar magic) or an OCI layout. */
-function localImageKind(path: string): 'archive' | 'layout' | undefined {
+/** What a local path holds that img-fetch could read: a tar archive (ustar magic), a gzip or zstd file (a compressed root filesystem tar), or an OCI layout. */
+function localImageKind(path: string): 'archive' | 'compressed' | 'layout' | undefined {
   const info = statSync(path, { throwIfNoEntry: false });
   if (info?.isDirectory()) return existsSync(join(path, 'oci-layout')) ? 'layout' : undefined;
-  if (!info?.isFile() || info.size < 512) return undefined;
+  if (!info?.isFile() || info.size < 4) return undefined;
   const header = Buffer.alloc(512);
   const fd = openSync(path, 'r');
   try {
@@ -103,5 +104,8 @@ function localImageKind(path: string): 'archive' | 'layout' | undefined {
   } finally {
     closeSync(fd);
   }
-  return header.subarray(257, 262).toString('latin1') === 'ustar' ? 'archive' : undefined;
+  if (info.size >= 512 && header.subarray(257, 262).toString('latin1') === 'ustar') return 'archive';
+  const gzip = header[0] === 0x1f && header[1] === 0x8b;
+  const zstd = header.readUInt32LE(0) === 0xfd2fb528;
+  return gzip || zstd ? 'compressed' : undefined;
 }

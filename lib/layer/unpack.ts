@@ -121,7 +121,7 @@ async function unpackLayers(layers: LayerDescriptor[], context: LayerContext): P
     if (existsSync(final)) {
       options.debug?.(`layer ${layer.diffID}: already unpacked in ${final}`);
       options.progress?.skipped(`layer ${layer.digest.slice(7, 19)}`, 'already unpacked');
-      if (!rootless) checkFingerprint(final, `layer ${layer.diffID}: its tree`);
+      if (!rootless && !parent) checkFingerprint(final, `layer ${layer.diffID}: its tree`);
       skipped.push(...(await readSkipped(final)));
       continue;
     }
@@ -130,7 +130,7 @@ async function unpackLayers(layers: LayerDescriptor[], context: LayerContext): P
       await writeSkipped(final, layerSkipped);
       skipped.push(...layerSkipped);
     });
-    if (!rootless) recordFingerprint(final);
+    if (!rootless && !parent) recordFingerprint(final);
   }
   return { mode: 'layers', layers: paths, config: image.config, skipped, ...(rootless ? { userxattr: true } : {}) };
 }

@@ -59,11 +59,14 @@ describe('img-fetch: the copy', () => {
     assert.ok(!(await readdir(join(store, 'blobs', 'sha256'))).includes(many.manifest.digest.slice(7)), 'the manifest blob was left behind');
   });
 
-  test('a bare name that is a tar archive or an OCI layout here: exit 2, says docker-archive: or oci:, no registry asked', async () => {
+  test('a bare name that is a tar archive, a compressed file or an OCI layout here: exit 2, says docker-archive:, tarball: or oci:, no registry asked', async () => {
     await writeFile(join(work.path, 'README'), 'a file that is no image');
     await mustExec('tar', ['-cf', join(work.path, 'debian.tar'), '-C', work.path, 'README']);
     const result = await tool('img-fetch', ['debian.tar', '--store', join(work.path, 'store-file')], { cwd: work.path });
-    assertOneLineError(result, 'img-fetch', 2, /"debian\.tar" is a tar archive here.*say docker-archive:debian\.tar/);
+    assertOneLineError(result, 'img-fetch', 2, /"debian\.tar" is a tar archive here.*say docker-archive:debian\.tar \(a docker save archive\) or tarball:debian\.tar \(a root filesystem\)/);
+    await mustExec('sh', ['-c', `gzip -c ${join(work.path, 'debian.tar')} > ${join(work.path, 'rootfs.tar.gz')}`]);
+    const compressed = await tool('img-fetch', ['rootfs.tar.gz', '--store', join(work.path, 'store-file')], { cwd: work.path });
+    assertOneLineError(compressed, 'img-fetch', 2, /"rootfs\.tar\.gz" is a compressed file here.*say tarball:rootfs\.tar\.gz/);
     const dirResult = await tool('img-fetch', ['layout', '--store', join(work.path, 'store-file')], { cwd: work.path });
     assertOneLineError(dirResult, 'img-fetch', 2, /"layout" is an OCI layout here.*say oci:layout/);
     // A file that is no image (the busybox binary beside you) does not stop a pull of that name.

@@ -29,9 +29,10 @@ test('the manifest endpoint gets the digest when pinned, else the tag, else late
 });
 
 test("skopeo's other transports are named, each; a name with such a word in it is still a reference", () => {
-  for (const transport of ['dir', 'docker-daemon', 'oci-archive', 'containers-storage', 'ostree', 'sif', 'tarball']) {
+  for (const transport of ['dir', 'docker-daemon', 'oci-archive', 'containers-storage', 'ostree', 'sif']) {
     assert.throws(() => parseSource(`${transport}:x`), new RegExp(`^ReferenceError: the ${transport}: transport is not supported here`), transport);
   }
+  assert.equal(parseSource('tarball:rootfs.tar').transport, 'tarball', 'tarball: is read now (img-fetch tarball:)');
   assert.equal(parseSource('lab/dir:1').transport, 'docker');
   assert.deepEqual(parseSource('busybox'), { transport: 'docker', reference: { registry: 'docker.io', repository: 'library/busybox', tag: 'latest', digest: undefined } });
 });
