@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /** img-fetch: pull an image into the content-addressed store (like `skopeo copy`, `crane pull`). */
-import { defineCommand, isMainModule, main, withProgress, withStore, withTlsVerify } from '../lib/cli/command.js';
+import { defineCommand, isMainModule, main, withProgress, withRegistryOptions, withStore, withTlsVerify } from '../lib/cli/command.js';
 import { parseCredsFlag } from '../lib/image/transport/auth.js';
 import { withSection } from '../lib/cli/document.js';
-import { deadline, parseDuration } from '../lib/core/deadline.js';
+import { commandDeadline } from '../lib/core/deadline.js';
 import { UsageError } from '../lib/core/errors.js';
 import { fetchImage, parseFetchSource } from '../lib/image/fetch.js';
 import { parsePlatform } from '../lib/image/manifest.js';
@@ -21,16 +21,11 @@ export const imgFetch = defineCommand({
     ['$0 docker://127.0.0.1:5000/lab/busybox:latest --tls-verify=false --dir ./busybox', "write skopeo's dir: layout, as in the tutorial"],
   ],
   options: (y) =>
-    withProgress(withTlsVerify(withStore(y)))
+    withRegistryOptions(withProgress(withTlsVerify(withStore(y))), 'pull')
       .option('dir', { type: 'string', requiresArg: true, describe: "Write skopeo's dir: layout to DIR instead of the store" })
       .option('name', { type: 'string', requiresArg: true, describe: 'The name the image gets in the store (default: its full reference)' })
-      .option('creds', { type: 'string', requiresArg: true, describe: 'USERNAME:PASSWORD for the registry (default: auth.json / docker config, as skopeo)' })
       .option('platform', { type: 'string', requiresArg: true, describe: 'OS/ARCH[/VARIANT] to choose from a multi-platform image (default: the host)' })
-      .option('jobs', { type: 'number', default: 6, describe: 'Blobs downloaded at once' })
-      .option('retries', { type: 'number', default: 4, describe: 'Retries of a failed request (with backoff; 429 honours Retry-After)' })
-      .option('cert-dir', { type: 'string', requiresArg: true, describe: "The registry's TLS files (*.crt CAs, NAME.cert/NAME.key client certificate) in DIR, instead of certs.d (skopeo's --src-cert-dir)" })
-      .option('registries-conf', { type: 'string', requiresArg: true, describe: 'Read FILE as registries.conf (mirrors, insecure, blocked, short names; default: $CONTAINERS_REGISTRIES_CONF, else ~/.config/containers or /etc/containers)' })
-      .option('timeout', { type: 'string', requiresArg: true, describe: 'Give up after this long, the whole command (like skopeo --command-timeout): 90s, 5m, 1h30m (default: no limit)' }),
+      .option('jobs', { type: 'number', default: 6, describe: 'Blobs downloaded at once' }),
   async run(args, ctx) {
     const positional = args._.map(String);
     if (positional.length !== 1) throw new UsageError(positional.length === 0 ? 'missing SOURCE (e.g. docker://127.0.0.1:5000/lab/busybox:latest)' : `one SOURCE only, got ${positional.length}`);
@@ -53,7 +48,7 @@ export const imgFetch = defineCommand({
         platform: args.platform ? parsePlatform(args.platform) : undefined,
         concurrency: args.jobs,
         retries: args.retries,
-        signal: args.timeout === undefined ? undefined : deadline(parseDuration(args.timeout, '--timeout'), '--timeout'),
+        signal: commandDeadline(args.timeout),
         env: ctx.io.env,
         progress,
         warn: (m) => ctx.log.warn(m),

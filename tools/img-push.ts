@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /** img-push: copy an image of the store to a registry, an OCI layout, a docker archive or a dir: layout (like `skopeo copy`, `podman push`). */
-import { defineCommand, isMainModule, main, withProgress, withStore, withTlsVerify } from '../lib/cli/command.js';
+import { defineCommand, isMainModule, main, withProgress, withRegistryOptions, withStore, withTlsVerify } from '../lib/cli/command.js';
 import { withSection } from '../lib/cli/document.js';
-import { deadline, parseDuration } from '../lib/core/deadline.js';
+import { commandDeadline } from '../lib/core/deadline.js';
 import { UsageError } from '../lib/core/errors.js';
 import { resolveStorePath } from '../lib/core/paths.js';
 import { createProgress } from '../lib/core/progress.js';
@@ -20,20 +20,15 @@ export const imgPush = defineCommand({
     ['$0 --image 3f2a9c docker://127.0.0.1:5000/lab/busybox:v2 --tls-verify=false', 'an image by its short id'],
   ],
   options: (y) =>
-    withProgress(withTlsVerify(withStore(y)))
+    withRegistryOptions(withProgress(withTlsVerify(withStore(y))), 'push')
       .option('image', { type: 'string', requiresArg: true, describe: 'Push this image of the store (its name, full digest or a unique short id) instead of the piped one' })
-      .option('creds', { type: 'string', requiresArg: true, describe: 'USERNAME:PASSWORD for the registry (default: auth.json / docker config, as skopeo)' })
       .option('jobs', { type: 'number', default: 6, describe: 'Blobs uploaded at once' })
-      .option('chunk-size', { type: 'number', requiresArg: true, describe: 'A blob larger than this many bytes goes up in PATCH chunks of this size (at least what the registry asks for), each recorded so a killed push resumes (default 32 MiB); a smaller one in one PUT' })
-      .option('retries', { type: 'number', default: 4, describe: 'Retries of a failed request (with backoff; 429 honours Retry-After)' })
-      .option('cert-dir', { type: 'string', requiresArg: true, describe: "The registry's TLS files (*.crt CAs, NAME.cert/NAME.key client certificate) in DIR, instead of certs.d (skopeo's --dest-cert-dir)" })
-      .option('registries-conf', { type: 'string', requiresArg: true, describe: 'Read FILE as registries.conf (insecure, blocked; default: $CONTAINERS_REGISTRIES_CONF, else ~/.config/containers or /etc/containers)' })
-      .option('timeout', { type: 'string', requiresArg: true, describe: 'Give up after this long, the whole command: 90s, 5m, 1h30m (default: no limit)' }),
+      .option('chunk-size', { type: 'number', requiresArg: true, describe: 'A blob larger than this many bytes goes up in PATCH chunks of this size (at least what the registry asks for), each recorded so a killed push resumes (default 32 MiB); a smaller one in one PUT' }),
   async run(args, ctx) {
     const positional = args._.map(String);
     if (positional.length !== 1) throw new UsageError(positional.length === 0 ? 'missing DESTINATION (e.g. docker://127.0.0.1:5000/lab/busybox:v2)' : `one DESTINATION only, got ${positional.length}`);
     const destination = parsePushDestination(positional[0] as string);
-    const doc = await ctx.document();
+    const doc = await ctx.document({ inputFromFlags: args.image !== undefined });
     const store = args.image !== undefined ? resolveStorePath(args.store, ctx.io.env) : doc?.image?.store;
     const wanted = args.image ?? doc?.image?.digest;
     if (!store || !wanted) throw new UsageError('no image: pipe in img-fetch (or img-commit) output, or give --image REF (and --store)');
@@ -54,7 +49,7 @@ export const imgPush = defineCommand({
         concurrency: args.jobs,
         retries: args.retries,
         chunkBytes: chunkSize(args['chunk-size']),
-        signal: args.timeout === undefined ? undefined : deadline(parseDuration(args.timeout, '--timeout'), '--timeout'),
+        signal: commandDeadline(args.timeout),
         env: ctx.io.env,
         progress,
         debug: (m) => ctx.log.debug(m),

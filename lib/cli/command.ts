@@ -124,6 +124,16 @@ export function withTlsVerify<T>(y: Argv<T>) {
   });
 }
 
+/** The flags of a command that talks to registries (img-fetch, img-push), defined once; `direction` picks skopeo's name for the cert dir. */
+export function withRegistryOptions<T>(y: Argv<T>, direction: 'pull' | 'push') {
+  return y
+    .option('creds', { type: 'string', requiresArg: true, describe: 'USERNAME:PASSWORD for the registry (default: auth.json / docker config, as skopeo)' })
+    .option('retries', { type: 'number', default: 4, describe: 'Retries of a failed request (with backoff; 429 honours Retry-After)' })
+    .option('cert-dir', { type: 'string', requiresArg: true, describe: `The registry's TLS files (*.crt CAs, NAME.cert/NAME.key client certificate) in DIR, instead of certs.d (skopeo's --${direction === 'pull' ? 'src' : 'dest'}-cert-dir)` })
+    .option('registries-conf', { type: 'string', requiresArg: true, describe: `Read FILE as registries.conf (${direction === 'pull' ? 'mirrors, insecure, blocked, short names' : 'insecure, blocked'}; default: $CONTAINERS_REGISTRIES_CONF, else ~/.config/containers or /etc/containers)` })
+    .option('timeout', { type: 'string', requiresArg: true, describe: 'Give up after this long, the whole command (like skopeo --command-timeout): 90s, 5m, 1h30m (default: no limit)' });
+}
+
 export function withProgress<T>(y: Argv<T>) {
   return y.option('progress', {
     choices: ['auto', 'plain', 'none'] as const,

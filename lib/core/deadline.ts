@@ -23,6 +23,11 @@ export function parseDuration(text: string, flag: string): number {
   return Math.round(ms);
 }
 
+/** `--timeout TEXT` as a signal for the whole command, or none when the flag is not given. */
+export function commandDeadline(text: string | undefined, flag = '--timeout'): AbortSignal | undefined {
+  return text === undefined ? undefined : deadline(parseDuration(text, flag), flag);
+}
+
 /** Aborts after `ms` with "timed out after …": the timer does not keep the process alive. */
 export function deadline(ms: number, flag: string): AbortSignal {
   const controller = new AbortController();
