@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from 'node:fs';
 import { UnsupportedError } from '../core/errors.js';
 import { readTreeXattrs, type TreeXattrs } from './tree-xattrs.js';
-import { TAR_END, tarHeader, tarPadding, type TarEntry } from './tar-writer.js';
+import { TAR_END, tarHeader, tarPadding, type TarEntry } from '../core/tar-writer.js';
 
 export interface UpperLayerOptions {
   /** Seconds since the epoch: no mtime in the layer is later (--timestamp, SOURCE_DATE_EPOCH). */

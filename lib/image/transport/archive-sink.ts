@@ -14,6 +14,7 @@ import { asWriteError } from '../store/errors.js';
 import { dirSink } from './dir.js';
 import type { ImageSink, SinkWrite } from '../image.js';
 import type { ImageManifest } from '../model.js';
+import { TAR_END, tarHeader, tarPadding } from '../../core/tar-writer.js';
 
 export async function archiveSink(file: string, name: string): Promise<ImageSink> {
   return {
@@ -56,12 +57,13 @@ async function writeArchive(file: string, staging: string, manifest: ImageManife
     for (const { member, path } of members) {
       if (written.has(member)) continue;
       written.add(member);
-      await put(out, tarHeader(member, (await stat(path)).size));
+      const { size } = await stat(path);
+      await put(out, archiveFileHeader(member, size));
       for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) await put(out, chunk as Buffer);
-      await put(out, padding((await stat(path)).size));
+      await put(out, tarPadding(size));
     }
-    await put(out, tarHeader('manifest.json', index.length));
-    await put(out, Buffer.concat([index, padding(index.length), Buffer.alloc(1024)]));
+    await put(out, archiveFileHeader('manifest.json', index.length));
+    await put(out, Buffer.concat([index, tarPadding(index.length), TAR_END]));
     out.end();
     await once(out, 'close');
     await rename(temp, file);
@@ -76,28 +78,7 @@ async function put(out: NodeJS.WritableStream, chunk: Buffer): Promise<void> {
   if (!out.write(chunk)) await once(out, 'drain');
 }
 
-function padding(size: number): Buffer {
-  return Buffer.alloc((512 - (size % 512)) % 512);
-}
-
-/** A ustar header of a regular file (mode 0644, owner 0, mtime 0); a size past 8 GiB in base-256, as GNU tar writes it. */
-function tarHeader(name: string, size: number): Buffer {
-  const header = Buffer.alloc(512);
-  header.write(name, 0, 100, 'utf8');
-  header.write('0000644\0', 100, 'latin1');
-  header.write('0000000\0', 108, 'latin1');
-  header.write('0000000\0', 116, 'latin1');
-  if (size < 8 ** 11) header.write(`${size.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
-  else {
-    header[124] = 0x80;
-    header.writeBigUInt64BE(BigInt(size), 124 + 4);
-  }
-  header.write('00000000000\0', 136, 'latin1');
-  header.write('        ', 148, 'latin1');
-  header.write('0', 156, 'latin1');
-  header.write('ustar\u000000', 257, 'latin1');
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
-  return header;
+/** A member of the archive: a regular file, mode 0644, owner 0, mtime 0, as docker save writes them. */
+function archiveFileHeader(name: string, size: number): Buffer {
+  return tarHeader({ name, type: 'file', mode: 0o644, uid: 0, gid: 0, size, mtime: 0 });
 }

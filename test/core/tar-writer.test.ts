@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mustExec } from '../helpers/exec.js';
 import { tempDir } from '../helpers/paths.js';
-import { TAR_END, tarHeader, tarPadding, type TarEntry } from '../../lib/layer/tar-writer.js';
+import { TAR_END, tarHeader, tarPadding, type TarEntry } from '../../lib/core/tar-writer.js';
 
 const LONG = `${'d'.repeat(120)}/${'f'.repeat(150)}`;
 const CAPABILITY = Buffer.from('0100000200200000000000000000000000000000', 'hex');
