@@ -32,6 +32,7 @@ export function withRunFlags<T>(y: Argv<T>) {
     .option('entrypoint', { type: 'string', describe: 'Replace the image Entrypoint: a command, or a JSON array like \'["/bin/sh","-c"]\'; "" clears it', group: 'Run flags:' })
     .option('annotation', { ...repeatable, describe: 'Add an annotation KEY=VALUE to the config', group: 'Run flags:' })
     .option('init', { type: 'boolean', default: false, describe: 'Run an init as PID 1 that forwards signals and reaps zombies (ns-enter)', group: 'Run flags:' })
+    .option('security-opt', { ...repeatable, describe: "seccomp=unconfined (no filter), seccomp=FILE (a profile in containers-common's format; default: /usr/share/containers/seccomp.json), no-new-privileges, label=disable", group: 'Run flags:' })
     .option('rm', { type: 'boolean', default: false, describe: "Remove the container's state when it exits (ns-enter)", group: 'Run flags:' })
     // podman's flags with no counterpart here: each refused with what to do instead (runflags.ts).
     .option('detach', { type: 'boolean', alias: 'd', hidden: true })

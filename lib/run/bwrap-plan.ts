@@ -10,12 +10,13 @@ import { join, posix, resolve } from 'node:path';
 import { UnsupportedError, UsageError } from '../core/errors.js';
 import { findProgram } from '../core/host.js';
 import { unshareCommand } from '../core/userns.js';
-import { FD_BLOCK, FD_INFO, FD_STATUS } from './bwrap-fds.js';
+import { FD_BLOCK, FD_INFO, FD_SECCOMP, FD_STATUS } from './bwrap-fds.js';
 import { checkConfig, checkNamespaces, userMappings, type LinuxConfig, type ProcessConfig } from './config-checks.js';
 import { mountPrelude, overlayStep, type PreludeStep } from './mount-prelude.js';
 import { maskPath, mountArgs, readOnlyPath, rootOverlayOf } from './mount-plan.js';
 import { helperCommand } from './privileges.js';
 import type { RuntimeConfig } from './runtime-spec.js';
+import { compiledSeccompFilter } from './seccomp-filter.js';
 
 export interface PlanOptions {
   /** A relative root.path is relative to the bundle dir. */
@@ -51,6 +52,8 @@ export interface ExecutionPlan {
   staged: number;
   /** Whether bwrap makes a cgroup namespace (the container must be in its cgroup before). */
   cgroupNamespace: boolean;
+  /** linux.seccomp compiled (a cached file), which bwrap reads from FD_SECCOMP. */
+  seccompFilter?: string;
 }
 
 /**
@@ -72,6 +75,9 @@ export function planExecution(config: RuntimeConfig, options: PlanOptions): Exec
   args.push(...filesystemArgs(config, { root, staged, stagingDir: options.stagingDir, cgroupViews: options.cgroupViews }));
   if (config.root?.readonly) args.push('--remount-ro', '/');
   args.push(...processArgs(proc, namespaces));
+  // Loaded by bwrap just before it execs the helper, which then only sets ids, capabilities and limits (all allowed by a profile) and execs.
+  const seccompFilter = linux.seccomp ? compiledSeccompFilter(linux.seccomp) : undefined;
+  if (seccompFilter) args.push('--seccomp', String(FD_SECCOMP));
 
   // A user namespace, and a mount namespace for the root overlay, are made around bwrap by
   // util-linux unshare (bwrap 0.8 maps only one id, and cannot mount an overlay); bwrap then
@@ -82,7 +88,7 @@ export function planExecution(config: RuntimeConfig, options: PlanOptions): Exec
   const prelude = steps.length > 0 ? mountPrelude(steps) : [];
   const command = helperCommand(proc, { setgroups: outer?.setgroups ?? true, init: options.init === true, terminal: proc.terminal === true, terminalGid: devptsGid(config.mounts ?? []) });
   const argv = [...(outer?.argv ?? []), ...prelude, bwrap, ...args, '--', ...command];
-  return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait, staged: staged.length, cgroupNamespace: namespaces.has('cgroup') };
+  return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait, staged: staged.length, cgroupNamespace: namespaces.has('cgroup'), seccompFilter };
 }
 
 /** bwrap mounts its own devpts (no gid=): the helper gives a new pty the group the config's devpts mount names. */

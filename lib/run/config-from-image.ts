@@ -10,7 +10,8 @@ import type { ImageConfig } from '../image/model.js';
 import { NotFoundError, UsageError } from '../core/errors.js';
 import { resolveUser } from './passwd.js';
 import { ALL_CAPABILITIES, type RunFlags } from './runflags.js';
-import type { IdMapping, NamespaceType, RuntimeConfig, RuntimeMount, RuntimeProcess } from './runtime-spec.js';
+import type { IdMapping, LinuxSeccomp, NamespaceType, RuntimeConfig, RuntimeLinux, RuntimeMount, RuntimeProcess } from './runtime-spec.js';
+import { DEFAULT_SECCOMP_PROFILE, readProfile, seccompForContainer } from './seccomp-profile.js';
 import { DEFAULT_PATH, OCI_VERSION, runcDefaultConfig, type IdMappings } from './spec.js';
 
 /** podman's default_capabilities (containers.conf), for a config built from an image and flags. */
@@ -68,7 +69,7 @@ export function buildConfig(options: BuildConfigOptions): RuntimeConfig {
     noNewPrivileges: base.process?.noNewPrivileges,
   };
 
-  const linux = { ...base.linux };
+  const linux = withSeccomp({ ...base.linux }, flags.seccomp === 'unconfined' ? undefined : seccompForContainer(readProfile(flags.seccomp ?? DEFAULT_SECCOMP_PROFILE), process.capabilities?.bounding ?? []));
   linux.namespaces = withNetwork(linux.namespaces ?? [], flags.network);
   const resources = { ...linux.resources };
   if (flags.memory !== undefined) resources.memory = { limit: flags.memory };
@@ -145,6 +146,13 @@ function capabilitySets(flags: RunFlags, isRoot: boolean): RuntimeProcess['capab
   const userCaps = [...new Set(added)].filter((c) => caps.has(c)).sort();
   if (userCaps.length === 0) return { bounding };
   return { bounding, effective: userCaps, inheritable: [...userCaps], permitted: [...userCaps], ambient: [...userCaps] };
+}
+
+/** linux.seccomp where podman writes it: after the namespaces, before the masked paths. */
+function withSeccomp(linux: RuntimeLinux, seccomp: LinuxSeccomp | undefined): RuntimeLinux {
+  if (!seccomp) return linux;
+  const { maskedPaths, readonlyPaths, ...rest } = linux;
+  return { ...rest, seccomp, ...(maskedPaths ? { maskedPaths } : {}), ...(readonlyPaths ? { readonlyPaths } : {}) };
 }
 
 /** Where runc puts the network namespace: after pid. */

@@ -89,15 +89,17 @@ async function runStaged(config: RuntimeConfig, options: RunOptions, context: { 
   let cgroup: Cgroup | undefined;
   const path = helperPath();
   const fd = openSync(path, 'r');
+  const seccompFd = plan.seccompFilter === undefined ? undefined : openSync(plan.seccompFilter, 'r');
   try {
     if (cgroupPlan) {
       cgroup = createCgroup(cgroupPlan);
       options.debug?.(`cgroup: ${cgroup.paths.join(' ')}`);
     }
     interruption.check('before the container started');
-    return await spawnAndWait({ plan, cgroup, stdin: options.stdin, onStart: options.onStart, helper: { path, fd }, interrupted: () => interruption.signal });
+    return await spawnAndWait({ plan, cgroup, stdin: options.stdin, onStart: options.onStart, helper: { path, fd }, seccompFd, interrupted: () => interruption.signal });
   } finally {
     closeSync(fd);
+    if (seccompFd !== undefined) closeSync(seccompFd);
     await cgroup?.remove();
   }
 }

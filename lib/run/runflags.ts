@@ -49,6 +49,10 @@ export interface RunFlags {
   init: boolean;
   /** ns-enter: remove the container's state when it exits. */
   rm: boolean;
+  /** --security-opt seccomp=: 'unconfined', or a profile FILE (absolute); undefined: containers-common's default profile. */
+  seccomp?: string;
+  /** --security-opt options given, as typed (no-new-privileges and label=disable change nothing: see parseSecurityOpt). */
+  securityOpt: string[];
 }
 
 /** What `withRunFlags` adds to the parsed arguments. */
@@ -77,6 +81,7 @@ export interface RunFlagArgs {
   annotation?: string[];
   init: boolean;
   rm: boolean;
+  'security-opt'?: string[];
 }
 
 /** Checks and converts the parsed flags; every mistake is a UsageError naming the flag. */
@@ -101,6 +106,7 @@ export function parseRunFlags(args: RunFlagArgs, hostEnv: NodeJS.ProcessEnv = pr
     annotations: Object.fromEntries((args.annotation ?? []).map(parseAnnotation)),
     init: args.init,
     rm: args.rm,
+    ...parseSecurityOpts(args['security-opt'] ?? [], cwd),
   };
 }
 
@@ -125,7 +131,7 @@ export function hasRunFlags(flags: RunFlags): boolean {
     flags.volumes.length > 0 || flags.tmpfs.length > 0 || flags.network !== undefined || flags.memory !== undefined ||
     flags.pidsLimit !== undefined || flags.cpus !== undefined || flags.capAdd.length > 0 || flags.capDrop.length > 0 ||
     flags.readOnly || flags.tty || flags.entrypoint !== undefined || Object.keys(flags.annotations).length > 0 ||
-    flags.init || flags.rm
+    flags.init || flags.rm || flags.securityOpt.length > 0
   );
 }
 
@@ -244,4 +250,23 @@ function parseAnnotation(value: string): [string, string] {
   const eq = value.indexOf('=');
   if (eq <= 0) throw new UsageError(`--annotation ${JSON.stringify(value)}: expected KEY=VALUE`);
   return [value.slice(0, eq), value.slice(eq + 1)];
+}
+
+/**
+ * podman's --security-opt: seccomp=unconfined|FILE; no-new-privileges (always set here: bubblewrap
+ * sets no_new_privs); label=disable (no SELinux label is ever written). Others are refused.
+ */
+function parseSecurityOpts(values: string[], cwd: string): { seccomp?: string; securityOpt: string[] } {
+  let seccomp: string | undefined;
+  for (const value of values) {
+    if (value === 'no-new-privileges' || value === 'no-new-privileges=true' || value === 'label=disable') continue;
+    if (value.startsWith('seccomp=') && value.length > 'seccomp='.length) {
+      const profile = value.slice('seccomp='.length);
+      seccomp = profile === 'unconfined' ? profile : resolve(cwd, profile);
+      continue;
+    }
+    if (value === 'no-new-privileges=false') throw new UsageError('--security-opt no-new-privileges=false: not supported (bubblewrap always sets no_new_privs)');
+    throw new UsageError(`--security-opt ${JSON.stringify(value)}: not supported`, { hint: 'seccomp=unconfined, seccomp=FILE, no-new-privileges and label=disable are' });
+  }
+  return { seccomp, securityOpt: values };
 }
