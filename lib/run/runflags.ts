@@ -51,8 +51,8 @@ export interface RunFlags {
   rm: boolean;
   /** --security-opt seccomp=: 'unconfined', or a profile FILE (absolute); undefined: containers-common's default profile. */
   seccomp?: string;
-  /** --security-opt options given, as typed (no-new-privileges and label=disable change nothing: see parseSecurityOpt). */
-  securityOpt: string[];
+  /** --security-opt options, as typed, when given (no-new-privileges and label=disable change nothing: see parseSecurityOpts). */
+  securityOpt?: string[];
 }
 
 /** What `withRunFlags` adds to the parsed arguments. */
@@ -106,7 +106,7 @@ export function parseRunFlags(args: RunFlagArgs, hostEnv: NodeJS.ProcessEnv = pr
     annotations: Object.fromEntries((args.annotation ?? []).map(parseAnnotation)),
     init: args.init,
     rm: args.rm,
-    ...parseSecurityOpts(args['security-opt'] ?? [], cwd),
+    ...(args['security-opt']?.length ? parseSecurityOpts(args['security-opt'], cwd) : {}),
   };
 }
 
@@ -131,7 +131,7 @@ export function hasRunFlags(flags: RunFlags): boolean {
     flags.volumes.length > 0 || flags.tmpfs.length > 0 || flags.network !== undefined || flags.memory !== undefined ||
     flags.pidsLimit !== undefined || flags.cpus !== undefined || flags.capAdd.length > 0 || flags.capDrop.length > 0 ||
     flags.readOnly || flags.tty || flags.entrypoint !== undefined || Object.keys(flags.annotations).length > 0 ||
-    flags.init || flags.rm || flags.securityOpt.length > 0
+    flags.init || flags.rm || (flags.securityOpt?.length ?? 0) > 0
   );
 }
 
@@ -256,7 +256,7 @@ function parseAnnotation(value: string): [string, string] {
  * podman's --security-opt: seccomp=unconfined|FILE; no-new-privileges (always set here: bubblewrap
  * sets no_new_privs); label=disable (no SELinux label is ever written). Others are refused.
  */
-function parseSecurityOpts(values: string[], cwd: string): { seccomp?: string; securityOpt: string[] } {
+function parseSecurityOpts(values: string[], cwd: string): Pick<RunFlags, 'seccomp' | 'securityOpt'> {
   let seccomp: string | undefined;
   for (const value of values) {
     if (value === 'no-new-privileges' || value === 'no-new-privileges=true' || value === 'label=disable') continue;
@@ -268,5 +268,5 @@ function parseSecurityOpts(values: string[], cwd: string): { seccomp?: string; s
     if (value === 'no-new-privileges=false') throw new UsageError('--security-opt no-new-privileges=false: not supported (bubblewrap always sets no_new_privs)');
     throw new UsageError(`--security-opt ${JSON.stringify(value)}: not supported`, { hint: 'seccomp=unconfined, seccomp=FILE, no-new-privileges and label=disable are' });
   }
-  return { seccomp, securityOpt: values };
+  return { ...(seccomp ? { seccomp } : {}), securityOpt: values };
 }

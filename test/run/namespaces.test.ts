@@ -241,7 +241,7 @@ describe('ns-enter', () => {
     const config = await runcSpecConfig(bundle, ['true']);
     const cases: Array<[(c: RuntimeConfig) => void, RegExp]> = [
       [(c) => ((c.linux as NonNullable<RuntimeConfig['linux']>).sysctl = { 'net.ipv4.ip_forward': '1' }), /^linux\.sysctl: /],
-      [(c) => ((c.linux as NonNullable<RuntimeConfig['linux']>).seccomp = { defaultAction: 'SCMP_ACT_ALLOW' }), /^linux\.seccomp: /],
+      [(c) => ((c.linux as NonNullable<RuntimeConfig['linux']>).seccomp = { defaultAction: 'SCMP_ACT_ALLOW', listenerPath: '/run/agent.sock' }), /^linux\.seccomp\.listenerPath: /],
       [(c) => ((c.process as NonNullable<RuntimeConfig['process']>).noNewPrivileges = false), /^process\.noNewPrivileges: /],
       [(c) => (c.mounts as NonNullable<RuntimeConfig['mounts']>).push({ destination: '/n', type: 'nfs', source: 'x:/y' }), /^mounts\[7\]\.type: nfs /],
       [(c) => ((c.process as NonNullable<RuntimeConfig['process']>).capabilities = { bounding: ['CAP_KILL'], effective: [] }), /^process\.capabilities\.effective: /],
