@@ -7,6 +7,7 @@ import { hasRunFlags, type RunFlags } from './runflags.js';
 import type { RuntimeConfig } from './runtime-spec.js';
 import { formatConfig, runcDefaultConfig, validateRuntimeConfig, type IdMappings } from './spec.js';
 import { buildConfig } from './config-from-image.js';
+import { withEtcFiles } from './etc-files.js';
 import { rootFromEarlierSteps, type ContainerRoot } from './earlier-steps.js';
 import { requireMountedOverlay } from '../mount/mounted.js';
 
@@ -64,9 +65,11 @@ export function configForRequest(request: SpecRequest): SpecResult {
  * Validates the config, then writes DIR/config.json atomically (a temporary file renamed
  * over it), so a failed run leaves no half-written config behind. Returns the file's path.
  */
-export async function writeBundleConfig(bundle: string, config: RuntimeConfig): Promise<string> {
-  validateRuntimeConfig(config, `${bundle}/config.json (generated)`);
+export async function writeBundleConfig(bundle: string, built: RuntimeConfig, options: { etcFiles: boolean }): Promise<string> {
+  validateRuntimeConfig(built, `${bundle}/config.json (generated)`);
   await mkdir(bundle, { recursive: true });
+  // A config built from an image gets podman's /etc/hosts, hostname, resolv.conf and .containerenv, from the bundle dir (podman's userdata).
+  const config = options.etcFiles ? withEtcFiles(built, bundle) : built;
   const file = join(bundle, 'config.json');
   const temporary = join(bundle, `.config.json.${process.pid}.tmp`);
   try {

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { ImageConfig } from '../image/model.js';
 import { NotFoundError, UsageError } from '../core/errors.js';
-import { resolveUser } from './passwd.js';
+import { homeOf, resolveUser } from './passwd.js';
 import { ALL_CAPABILITIES, type RunFlags } from './runflags.js';
 import type { IdMapping, LinuxSeccomp, NamespaceType, RuntimeConfig, RuntimeLinux, RuntimeMount, RuntimeProcess } from './runtime-spec.js';
 import { DEFAULT_SECCOMP_PROFILE, readProfile, seccompForContainer } from './seccomp-profile.js';
@@ -62,7 +62,7 @@ export function buildConfig(options: BuildConfigOptions): RuntimeConfig {
     ...(flags.tty ? { terminal: true } : {}),
     user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length > 0 ? { additionalGids: user.additionalGids } : {}) },
     args: processArgs(options),
-    env: processEnv(imageConfig.Env, flags),
+    env: processEnv(imageConfig.Env, flags, { HOME: homeOf(options.lookupRoot ?? options.rootfs, user.uid), HOSTNAME: flags.hostname ?? base.hostname ?? '' }),
     cwd: processCwd(flags.workdir ?? imageConfig.WorkingDir),
     capabilities: capabilitySets(flags, user.uid === 0),
     rlimits: base.process?.rlimits,
@@ -108,12 +108,20 @@ function envName(entry: string): string {
   return eq === -1 ? entry : entry.slice(0, eq);
 }
 
-/** Image Env, PATH and TERM only when the image does not set them, then -e on top (by name). */
-function processEnv(imageEnv: string[] | undefined, flags: RunFlags): string[] {
+/** What names this toolkit's containers, as podman's container=podman does (systemd and others look for it). */
+export const CONTAINER_ENV = 'container=container-parts';
+
+/**
+ * podman's environment: container=, the image Env, PATH, TERM (with -t), HOME and HOSTNAME
+ * only when the image does not set them, then -e on top (by name).
+ */
+function processEnv(imageEnv: string[] | undefined, flags: RunFlags, defaults: { HOME: string; HOSTNAME: string }): string[] {
   const env = [...(imageEnv ?? [])];
   const has = (name: string) => env.some((e) => envName(e) === name);
   if (!has('PATH')) env.unshift(DEFAULT_PATH);
+  if (!has('container')) env.unshift(CONTAINER_ENV);
   if (flags.tty && !has('TERM')) env.push('TERM=xterm');
+  for (const [name, value] of Object.entries(defaults)) if (!has(name) && value !== '') env.push(`${name}=${value}`);
   for (const entry of flags.env) {
     const index = env.findIndex((e) => envName(e) === envName(entry));
     if (index === -1) env.push(entry);
