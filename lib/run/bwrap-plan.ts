@@ -17,6 +17,7 @@ import { maskPath, mountArgs, readOnlyPath, rootOverlayOf } from './mount-plan.j
 import { helperCommand } from './privileges.js';
 import type { RuntimeConfig } from './runtime-spec.js';
 import { compiledSeccompFilter } from './seccomp-filter.js';
+import { checkSysctls } from './sysctl.js';
 
 export interface PlanOptions {
   /** A relative root.path is relative to the bundle dir. */
@@ -40,7 +41,7 @@ export interface PlanOptions {
 /** The plan for one run: the argv to spawn, and what has to happen between start and unblock. */
 export interface ExecutionPlan {
   argv: string[];
-  /** Values for the cgroup and /proc/PID/oom_score_adj, applied while the container waits on --block-fd. */
+  /** Values for the cgroup and /proc/PID/oom_score_adj (and the sysctls), applied while the container waits on --block-fd. */
   resources: NonNullable<LinuxConfig['resources']>;
   cgroupsPath?: string;
   oomScoreAdj?: number;
@@ -54,6 +55,9 @@ export interface ExecutionPlan {
   cgroupNamespace: boolean;
   /** linux.seccomp compiled (a cached file), which bwrap reads from FD_SECCOMP. */
   seccompFilter?: string;
+  /** linux.sysctl as [/proc/sys path, value], written in the container's namespaces while it waits; and whether that needs its user namespace. */
+  sysctls: Array<[string, string]>;
+  userNamespace: boolean;
 }
 
 /**
@@ -65,9 +69,10 @@ export function planExecution(config: RuntimeConfig, options: PlanOptions): Exec
   const resources = linux.resources ?? {};
   const bwrap = findProgram('bwrap');
   // --block-fd only when something must happen before the command runs (a cgroup, oom_score_adj).
-  const mustWait = options.cgroupViews !== undefined || cgroupLimits(resources) !== undefined || proc.oomScoreAdj !== undefined;
-  const args: string[] = ['--die-with-parent', '--info-fd', String(FD_INFO), '--json-status-fd', String(FD_STATUS), ...(mustWait ? ['--block-fd', String(FD_BLOCK)] : [])];
   const namespaces = checkNamespaces(linux);
+  const sysctls = checkSysctls(linux.sysctl ?? {}, namespaces);
+  const mustWait = options.cgroupViews !== undefined || cgroupLimits(resources) !== undefined || proc.oomScoreAdj !== undefined || sysctls.length > 0;
+  const args: string[] = ['--die-with-parent', '--info-fd', String(FD_INFO), '--json-status-fd', String(FD_STATUS), ...(mustWait ? ['--block-fd', String(FD_BLOCK)] : [])];
   const mapped = namespaces.has('user') ? userMappings(linux) : undefined;
   args.push(...namespaceArgs(namespaces, config.hostname));
   const root = rootPath(config, options.bundleDir);
@@ -88,7 +93,7 @@ export function planExecution(config: RuntimeConfig, options: PlanOptions): Exec
   const prelude = steps.length > 0 ? mountPrelude(steps) : [];
   const command = helperCommand(proc, { setgroups: outer?.setgroups ?? true, init: options.init === true, terminal: proc.terminal === true, terminalGid: devptsGid(config.mounts ?? []) });
   const argv = [...(outer?.argv ?? []), ...prelude, bwrap, ...args, '--', ...command];
-  return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait, staged: staged.length, cgroupNamespace: namespaces.has('cgroup'), seccompFilter };
+  return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait, staged: staged.length, cgroupNamespace: namespaces.has('cgroup'), seccompFilter, sysctls, userNamespace: mapped !== undefined };
 }
 
 /** bwrap mounts its own devpts (no gid=): the helper gives a new pty the group the config's devpts mount names. */

@@ -12,6 +12,7 @@ import { homeOf, resolveUser } from './passwd.js';
 import { ALL_CAPABILITIES, type RunFlags } from './runflags.js';
 import type { IdMapping, LinuxSeccomp, NamespaceType, RuntimeConfig, RuntimeLinux, RuntimeMount, RuntimeProcess } from './runtime-spec.js';
 import { DEFAULT_SECCOMP_PROFILE, readProfile, seccompForContainer } from './seccomp-profile.js';
+import { sysctlNamespace } from './sysctl.js';
 import { DEFAULT_PATH, OCI_VERSION, runcDefaultConfig, type IdMappings } from './spec.js';
 
 /** podman's default_capabilities (containers.conf), for a config built from an image and flags. */
@@ -69,8 +70,10 @@ export function buildConfig(options: BuildConfigOptions): RuntimeConfig {
     noNewPrivileges: base.process?.noNewPrivileges,
   };
 
-  const linux = withSeccomp({ ...base.linux }, flags.seccomp === 'unconfined' ? undefined : seccompForContainer(readProfile(flags.seccomp ?? DEFAULT_SECCOMP_PROFILE), process.capabilities?.bounding ?? []));
+  let linux = withSeccomp({ ...base.linux }, flags.seccomp === 'unconfined' ? undefined : seccompForContainer(readProfile(flags.seccomp ?? DEFAULT_SECCOMP_PROFILE), process.capabilities?.bounding ?? []));
   linux.namespaces = withNetwork(linux.namespaces ?? [], flags.network);
+  const sysctl = containerSysctls(linux.namespaces, flags.sysctl);
+  if (Object.keys(sysctl).length > 0) linux = withFirst(linux, { sysctl });
   const resources = { ...linux.resources };
   if (flags.memory !== undefined) resources.memory = { limit: flags.memory };
   if (flags.cpus !== undefined) resources.cpu = { quota: Math.round(flags.cpus * 100_000), period: 100_000 };
@@ -154,6 +157,27 @@ function capabilitySets(flags: RunFlags, isRoot: boolean): RuntimeProcess['capab
   const userCaps = [...new Set(added)].filter((c) => caps.has(c)).sort();
   if (userCaps.length === 0) return { bounding };
   return { bounding, effective: userCaps, inheritable: [...userCaps], permitted: [...userCaps], ambient: [...userCaps] };
+}
+
+/**
+ * podman's default_sysctls (Debian's containers.conf): ping for every group, so ping works
+ * without CAP_NET_RAW; only with a network namespace of the container's own. Then --sysctl.
+ */
+function containerSysctls(namespaces: Array<{ type: NamespaceType }>, given: Record<string, string> | undefined): Record<string, string> {
+  const has = new Set(namespaces.map((ns) => ns.type));
+  const sysctl: Record<string, string> = has.has('network') ? { 'net.ipv4.ping_group_range': '0 0' } : {};
+  for (const [key, value] of Object.entries(given ?? {})) {
+    const namespace = sysctlNamespace(key);
+    if (namespace && !has.has(namespace)) throw new UsageError(`--sysctl ${key}: the container shares the host's ${namespace} namespace, so it would change the host`);
+    sysctl[key] = value;
+  }
+  return sysctl;
+}
+
+/** linux.sysctl where Go's runtime-spec struct puts it: after the id mappings, before resources. */
+function withFirst(linux: RuntimeLinux, fields: Pick<RuntimeLinux, 'sysctl'>): RuntimeLinux {
+  const { uidMappings, gidMappings, ...rest } = linux;
+  return { ...(uidMappings ? { uidMappings } : {}), ...(gidMappings ? { gidMappings } : {}), ...fields, ...rest };
 }
 
 /** linux.seccomp where podman writes it: after the namespaces, before the masked paths. */

@@ -6,6 +6,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { UsageError } from '../core/errors.js';
+import { sysctlNamespace } from './sysctl.js';
 
 export interface VolumeFlag {
   /** Absolute host path (a relative `./x` is resolved against the working directory). */
@@ -53,6 +54,8 @@ export interface RunFlags {
   seccomp?: string;
   /** --security-opt options, as typed, when given (no-new-privileges and label=disable change nothing: see parseSecurityOpts). */
   securityOpt?: string[];
+  /** --sysctl KEY=VALUE, when given (namespaced keys only: sysctl.ts). */
+  sysctl?: Record<string, string>;
 }
 
 /** What `withRunFlags` adds to the parsed arguments. */
@@ -82,6 +85,7 @@ export interface RunFlagArgs {
   init: boolean;
   rm: boolean;
   'security-opt'?: string[];
+  sysctl?: string[];
 }
 
 /** Checks and converts the parsed flags; every mistake is a UsageError naming the flag. */
@@ -107,6 +111,7 @@ export function parseRunFlags(args: RunFlagArgs, hostEnv: NodeJS.ProcessEnv = pr
     init: args.init,
     rm: args.rm,
     ...(args['security-opt']?.length ? parseSecurityOpts(args['security-opt'], cwd) : {}),
+    ...(args.sysctl?.length ? { sysctl: Object.fromEntries(args.sysctl.map(parseSysctl)) } : {}),
   };
 }
 
@@ -131,7 +136,7 @@ export function hasRunFlags(flags: RunFlags): boolean {
     flags.volumes.length > 0 || flags.tmpfs.length > 0 || flags.network !== undefined || flags.memory !== undefined ||
     flags.pidsLimit !== undefined || flags.cpus !== undefined || flags.capAdd.length > 0 || flags.capDrop.length > 0 ||
     flags.readOnly || flags.tty || flags.entrypoint !== undefined || Object.keys(flags.annotations).length > 0 ||
-    flags.init || flags.rm || (flags.securityOpt?.length ?? 0) > 0
+    flags.init || flags.rm || (flags.securityOpt?.length ?? 0) > 0 || flags.sysctl !== undefined
   );
 }
 
@@ -269,4 +274,12 @@ function parseSecurityOpts(values: string[], cwd: string): Pick<RunFlags, 'secco
     throw new UsageError(`--security-opt ${JSON.stringify(value)}: not supported`, { hint: 'seccomp=unconfined, seccomp=FILE, no-new-privileges and label=disable are' });
   }
   return { ...(seccomp ? { seccomp } : {}), securityOpt: values };
+}
+
+function parseSysctl(value: string): [string, string] {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new UsageError(`--sysctl ${JSON.stringify(value)}: expected KEY=VALUE`);
+  const key = value.slice(0, eq).replace(/\//g, '.');
+  if (!sysctlNamespace(key)) throw new UsageError(`--sysctl ${key}: not a namespaced sysctl (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, kernel.hostname, kernel.domainname): it would change the host`);
+  return [key, value.slice(eq + 1)];
 }

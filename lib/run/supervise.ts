@@ -14,6 +14,7 @@ import { FD_BLOCK, FD_INFO, FD_SECCOMP, FD_STATUS, FD_STDERR, MOUNT_FAILED } fro
 import type { ExecutionPlan } from './bwrap-plan.js';
 import type { Cgroup } from './cgroups.js';
 import { interrupted } from './interruption.js';
+import { applySysctls } from './sysctl.js';
 
 /** How the container ended. */
 export interface ExitStatus {
@@ -129,6 +130,7 @@ function started(pid: number, { run, progress, block }: { run: Supervision; prog
     if (run.cgroup && run.plan.cgroupNamespace) run.cgroup.release(parentOf(pid));
     else if (run.cgroup) run.cgroup.addProcess(pid);
     if (run.plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(run.plan.oomScoreAdj));
+    if (run.plan.sysctls.length > 0) applySysctls(pid, run.plan.sysctls, run.plan.userNamespace);
     run.onStart?.(pid);
     block?.end('1');
   } catch (err) {
