@@ -21,6 +21,11 @@ export const PODMAN_DEFAULT_CAPABILITIES = [
   'CAP_SETFCAP', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID', 'CAP_SYS_CHROOT',
 ];
 
+/** podman 4.3's masked paths (containers/common's config); runc's bare spec keeps its own. */
+export const PODMAN_MASKED_PATHS = ['/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/fs/selinux', '/sys/dev/block'];
+/** podman 4.3's read-only paths: /proc/asound is read-only there, where runc masks it. */
+export const PODMAN_READONLY_PATHS = ['/proc/asound', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
 export interface BuildConfigOptions {
   /** The image config (its `config` holds Entrypoint, Cmd, Env, ...); absent: runc's defaults for those. */
   image?: ImageConfig;
@@ -72,6 +77,8 @@ export function buildConfig(options: BuildConfigOptions): RuntimeConfig {
 
   let linux = withSeccomp({ ...base.linux }, flags.seccomp === 'unconfined' ? undefined : seccompForContainer(readProfile(flags.seccomp ?? DEFAULT_SECCOMP_PROFILE), process.capabilities?.bounding ?? []));
   linux.namespaces = withNetwork(linux.namespaces ?? [], flags.network);
+  linux.maskedPaths = [...PODMAN_MASKED_PATHS];
+  linux.readonlyPaths = [...PODMAN_READONLY_PATHS];
   const sysctl = containerSysctls(linux.namespaces, flags.sysctl);
   if (Object.keys(sysctl).length > 0) linux = withFirst(linux, { sysctl });
   const resources = { ...linux.resources };
