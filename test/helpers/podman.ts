@@ -19,7 +19,9 @@ export interface PodmanOracle {
   cleanup(): Promise<void>;
 }
 
+/** Debian's default_sysctls (its /usr/share/containers/containers.conf), which a CONTAINERS_CONF of our own would drop. */
 const CONTAINERS_CONF = `[containers]
+default_sysctls = ["net.ipv4.ping_group_range=0 0"]
 default_ulimits = []
 [engine]
 runtime = "runc"
