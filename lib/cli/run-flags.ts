@@ -33,12 +33,12 @@ export function withRunFlags<T>(y: Argv<T>) {
     .option('annotation', { ...repeatable, describe: 'Add an annotation KEY=VALUE to the config', group: 'Run flags:' })
     .option('init', { type: 'boolean', default: false, describe: 'Run an init as PID 1 that forwards signals and reaps zombies (ns-enter)', group: 'Run flags:' })
     .option('security-opt', { ...repeatable, describe: "seccomp=unconfined (no filter), seccomp=FILE (a profile in containers-common's format; default: /usr/share/containers/seccomp.json), no-new-privileges, label=disable", group: 'Run flags:' })
+    .option('privileged', { type: 'boolean', describe: "podman's --privileged: every capability, the host's devices, no seccomp filter, no masked or read-only paths", group: 'Run flags:' })
     .option('sysctl', { ...repeatable, describe: 'Set a namespaced sysctl KEY=VALUE in the container (default: net.ipv4.ping_group_range=0 0 with a network namespace, as podman)', group: 'Run flags:' })
     .option('rm', { type: 'boolean', default: false, describe: "Remove the container's state when it exits (ns-enter)", group: 'Run flags:' })
     // podman's flags with no counterpart here: each refused with what to do instead (runflags.ts).
     .option('detach', { type: 'boolean', alias: 'd', hidden: true })
     .option('restart', { type: 'string', hidden: true })
-    .option('privileged', { type: 'boolean', hidden: true })
     .option('publish', { ...repeatable, alias: 'p', hidden: true });
 }
 

@@ -14,6 +14,7 @@ import { FD_BLOCK, FD_INFO, FD_SECCOMP, FD_STATUS } from './bwrap-fds.js';
 import { checkConfig, checkNamespaces, userMappings, type LinuxConfig, type ProcessConfig } from './config-checks.js';
 import { mountPrelude, overlayStep, type PreludeStep } from './mount-prelude.js';
 import { maskPath, mountArgs, readOnlyPath, rootOverlayOf } from './mount-plan.js';
+import { deviceBinds } from './host-devices.js';
 import { helperCommand } from './privileges.js';
 import type { RuntimeConfig } from './runtime-spec.js';
 import { compiledSeccompFilter } from './seccomp-filter.js';
@@ -147,6 +148,8 @@ function filesystemArgs(config: RuntimeConfig, context: { root: string; staged: 
   // The helper runs as /proc/self/fd/N (privileges.ts): the container's own /proc must be there.
   if (!mounts.some((m) => m.type === 'proc' && posix.normalize(m.destination) === '/proc')) throw new UnsupportedError('mounts: ns-enter needs a proc mount at /proc (runc spec has one)');
   const args = ['--bind', root, '/', ...mountArgs(mounts, { root, stage, cgroupViews: context.cgroupViews })];
+  // After the mounts (bwrap's --dev is among them): the host's nodes, bound over the new /dev.
+  args.push(...deviceBinds(config.linux?.devices ?? []));
   for (const path of config.linux?.maskedPaths ?? []) args.push(...maskPath(path));
   for (const path of config.linux?.readonlyPaths ?? []) args.push(...readOnlyPath(path));
   return args;

@@ -46,7 +46,6 @@ function checkLinux(linux: LinuxConfig): LinuxConfig {
   checkKnownFields('linux.', linux, ['namespaces', 'uidMappings', 'gidMappings', 'devices', 'cgroupsPath', 'resources', 'sysctl', 'seccomp', 'rootfsPropagation', 'maskedPaths', 'readonlyPaths', 'mountLabel']);
   if (linux.mountLabel !== undefined) throw new UnsupportedError('linux.mountLabel: not supported by ns-enter yet');
   if (linux.seccomp) checkSeccomp(linux.seccomp);
-  if (linux.devices?.length) throw new UnsupportedError('linux.devices: extra devices are not supported (the container gets null, zero, full, random, urandom, tty, pts)');
   if (linux.rootfsPropagation && !['private', 'rprivate', 'slave', 'rslave'].includes(linux.rootfsPropagation)) {
     throw new UnsupportedError(`linux.rootfsPropagation: ${linux.rootfsPropagation} is not supported (bubblewrap keeps the container's mounts private)`);
   }

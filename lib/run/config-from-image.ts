@@ -4,7 +4,7 @@
  * for the host side. Pure except for reading /etc/passwd and /etc/group from the rootfs and
  * checking that -v sources exist.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { ImageConfig } from '../image/model.js';
 import { NotFoundError, UsageError } from '../core/errors.js';
@@ -13,6 +13,7 @@ import { ALL_CAPABILITIES, type RunFlags } from './runflags.js';
 import type { IdMapping, LinuxSeccomp, NamespaceType, RuntimeConfig, RuntimeLinux, RuntimeMount, RuntimeProcess } from './runtime-spec.js';
 import { DEFAULT_SECCOMP_PROFILE, readProfile, seccompForContainer } from './seccomp-profile.js';
 import { sysctlNamespace } from './sysctl.js';
+import { hostDevices } from './host-devices.js';
 import { DEFAULT_PATH, OCI_VERSION, runcDefaultConfig, type IdMappings } from './spec.js';
 
 /** podman's default_capabilities (containers.conf), for a config built from an image and flags. */
@@ -70,15 +71,15 @@ export function buildConfig(options: BuildConfigOptions): RuntimeConfig {
     args: processArgs(options),
     env: processEnv(imageConfig.Env, flags, { HOME: homeOf(options.lookupRoot ?? options.rootfs, user.uid), HOSTNAME: flags.hostname ?? base.hostname ?? '' }),
     cwd: processCwd(flags.workdir ?? imageConfig.WorkingDir),
-    capabilities: capabilitySets(flags, user.uid === 0),
+    capabilities: capabilitySets(flags.privileged ? { ...flags, capAdd: ['ALL'] } : flags, user.uid === 0),
     rlimits: base.process?.rlimits,
     noNewPrivileges: base.process?.noNewPrivileges,
   };
 
-  let linux = withSeccomp({ ...base.linux }, flags.seccomp === 'unconfined' ? undefined : seccompForContainer(readProfile(flags.seccomp ?? DEFAULT_SECCOMP_PROFILE), process.capabilities?.bounding ?? []));
+  let linux = withSeccomp({ ...base.linux }, seccompOf(flags, process.capabilities?.bounding ?? []));
   linux.namespaces = withNetwork(linux.namespaces ?? [], flags.network);
-  linux.maskedPaths = [...PODMAN_MASKED_PATHS];
-  linux.readonlyPaths = [...PODMAN_READONLY_PATHS];
+  if (flags.privileged) Object.assign(linux, privilegedLinux(linux));
+  else Object.assign(linux, { maskedPaths: [...PODMAN_MASKED_PATHS], readonlyPaths: [...PODMAN_READONLY_PATHS] });
   const sysctl = containerSysctls(linux.namespaces, flags.sysctl);
   if (Object.keys(sysctl).length > 0) linux = withFirst(linux, { sysctl });
   const resources = { ...linux.resources };
@@ -155,7 +156,7 @@ function capabilitySets(flags: RunFlags, isRoot: boolean): RuntimeProcess['capab
   const dropAll = flags.capDrop.includes('ALL');
   const addAll = flags.capAdd.includes('ALL');
   let caps = new Set<string>(dropAll ? [] : PODMAN_DEFAULT_CAPABILITIES);
-  const added = addAll ? [...ALL_CAPABILITIES] : flags.capAdd;
+  const added = addAll ? boundingSet() : flags.capAdd;
   for (const cap of added) caps.add(cap);
   if (!dropAll) for (const cap of flags.capDrop) caps.delete(cap);
   caps = new Set([...caps].sort());
@@ -187,11 +188,35 @@ function withFirst(linux: RuntimeLinux, fields: Pick<RuntimeLinux, 'sysctl'>): R
   return { ...(uidMappings ? { uidMappings } : {}), ...(gidMappings ? { gidMappings } : {}), ...fields, ...rest };
 }
 
+/** containers-common's profile unless --security-opt seccomp= says otherwise; --privileged: none unless a FILE is given. */
+function seccompOf(flags: RunFlags, bounding: string[]): LinuxSeccomp | undefined {
+  if (flags.seccomp === 'unconfined' || (flags.privileged && flags.seccomp === undefined)) return undefined;
+  return seccompForContainer(readProfile(flags.seccomp ?? DEFAULT_SECCOMP_PROFILE), bounding);
+}
+
+/** podman's --privileged: the host's devices, all of them allowed, no masked or read-only paths. */
+function privilegedLinux(linux: RuntimeLinux): Partial<RuntimeLinux> {
+  delete linux.maskedPaths;
+  delete linux.readonlyPaths;
+  return { devices: hostDevices(), resources: { ...linux.resources, devices: [{ allow: true, access: 'rwm' }] } };
+}
+
 /** linux.seccomp where podman writes it: after the namespaces, before the masked paths. */
 function withSeccomp(linux: RuntimeLinux, seccomp: LinuxSeccomp | undefined): RuntimeLinux {
   if (!seccomp) return linux;
   const { maskedPaths, readonlyPaths, ...rest } = linux;
   return { ...rest, seccomp, ...(maskedPaths ? { maskedPaths } : {}), ...(readonlyPaths ? { readonlyPaths } : {}) };
+}
+
+/**
+ * What ALL means, as in podman (containers/common capabilities.BoundingSet): the capabilities in
+ * this process's bounding set, not every name the kernel headers know, which a host that keeps
+ * one out of its bounding set (CAP_SYS_RESOURCE under some sandboxes) could never grant.
+ */
+function boundingSet(): string[] {
+  const line = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  const mask = BigInt(`0x${line?.[1] ?? '0'}`);
+  return ALL_CAPABILITIES.filter((_, bit) => (mask >> BigInt(bit)) & 1n);
 }
 
 /** Where runc puts the network namespace: after pid. */

@@ -54,6 +54,8 @@ export interface RunFlags {
   seccomp?: string;
   /** --security-opt options, as typed, when given (no-new-privileges and label=disable change nothing: see parseSecurityOpts). */
   securityOpt?: string[];
+  /** --privileged, when given: every capability, the host's devices, no seccomp, no masked or read-only paths (podman's). */
+  privileged?: boolean;
   /** --sysctl KEY=VALUE, when given (namespaced keys only: sysctl.ts). */
   sysctl?: Record<string, string>;
 }
@@ -111,6 +113,7 @@ export function parseRunFlags(args: RunFlagArgs, hostEnv: NodeJS.ProcessEnv = pr
     init: args.init,
     rm: args.rm,
     ...(args['security-opt']?.length ? parseSecurityOpts(args['security-opt'], cwd) : {}),
+    ...(args.privileged ? { privileged: true } : {}),
     ...(args.sysctl?.length ? { sysctl: Object.fromEntries(args.sysctl.map(parseSysctl)) } : {}),
   };
 }
@@ -119,7 +122,6 @@ export function parseRunFlags(args: RunFlagArgs, hostEnv: NodeJS.ProcessEnv = pr
 const PODMAN_ONLY_FLAGS: Array<[keyof RunFlagArgs, string, string]> = [
   ['detach', '-d/--detach', 'the container runs in the foreground: put the command in the background with &, or run it under systemd-run'],
   ['restart', '--restart', 'there is no restart policy: run the command under a supervisor, e.g. systemd-run -p Restart=on-failure'],
-  ['privileged', '--privileged', 'give the container what it needs: --cap-add CAP, or --cap-add ALL for every capability, and -v for host paths'],
   ['publish', '-p/--publish', 'ports are not forwarded: with --net host the container uses the host network, and its ports are the host ports'],
 ];
 
@@ -136,7 +138,7 @@ export function hasRunFlags(flags: RunFlags): boolean {
     flags.volumes.length > 0 || flags.tmpfs.length > 0 || flags.network !== undefined || flags.memory !== undefined ||
     flags.pidsLimit !== undefined || flags.cpus !== undefined || flags.capAdd.length > 0 || flags.capDrop.length > 0 ||
     flags.readOnly || flags.tty || flags.entrypoint !== undefined || Object.keys(flags.annotations).length > 0 ||
-    flags.init || flags.rm || (flags.securityOpt?.length ?? 0) > 0 || flags.sysctl !== undefined
+    flags.init || flags.rm || (flags.securityOpt?.length ?? 0) > 0 || flags.sysctl !== undefined || flags.privileged === true
   );
 }
 

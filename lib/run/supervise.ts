@@ -135,7 +135,12 @@ function started(pid: number, { run, progress, block }: { run: Supervision; prog
     block?.end('1');
   } catch (err) {
     progress.failure = err instanceof Error ? err : new Error(String(err));
-    process.kill(pid, 'SIGKILL');
+    // The container may be gone already (what failed may have been its end): ESRCH is no second error.
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
     block?.end();
   }
 }

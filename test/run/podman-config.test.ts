@@ -25,7 +25,9 @@ function isAuditSocketRule(rule: SeccompRule): boolean {
 
 /** What is compared, with the listed differences taken out. */
 function view(config: RuntimeConfig, side: 'ours' | 'podman') {
-  const caps = Object.fromEntries(Object.entries(config.process?.capabilities ?? {}).map(([set, list]) => [set, (list as string[]).filter((c) => side === 'ours' || !DEBIAN_EXTRA_CAPS.has(c))]));
+  // --privileged: every capability of the bounding set on both sides, Debian's extras among them.
+  const privileged = config.annotations?.['io.podman.annotations.privileged'] === 'TRUE';
+  const caps = Object.fromEntries(Object.entries(config.process?.capabilities ?? {}).map(([set, list]) => [set, (list as string[]).filter((c) => side === 'ours' || privileged || !DEBIAN_EXTRA_CAPS.has(c))]));
   const seccomp = config.linux?.seccomp && { ...config.linux.seccomp, syscalls: config.linux.seccomp.syscalls?.filter((r) => !isAuditSocketRule(r)) };
   const tty = config.process?.terminal === true;
   const env = (config.process?.env ?? [])
@@ -47,6 +49,8 @@ function view(config: RuntimeConfig, side: 'ours' | 'podman') {
     // podman writes umask 0022; runc's default is the same umask, unwritten.
     user: { uid, gid, additionalGids: additionalGids ?? [] },
     cwd: config.process?.cwd,
+    // The host's /dev/ptmx is the host's pty namespace: ours comes with the container's devpts (runc does the same for /dev/ptmx).
+    devices: (config.linux?.devices ?? []).filter((d) => d.path !== '/dev/ptmx').map((d) => `${d.path} ${d.type} ${d.major}:${d.minor}`).sort(),
     terminal: tty,
   };
 }
@@ -61,6 +65,7 @@ const ROWS: string[][] = [
   ['--network', 'none', '--sysctl', 'kernel.shmmax=1234'],
   ['--network', 'none', '--security-opt', 'seccomp=unconfined'],
   ['--network', 'none', '-t'],
+  ['--network', 'none', '--privileged'],
 ];
 
 let work: { path: string; cleanup: () => Promise<void> };
