@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RuntimeConfig } from '../../lib/run/runtime-spec.js';
@@ -125,5 +125,30 @@ describe('the profile is in force inside the container', () => {
     assert.deepEqual(after.sort(), [...before.keys()].sort());
     for (const f of after) assert.equal(statSync(join(cache(), f)).mtimeMs, before.get(f));
     assert.equal(readdirSync(cache()).filter((f) => f.endsWith('.tmp')).length, 0, 'no temp file left');
+  });
+});
+
+describe('--privileged, as podman run --privileged', () => {
+  const SCRIPT = 'grep -E "^(CapEff|CapBnd|Seccomp):" /proc/self/status | cut -f2 | tr "\\n" " "; test -c /dev/loop-control && echo host-devices || echo own-dev; grep -c " /proc/keys " /proc/self/mounts';
+  const hostBounding = () => /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+
+  test('ns-enter: every capability of the bounding set, no seccomp, the host\'s devices, nothing masked', async () => {
+    const result = await tool('ns-enter', ['--rootfs', box.rootfs, '--privileged', '--', 'sh', '-c', SCRIPT], { timeoutMs: 60_000 });
+    assert.equal(result.stdout, `${hostBounding()} ${hostBounding()} 0 host-devices\n0\n`, result.stderr);
+  });
+
+  test('negative twin: without it, the default capabilities, seccomp 2, a /dev of its own', async () => {
+    const result = await tool('ns-enter', ['--rootfs', box.rootfs, '--', 'sh', '-c', SCRIPT], { timeoutMs: 60_000 });
+    assert.match(result.stdout, /^0+[0-9a-f]+ 0+[0-9a-f]+ 2 own-dev\n[01]\n$/, result.stderr);
+    assert.ok(!result.stdout.startsWith(`${hostBounding()} `));
+  });
+
+  test('runc on our bundle: the same', async () => {
+    const spec = await tool('oci-spec', ['--bundle', box.bundle, '--privileged', '--', 'sh', '-c', SCRIPT]);
+    assert.equal(spec.status, 0, spec.stderr);
+    const name = `cp-privileged-${process.pid}`;
+    const run = await exec('runc', ['run', '-b', box.bundle, name], { timeoutMs: 60_000 });
+    await exec('runc', ['delete', '-f', name]);
+    assert.equal(run.stdout, `${hostBounding()} ${hostBounding()} 0 host-devices\n0\n`, run.stderr);
   });
 });
