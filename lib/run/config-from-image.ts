@@ -5,6 +5,7 @@
  * checking that -v sources exist.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { posix } from 'node:path';
 import type { ImageConfig } from '../image/model.js';
 import { NotFoundError, UsageError } from '../core/errors.js';
@@ -14,6 +15,7 @@ import type { IdMapping, LinuxSeccomp, NamespaceType, RuntimeConfig, RuntimeLinu
 import { DEFAULT_SECCOMP_PROFILE, readProfile, seccompForContainer } from './seccomp-profile.js';
 import { sysctlNamespace } from './sysctl.js';
 import { hostDevices } from './host-devices.js';
+import { applyPodmanExtras } from './podman-flags.js';
 import { DEFAULT_PATH, OCI_VERSION, runcDefaultConfig, type IdMappings } from './spec.js';
 
 /** podman's default_capabilities (containers.conf), for a config built from an image and flags. */
@@ -69,7 +71,7 @@ export function buildConfig(options: BuildConfigOptions): RuntimeConfig {
     ...(flags.tty ? { terminal: true } : {}),
     user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length > 0 ? { additionalGids: user.additionalGids } : {}) },
     args: processArgs(options),
-    env: processEnv(imageConfig.Env, flags, { HOME: homeOf(options.lookupRoot ?? options.rootfs, user.uid), HOSTNAME: flags.hostname ?? base.hostname ?? '' }),
+    env: processEnv(imageConfig.Env, flags, { HOME: homeOf(options.lookupRoot ?? options.rootfs, user.uid), HOSTNAME: flags.extras?.hostNamespaces?.includes('uts') ? hostname() : (flags.hostname ?? base.hostname ?? '') }),
     cwd: processCwd(flags.workdir ?? imageConfig.WorkingDir),
     capabilities: capabilitySets(flags.privileged ? { ...flags, capAdd: ['ALL'] } : flags, user.uid === 0),
     rlimits: base.process?.rlimits,
@@ -99,7 +101,7 @@ export function buildConfig(options: BuildConfigOptions): RuntimeConfig {
     ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
     linux,
   };
-  return config;
+  return applyPodmanExtras(config, flags.extras);
 }
 
 function processArgs(options: BuildConfigOptions): string[] {

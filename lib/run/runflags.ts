@@ -6,6 +6,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { UsageError } from '../core/errors.js';
+import { envFileEntries, parsePodmanFlags, type PodmanExtras, type PodmanFlagArgs } from './podman-flags.js';
 import { sysctlNamespace } from './sysctl.js';
 
 export interface VolumeFlag {
@@ -58,10 +59,12 @@ export interface RunFlags {
   privileged?: boolean;
   /** --sysctl KEY=VALUE, when given (namespaced keys only: sysctl.ts). */
   sysctl?: Record<string, string>;
+  /** --ulimit, --shm-size, --group-add, --stop-signal, --pid/--ipc/--uts host, when any is given (podman-flags.ts). */
+  extras?: PodmanExtras;
 }
 
 /** What `withRunFlags` adds to the parsed arguments. */
-export interface RunFlagArgs {
+export interface RunFlagArgs extends PodmanFlagArgs {
   env?: string[];
   workdir?: string;
   user?: string;
@@ -94,7 +97,7 @@ export interface RunFlagArgs {
 export function parseRunFlags(args: RunFlagArgs, hostEnv: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): RunFlags {
   refusePodmanOnlyFlags(args);
   return {
-    env: (args.env ?? []).flatMap((e) => parseEnv(e, hostEnv)),
+    env: [...envFileEntries(args['env-file'] ?? []), ...(args.env ?? [])].flatMap((e) => parseEnv(e, hostEnv)),
     workdir: args.workdir === undefined ? undefined : absoluteContainerPath('--workdir', args.workdir),
     user: args.user === undefined ? undefined : nonEmpty('--user', args.user),
     hostname: args.hostname === undefined ? undefined : parseHostname(args.hostname),
@@ -114,6 +117,7 @@ export function parseRunFlags(args: RunFlagArgs, hostEnv: NodeJS.ProcessEnv = pr
     rm: args.rm,
     ...(args['security-opt']?.length ? parseSecurityOpts(args['security-opt'], cwd) : {}),
     ...(args.privileged ? { privileged: true } : {}),
+    ...extrasOf(args),
     ...(args.sysctl?.length ? { sysctl: Object.fromEntries(args.sysctl.map(parseSysctl)) } : {}),
   };
 }
@@ -138,7 +142,7 @@ export function hasRunFlags(flags: RunFlags): boolean {
     flags.volumes.length > 0 || flags.tmpfs.length > 0 || flags.network !== undefined || flags.memory !== undefined ||
     flags.pidsLimit !== undefined || flags.cpus !== undefined || flags.capAdd.length > 0 || flags.capDrop.length > 0 ||
     flags.readOnly || flags.tty || flags.entrypoint !== undefined || Object.keys(flags.annotations).length > 0 ||
-    flags.init || flags.rm || (flags.securityOpt?.length ?? 0) > 0 || flags.sysctl !== undefined || flags.privileged === true
+    flags.init || flags.rm || (flags.securityOpt?.length ?? 0) > 0 || flags.sysctl !== undefined || flags.privileged === true || flags.extras !== undefined
   );
 }
 
@@ -284,4 +288,10 @@ function parseSysctl(value: string): [string, string] {
   const key = value.slice(0, eq).replace(/\//g, '.');
   if (!sysctlNamespace(key)) throw new UsageError(`--sysctl ${key}: not a namespaced sysctl (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, kernel.hostname, kernel.domainname): it would change the host`);
   return [key, value.slice(eq + 1)];
+}
+
+function extrasOf(args: RunFlagArgs): { extras?: PodmanExtras } {
+  const extras = parsePodmanFlags(args);
+  if (extras.hostNamespaces?.includes('uts') && args.hostname !== undefined) throw new UsageError('--hostname with --uts host: the container has the host\'s host name');
+  return Object.keys(extras).length > 0 ? { extras } : {};
 }
