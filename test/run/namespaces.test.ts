@@ -360,7 +360,9 @@ describe('ns-enter', () => {
     const cases: Array<[string[], RegExp]> = [
       [['-d'], /^ns-enter: -d\/--detach is not supported \(.*background with &/],
       [['--restart', 'always'], /^ns-enter: --restart is not supported \(.*supervisor/],
-      [['--privileged'], /^ns-enter: --privileged is not supported \(.*--cap-add ALL/],
+      // --privileged works now (issue 19, test/run/seccomp.test.ts); --label and --device are refused.
+      [['--label', 'a=b'], /^ns-enter: --label is not supported: .*\(use --annotation KEY=VALUE\)$/m],
+      [['--device', '/dev/fuse'], /^ns-enter: --device is not supported yet: .*--privileged/],
       [['-p', '8080:80'], /^ns-enter: -p\/--publish is not supported \(.*--net host/],
     ];
     for (const [flags, message] of cases) assertOneLineError(await run([...flags, '--', 'true']), 'ns-enter', 2, message);

@@ -66,6 +66,7 @@ const ROWS: string[][] = [
   ['--network', 'none', '--security-opt', 'seccomp=unconfined'],
   ['--network', 'none', '-t'],
   ['--network', 'none', '--privileged'],
+  ['--network', 'none', '--pid', 'host', '--ipc', 'host', '--group-add', '10'],
 ];
 
 let work: { path: string; cleanup: () => Promise<void> };
