@@ -45,7 +45,7 @@ export const ociSpec = defineCommand({
       ctx.log.info(`${args.validate}: valid`);
       return;
     }
-    if (flags.init || flags.rm) throw new UsageError(`--${flags.init ? 'init' : 'rm'} is for ns-enter: a config.json has no place for it`);
+    if (flags.rm) throw new UsageError('--rm is for ns-enter: a config.json has no place for it');
     const bundle = args.bundle === undefined ? undefined : resolve(args.bundle);
     const document = await ctx.document();
     if (document && !bundle) throw new UsageError('a piped document needs --bundle DIR', { hint: 'the config goes to DIR/config.json and the document goes on' });

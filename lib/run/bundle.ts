@@ -8,6 +8,7 @@ import type { RuntimeConfig } from './runtime-spec.js';
 import { formatConfig, runcDefaultConfig, validateRuntimeConfig, type IdMappings } from './spec.js';
 import { buildConfig } from './config-from-image.js';
 import { withEtcFiles } from './etc-files.js';
+import { withCatatonit } from './podman-flags.js';
 import { rootFromEarlierSteps, type ContainerRoot } from './earlier-steps.js';
 import { requireMountedOverlay } from '../mount/mounted.js';
 
@@ -56,8 +57,10 @@ export function configForRequest(request: SpecRequest): SpecResult {
     throw new UnsupportedError(`mount.options: ${request.document.mount.lower.length} lower dirs need ovl-mount's short names (over one page of options), which a config's mount cannot carry`, { hint: 'run it with ns-enter, or flatten the image with img-unpack without --layers' });
   }
   const flags = source.readOnly ? { ...request.flags, readOnly: true } : request.flags;
-  const config = buildConfig({ image: source.image, rootfs: source.rootfs, flags, rootless: request.rootless, args: request.args, idMappings: request.idMappings, rootOverlay: source.overlay, lookupRoot: source.lookupRoot });
-  if (resolve(source.rootfs) === resolve(ownRootfs) && config.root) config.root.path = 'rootfs';
+  const built = buildConfig({ image: source.image, rootfs: source.rootfs, flags, rootless: request.rootless, args: request.args, idMappings: request.idMappings, rootOverlay: source.overlay, lookupRoot: source.lookupRoot });
+  if (resolve(source.rootfs) === resolve(ownRootfs) && built.root) built.root.path = 'rootfs';
+  // --init: ns-enter runs its own init; a config for any runtime carries catatonit in it (podman's --init).
+  const config = request.flags.init ? withCatatonit(built) : built;
   return { config, rootfs: source.rootfs, bare: false, notice: request.flags.readOnly ? undefined : source.notice };
 }
 

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../core/errors.js';
+import { findProgram } from '../core/host.js';
 import type { RuntimeConfig } from './runtime-spec.js';
 
 export interface PodmanExtras {
@@ -111,4 +112,17 @@ export function applyPodmanExtras(config: RuntimeConfig, extras: PodmanExtras | 
   if (annotations) result.annotations = annotations;
   if (shared.has('uts')) delete result.hostname;
   return result;
+}
+
+/** Where oci-spec --init binds catatonit, as podman binds it at /run/podman-init. */
+export const INIT_PATH = '/run/container-parts-init';
+
+/**
+ * oci-spec --init, as podman's: the host's catatonit (static, so it needs nothing of the
+ * image's) bound read-only into the container and run as the first process, `catatonit -- ARGS`.
+ */
+export function withCatatonit(config: RuntimeConfig): RuntimeConfig {
+  const source = findProgram('catatonit');
+  const process = config.process && { ...config.process, args: [INIT_PATH, '--', ...(config.process.args ?? [])] };
+  return { ...config, ...(process ? { process } : {}), mounts: [...(config.mounts ?? []), { destination: INIT_PATH, type: 'bind', source, options: ['bind', 'private', 'ro'] }] };
 }

@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { arch } from 'node:os';
 import { join } from 'node:path';
 import { UnsupportedError } from '../core/errors.js';
@@ -82,7 +82,9 @@ export function compiledSeccompFilter(seccomp: LinuxSeccomp, cacheDir: string = 
   const json = JSON.stringify(seccomp);
   const key = createHash('sha256').update(`${arch()}\n${json}`).digest('hex');
   const path = join(cacheDir, `${key}.bpf`);
-  if (existsSync(path)) return path;
+  // A program is whole instructions of 8 bytes; anything else (a file cut short by hand) is made again.
+  const size = statSync(path, { throwIfNoEntry: false })?.size;
+  if (size !== undefined && size > 0 && size % 8 === 0) return path;
   mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
   // A temp file renamed into place: concurrent first runs each compile, and readers never see half a program.
   const temp = join(cacheDir, `.${key}.${randomBytes(6).toString('hex')}.tmp`);

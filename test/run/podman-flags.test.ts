@@ -1,14 +1,15 @@
 /**
  * podman's run flags added by issue 19 (lib/run/podman-flags.ts): --env-file, --ulimit,
  * --shm-size, --group-add, --stop-signal, --pid/--ipc/--uts host in the config, and carried out
- * inside a container by ns-enter; --label and --device refused in one line.
+ * inside a container by ns-enter; oci-spec --init (catatonit); --label and --device refused in one line.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { INIT_PATH } from '../../lib/run/podman-flags.js';
 import type { RuntimeConfig } from '../../lib/run/runtime-spec.js';
-import { tool } from '../helpers/exec.js';
+import { exec, tool } from '../helpers/exec.js';
 import { busyboxRootfs } from '../helpers/mounts.js';
 import { tempDir } from '../helpers/paths.js';
 
@@ -60,6 +61,19 @@ describe('podman run flags', () => {
       assert.equal(result.status, 2, flags.join(' '));
       assert.match(result.stderr, message);
       assert.equal(result.stderr.split('\n').length, 2, result.stderr);
+    }
+  });
+
+  test('oci-spec --init binds catatonit as the first process, as podman; runc runs it; negative twin: without it the command is PID 1', async () => {
+    for (const [flags, expected] of [[['--init'], 'pid1=container-parts me-is-not-1\n'], [[], 'pid1=sh me-is-1\n']] as const) {
+      const spec = await tool('oci-spec', ['--bundle', box.bundle, ...flags, '--', 'sh', '-c', 'echo "pid1=$(cat /proc/1/comm) me-is-$([ $$ = 1 ] || echo not-)1"']);
+      assert.equal(spec.status, 0, spec.stderr);
+      const config = JSON.parse(await readFile(join(box.bundle, 'config.json'), 'utf8')) as RuntimeConfig;
+      assert.equal(config.process?.args?.[0] === INIT_PATH, flags.length > 0);
+      const name = `cp-init-${process.pid}`;
+      const run = await exec('runc', ['run', '-b', box.bundle, name], { timeoutMs: 60_000 });
+      await exec('runc', ['delete', '-f', name]);
+      assert.equal(run.stdout, expected, run.stderr);
     }
   });
 });

@@ -152,3 +152,20 @@ describe('--privileged, as podman run --privileged', () => {
     assert.equal(run.stdout, `${hostBounding()} ${hostBounding()} 0 host-devices\n0\n`, run.stderr);
   });
 });
+
+describe('the cache of compiled filters', () => {
+  test('a cached program cut short is compiled again, not handed to bwrap', async () => {
+    const cacheDir = join(work.path, 'cache2');
+    const env = { XDG_CACHE_HOME: cacheDir };
+    const first = await tool('ns-enter', ['--rootfs', box.rootfs, '--', 'true'], { env, timeoutMs: 60_000 });
+    assert.equal(first.status, 0, first.stderr);
+    const dir = join(cacheDir, 'container-parts', 'seccomp');
+    const [file] = readdirSync(dir).filter((f) => f.endsWith('.bpf'));
+    assert.ok(file);
+    const whole = statSync(join(dir, file)).size;
+    await writeFile(join(dir, file), Buffer.alloc(13));
+    const again = await tool('ns-enter', ['--rootfs', box.rootfs, '--', 'sh', '-c', 'grep "^Seccomp:" /proc/self/status'], { env, timeoutMs: 60_000 });
+    assert.equal(again.stdout, 'Seccomp:\t2\n', again.stderr);
+    assert.equal(statSync(join(dir, file)).size, whole);
+  });
+});

@@ -168,7 +168,7 @@ describe('the official runtime-spec schema is the oracle for validation', () => 
     });
   }
 
-  test('--init and --rm belong to ns-enter: oci-spec refuses them', async () => {
+  test('--rm belongs to ns-enter: oci-spec refuses it (--init binds catatonit: test/run/podman-flags.test.ts)', async () => {
     const result = await tool('oci-spec', ['--rm']);
     assert.equal(result.status, 2);
     assert.equal(result.stderr, 'oci-spec: --rm is for ns-enter: a config.json has no place for it\n');
