@@ -10,6 +10,9 @@ packages=(
   runc crun             # runtime oracles
   bubblewrap            # ns-enter's executor of namespace/mount/pivot_root syscalls
   gcc libc6-dev         # ns-enter's static helper (native/ns-enter-exec.c), built by npm run build
+  podman buildah        # the oracle for the configs oci-spec builds (test/helpers/podman.ts)
+  golang-github-containers-common  # the default seccomp profile, /usr/share/containers/seccomp.json
+  python3-seccomp       # libseccomp, which compiles a config's linux.seccomp for bubblewrap (lib/run/seccomp-filter.ts)
   catatonit             # ns-enter --init: the PID 1 that forwards signals and reaps zombies (podman run --init)
   fuse-overlayfs        # overlay without kernel support or privileges
   busybox-static        # the demo image's contents

@@ -45,7 +45,7 @@ export const ociSpec = defineCommand({
       ctx.log.info(`${args.validate}: valid`);
       return;
     }
-    if (flags.init || flags.rm) throw new UsageError(`--${flags.init ? 'init' : 'rm'} is for ns-enter: a config.json has no place for it`);
+    if (flags.rm) throw new UsageError('--rm is for ns-enter: a config.json has no place for it');
     const bundle = args.bundle === undefined ? undefined : resolve(args.bundle);
     const document = await ctx.document();
     if (document && !bundle) throw new UsageError('a piped document needs --bundle DIR', { hint: 'the config goes to DIR/config.json and the document goes on' });
@@ -53,7 +53,7 @@ export const ociSpec = defineCommand({
     const idMappings = args.rootless && document && !args.explain && (process.geteuid?.() ?? 0) !== 0
       ? await import('../lib/run/container.js').then((m) => m.rootlessBundleMappings(document, m.pipedStore(undefined, document) ?? resolveStorePath(undefined, ctx.io.env), (w) => ctx.log.warn(w)))
       : undefined;
-    const { config, rootfs, notice } = configForRequest({ document, bundle, flags, rootless: args.rootless, args: command, cwd: process.cwd(), idMappings });
+    const { config, rootfs, notice, bare } = configForRequest({ document, bundle, flags, rootless: args.rootless, args: command, cwd: process.cwd(), idMappings });
     if (args.explain) return ctx.explain((await import('../lib/cli/explain.js')).explainSpec(config, { bundle, rootless: args.rootless }));
     if (notice) ctx.log.warn(notice);
     if (!bundle) {
@@ -62,7 +62,7 @@ export const ociSpec = defineCommand({
       ctx.io.stdout.write(formatConfig(config) + ((ctx.io.stdout as { isTTY?: boolean }).isTTY ? '\n' : ''));
       return;
     }
-    const configPath = await writeBundleConfig(bundle, config);
+    const configPath = await writeBundleConfig(bundle, config, { etcFiles: !bare });
     ctx.log.debug(`wrote ${configPath}`);
     ctx.emit(withSection(document, 'bundle', { path: bundle, config: configPath, root: resolve(bundle, rootfs), rootless: args.rootless }));
   },

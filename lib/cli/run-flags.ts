@@ -32,11 +32,23 @@ export function withRunFlags<T>(y: Argv<T>) {
     .option('entrypoint', { type: 'string', describe: 'Replace the image Entrypoint: a command, or a JSON array like \'["/bin/sh","-c"]\'; "" clears it', group: 'Run flags:' })
     .option('annotation', { ...repeatable, describe: 'Add an annotation KEY=VALUE to the config', group: 'Run flags:' })
     .option('init', { type: 'boolean', default: false, describe: 'Run an init as PID 1 that forwards signals and reaps zombies (ns-enter)', group: 'Run flags:' })
+    .option('security-opt', { ...repeatable, describe: "seccomp=unconfined (no filter), seccomp=FILE (a profile in containers-common's format; default: /usr/share/containers/seccomp.json), no-new-privileges, label=disable", group: 'Run flags:' })
+    .option('privileged', { type: 'boolean', describe: "podman's --privileged: every capability, the host's devices, no seccomp filter, no masked or read-only paths", group: 'Run flags:' })
+    .option('env-file', { ...repeatable, describe: 'Read NAME=VALUE lines (or NAME: from this environment) from FILE, before -e', group: 'Run flags:' })
+    .option('ulimit', { ...repeatable, describe: 'Set a resource limit NAME=SOFT[:HARD] (nofile, nproc, core, ...; -1: unlimited)', group: 'Run flags:' })
+    .option('shm-size', { type: 'string', requiresArg: true, describe: 'Size of /dev/shm, e.g. 64m (default: runc\'s 64m)', group: 'Run flags:' })
+    .option('group-add', { ...repeatable, describe: 'Add a supplementary group (a numeric gid)', group: 'Run flags:' })
+    .option('stop-signal', { type: 'string', requiresArg: true, describe: 'The signal that stops the container (the config\'s org.opencontainers.image.stopSignal annotation)', group: 'Run flags:' })
+    .option('pid', { type: 'string', requiresArg: true, choices: ['host', 'private'], describe: "host: share the host's PID namespace", group: 'Run flags:' })
+    .option('ipc', { type: 'string', requiresArg: true, choices: ['host', 'private'], describe: "host: share the host's IPC namespace", group: 'Run flags:' })
+    .option('uts', { type: 'string', requiresArg: true, choices: ['host', 'private'], describe: "host: share the host's UTS namespace (its host name)", group: 'Run flags:' })
+    .option('label', { ...repeatable, hidden: true })
+    .option('device', { ...repeatable, hidden: true })
+    .option('sysctl', { ...repeatable, describe: 'Set a namespaced sysctl KEY=VALUE in the container (default: net.ipv4.ping_group_range=0 0 with a network namespace, as podman)', group: 'Run flags:' })
     .option('rm', { type: 'boolean', default: false, describe: "Remove the container's state when it exits (ns-enter)", group: 'Run flags:' })
     // podman's flags with no counterpart here: each refused with what to do instead (runflags.ts).
     .option('detach', { type: 'boolean', alias: 'd', hidden: true })
     .option('restart', { type: 'string', hidden: true })
-    .option('privileged', { type: 'boolean', hidden: true })
     .option('publish', { ...repeatable, alias: 'p', hidden: true });
 }
 

@@ -15,6 +15,7 @@ export const DEBIAN_PACKAGES: Record<string, string> = {
   setpriv: 'util-linux',
   prlimit: 'util-linux',
   unshare: 'util-linux',
+  nsenter: 'util-linux',
   catatonit: 'catatonit',
   newuidmap: 'uidmap',
   newgidmap: 'uidmap',

@@ -10,6 +10,12 @@ export function dataHome(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.HOME || homedir(), '.local', 'share');
 }
 
+/** $XDG_CACHE_HOME, else ~/.cache: what can be made again (compiled seccomp filters). */
+export function cacheHome(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.XDG_CACHE_HOME && env.XDG_CACHE_HOME.startsWith('/')) return env.XDG_CACHE_HOME;
+  return join(env.HOME || homedir(), '.cache');
+}
+
 /** The shared OCI image layout: $CONTAINER_PARTS_STORE, else $XDG_DATA_HOME/container-parts/store. */
 export function defaultStorePath(env: NodeJS.ProcessEnv = process.env): string {
   if (env.CONTAINER_PARTS_STORE) return resolve(env.CONTAINER_PARTS_STORE);

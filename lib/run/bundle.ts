@@ -7,6 +7,8 @@ import { hasRunFlags, type RunFlags } from './runflags.js';
 import type { RuntimeConfig } from './runtime-spec.js';
 import { formatConfig, runcDefaultConfig, validateRuntimeConfig, type IdMappings } from './spec.js';
 import { buildConfig } from './config-from-image.js';
+import { withEtcFiles } from './etc-files.js';
+import { withCatatonit } from './podman-flags.js';
 import { rootFromEarlierSteps, type ContainerRoot } from './earlier-steps.js';
 import { requireMountedOverlay } from '../mount/mounted.js';
 
@@ -55,8 +57,10 @@ export function configForRequest(request: SpecRequest): SpecResult {
     throw new UnsupportedError(`mount.options: ${request.document.mount.lower.length} lower dirs need ovl-mount's short names (over one page of options), which a config's mount cannot carry`, { hint: 'run it with ns-enter, or flatten the image with img-unpack without --layers' });
   }
   const flags = source.readOnly ? { ...request.flags, readOnly: true } : request.flags;
-  const config = buildConfig({ image: source.image, rootfs: source.rootfs, flags, rootless: request.rootless, args: request.args, idMappings: request.idMappings, rootOverlay: source.overlay, lookupRoot: source.lookupRoot });
-  if (resolve(source.rootfs) === resolve(ownRootfs) && config.root) config.root.path = 'rootfs';
+  const built = buildConfig({ image: source.image, rootfs: source.rootfs, flags, rootless: request.rootless, args: request.args, idMappings: request.idMappings, rootOverlay: source.overlay, lookupRoot: source.lookupRoot });
+  if (resolve(source.rootfs) === resolve(ownRootfs) && built.root) built.root.path = 'rootfs';
+  // --init: ns-enter runs its own init; a config for any runtime carries catatonit in it (podman's --init).
+  const config = request.flags.init ? withCatatonit(built) : built;
   return { config, rootfs: source.rootfs, bare: false, notice: request.flags.readOnly ? undefined : source.notice };
 }
 
@@ -64,9 +68,11 @@ export function configForRequest(request: SpecRequest): SpecResult {
  * Validates the config, then writes DIR/config.json atomically (a temporary file renamed
  * over it), so a failed run leaves no half-written config behind. Returns the file's path.
  */
-export async function writeBundleConfig(bundle: string, config: RuntimeConfig): Promise<string> {
-  validateRuntimeConfig(config, `${bundle}/config.json (generated)`);
+export async function writeBundleConfig(bundle: string, built: RuntimeConfig, options: { etcFiles: boolean }): Promise<string> {
+  validateRuntimeConfig(built, `${bundle}/config.json (generated)`);
   await mkdir(bundle, { recursive: true });
+  // A config built from an image gets podman's /etc/hosts, hostname, resolv.conf and .containerenv, from the bundle dir (podman's userdata).
+  const config = options.etcFiles ? withEtcFiles(built, bundle) : built;
   const file = join(bundle, 'config.json');
   const temporary = join(bundle, `.config.json.${process.pid}.tmp`);
   try {

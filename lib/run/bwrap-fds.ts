@@ -16,3 +16,5 @@ export const FD_HELPER = 6;
 export const FD_STDERR = 7;
 /** With a terminal: the socket the helper sends the pty's master on (the relay's, see native/ns-enter-exec.c). */
 export const FD_CONSOLE = 8;
+/** With linux.seccomp: the compiled filter (seccomp-filter.ts), which bwrap reads with --seccomp and loads just before it execs the helper. */
+export const FD_SECCOMP = 9;

@@ -10,12 +10,15 @@ import { join, posix, resolve } from 'node:path';
 import { UnsupportedError, UsageError } from '../core/errors.js';
 import { findProgram } from '../core/host.js';
 import { unshareCommand } from '../core/userns.js';
-import { FD_BLOCK, FD_INFO, FD_STATUS } from './bwrap-fds.js';
+import { FD_BLOCK, FD_INFO, FD_SECCOMP, FD_STATUS } from './bwrap-fds.js';
 import { checkConfig, checkNamespaces, userMappings, type LinuxConfig, type ProcessConfig } from './config-checks.js';
 import { mountPrelude, overlayStep, type PreludeStep } from './mount-prelude.js';
 import { maskPath, mountArgs, readOnlyPath, rootOverlayOf } from './mount-plan.js';
+import { deviceBinds } from './host-devices.js';
 import { helperCommand } from './privileges.js';
 import type { RuntimeConfig } from './runtime-spec.js';
+import { compiledSeccompFilter } from './seccomp-filter.js';
+import { checkSysctls } from './sysctl.js';
 
 export interface PlanOptions {
   /** A relative root.path is relative to the bundle dir. */
@@ -39,7 +42,7 @@ export interface PlanOptions {
 /** The plan for one run: the argv to spawn, and what has to happen between start and unblock. */
 export interface ExecutionPlan {
   argv: string[];
-  /** Values for the cgroup and /proc/PID/oom_score_adj, applied while the container waits on --block-fd. */
+  /** Values for the cgroup and /proc/PID/oom_score_adj (and the sysctls), applied while the container waits on --block-fd. */
   resources: NonNullable<LinuxConfig['resources']>;
   cgroupsPath?: string;
   oomScoreAdj?: number;
@@ -51,6 +54,11 @@ export interface ExecutionPlan {
   staged: number;
   /** Whether bwrap makes a cgroup namespace (the container must be in its cgroup before). */
   cgroupNamespace: boolean;
+  /** linux.seccomp compiled (a cached file), which bwrap reads from FD_SECCOMP. */
+  seccompFilter?: string;
+  /** linux.sysctl as [/proc/sys path, value], written in the container's namespaces while it waits; and whether that needs its user namespace. */
+  sysctls: Array<[string, string]>;
+  userNamespace: boolean;
 }
 
 /**
@@ -62,9 +70,10 @@ export function planExecution(config: RuntimeConfig, options: PlanOptions): Exec
   const resources = linux.resources ?? {};
   const bwrap = findProgram('bwrap');
   // --block-fd only when something must happen before the command runs (a cgroup, oom_score_adj).
-  const mustWait = options.cgroupViews !== undefined || cgroupLimits(resources) !== undefined || proc.oomScoreAdj !== undefined;
-  const args: string[] = ['--die-with-parent', '--info-fd', String(FD_INFO), '--json-status-fd', String(FD_STATUS), ...(mustWait ? ['--block-fd', String(FD_BLOCK)] : [])];
   const namespaces = checkNamespaces(linux);
+  const sysctls = checkSysctls(linux.sysctl ?? {}, namespaces);
+  const mustWait = options.cgroupViews !== undefined || cgroupLimits(resources) !== undefined || proc.oomScoreAdj !== undefined || sysctls.length > 0;
+  const args: string[] = ['--die-with-parent', '--info-fd', String(FD_INFO), '--json-status-fd', String(FD_STATUS), ...(mustWait ? ['--block-fd', String(FD_BLOCK)] : [])];
   const mapped = namespaces.has('user') ? userMappings(linux) : undefined;
   args.push(...namespaceArgs(namespaces, config.hostname));
   const root = rootPath(config, options.bundleDir);
@@ -72,6 +81,9 @@ export function planExecution(config: RuntimeConfig, options: PlanOptions): Exec
   args.push(...filesystemArgs(config, { root, staged, stagingDir: options.stagingDir, cgroupViews: options.cgroupViews }));
   if (config.root?.readonly) args.push('--remount-ro', '/');
   args.push(...processArgs(proc, namespaces));
+  // Loaded by bwrap just before it execs the helper, which then only sets ids, capabilities and limits (all allowed by a profile) and execs.
+  const seccompFilter = linux.seccomp ? compiledSeccompFilter(linux.seccomp) : undefined;
+  if (seccompFilter) args.push('--seccomp', String(FD_SECCOMP));
 
   // A user namespace, and a mount namespace for the root overlay, are made around bwrap by
   // util-linux unshare (bwrap 0.8 maps only one id, and cannot mount an overlay); bwrap then
@@ -82,7 +94,7 @@ export function planExecution(config: RuntimeConfig, options: PlanOptions): Exec
   const prelude = steps.length > 0 ? mountPrelude(steps) : [];
   const command = helperCommand(proc, { setgroups: outer?.setgroups ?? true, init: options.init === true, terminal: proc.terminal === true, terminalGid: devptsGid(config.mounts ?? []) });
   const argv = [...(outer?.argv ?? []), ...prelude, bwrap, ...args, '--', ...command];
-  return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait, staged: staged.length, cgroupNamespace: namespaces.has('cgroup') };
+  return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait, staged: staged.length, cgroupNamespace: namespaces.has('cgroup'), seccompFilter, sysctls, userNamespace: mapped !== undefined };
 }
 
 /** bwrap mounts its own devpts (no gid=): the helper gives a new pty the group the config's devpts mount names. */
@@ -136,6 +148,8 @@ function filesystemArgs(config: RuntimeConfig, context: { root: string; staged: 
   // The helper runs as /proc/self/fd/N (privileges.ts): the container's own /proc must be there.
   if (!mounts.some((m) => m.type === 'proc' && posix.normalize(m.destination) === '/proc')) throw new UnsupportedError('mounts: ns-enter needs a proc mount at /proc (runc spec has one)');
   const args = ['--bind', root, '/', ...mountArgs(mounts, { root, stage, cgroupViews: context.cgroupViews })];
+  // After the mounts (bwrap's --dev is among them): the host's nodes, bound over the new /dev.
+  args.push(...deviceBinds(config.linux?.devices ?? []));
   for (const path of config.linux?.maskedPaths ?? []) args.push(...maskPath(path));
   for (const path of config.linux?.readonlyPaths ?? []) args.push(...readOnlyPath(path));
   return args;

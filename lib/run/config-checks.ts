@@ -4,6 +4,7 @@
  */
 import { UnsupportedError } from '../core/errors.js';
 import type { IdMapping, RuntimeConfig } from './runtime-spec.js';
+import { checkSeccomp } from './seccomp-filter.js';
 
 export type ProcessConfig = NonNullable<RuntimeConfig['process']>;
 export type LinuxConfig = NonNullable<RuntimeConfig['linux']>;
@@ -18,7 +19,7 @@ export function checkKnownFields(prefix: string, value: object, known: string[])
   for (const key of Object.keys(value)) if (!known.includes(key)) throw new UnsupportedError(`${prefix}${key}: not supported by ns-enter`);
 }
 
-/** Refuses what no part of the plan carries out: unknown fields, hooks, seccomp, sysctl, a process without args. */
+/** Refuses what no part of the plan carries out: unknown fields, hooks, a process without args. */
 export function checkConfig(config: RuntimeConfig, options: { stdinIsTerminal: boolean }): CheckedConfig {
   checkKnownFields('', config, ['ociVersion', 'process', 'root', 'hostname', 'mounts', 'annotations', 'linux', 'hooks', 'domainname']);
   if (!/^1\./.test(config.ociVersion ?? '')) throw new UnsupportedError(`ociVersion: ${JSON.stringify(config.ociVersion)} is not a 1.x runtime-spec version`);
@@ -43,12 +44,8 @@ function checkProcess(proc: RuntimeConfig['process'], stdinIsTerminal: boolean):
 
 function checkLinux(linux: LinuxConfig): LinuxConfig {
   checkKnownFields('linux.', linux, ['namespaces', 'uidMappings', 'gidMappings', 'devices', 'cgroupsPath', 'resources', 'sysctl', 'seccomp', 'rootfsPropagation', 'maskedPaths', 'readonlyPaths', 'mountLabel']);
-  for (const field of ['seccomp', 'mountLabel'] as const) {
-    const value = linux[field];
-    if (value !== undefined && !(Array.isArray(value) && value.length === 0)) throw new UnsupportedError(`linux.${field}: not supported by ns-enter yet`);
-  }
-  if (linux.devices?.length) throw new UnsupportedError('linux.devices: extra devices are not supported (the container gets null, zero, full, random, urandom, tty, pts)');
-  if (linux.sysctl && Object.keys(linux.sysctl).length > 0) throw new UnsupportedError('linux.sysctl: not supported by ns-enter');
+  if (linux.mountLabel !== undefined) throw new UnsupportedError('linux.mountLabel: not supported by ns-enter yet');
+  if (linux.seccomp) checkSeccomp(linux.seccomp);
   if (linux.rootfsPropagation && !['private', 'rprivate', 'slave', 'rslave'].includes(linux.rootfsPropagation)) {
     throw new UnsupportedError(`linux.rootfsPropagation: ${linux.rootfsPropagation} is not supported (bubblewrap keeps the container's mounts private)`);
   }

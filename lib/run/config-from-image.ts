@@ -4,13 +4,18 @@
  * for the host side. Pure except for reading /etc/passwd and /etc/group from the rootfs and
  * checking that -v sources exist.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { posix } from 'node:path';
 import type { ImageConfig } from '../image/model.js';
 import { NotFoundError, UsageError } from '../core/errors.js';
-import { resolveUser } from './passwd.js';
+import { homeOf, resolveUser } from './passwd.js';
 import { ALL_CAPABILITIES, type RunFlags } from './runflags.js';
-import type { IdMapping, NamespaceType, RuntimeConfig, RuntimeMount, RuntimeProcess } from './runtime-spec.js';
+import type { IdMapping, LinuxSeccomp, NamespaceType, RuntimeConfig, RuntimeLinux, RuntimeMount, RuntimeProcess } from './runtime-spec.js';
+import { DEFAULT_SECCOMP_PROFILE, readProfile, seccompForContainer } from './seccomp-profile.js';
+import { sysctlNamespace } from './sysctl.js';
+import { hostDevices } from './host-devices.js';
+import { applyPodmanExtras } from './podman-flags.js';
 import { DEFAULT_PATH, OCI_VERSION, runcDefaultConfig, type IdMappings } from './spec.js';
 
 /** podman's default_capabilities (containers.conf), for a config built from an image and flags. */
@@ -18,6 +23,11 @@ export const PODMAN_DEFAULT_CAPABILITIES = [
   'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_NET_BIND_SERVICE',
   'CAP_SETFCAP', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID', 'CAP_SYS_CHROOT',
 ];
+
+/** podman 4.3's masked paths (containers/common's config); runc's bare spec keeps its own. */
+export const PODMAN_MASKED_PATHS = ['/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/fs/selinux', '/sys/dev/block'];
+/** podman 4.3's read-only paths: /proc/asound is read-only there, where runc masks it. */
+export const PODMAN_READONLY_PATHS = ['/proc/asound', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
 export interface BuildConfigOptions {
   /** The image config (its `config` holds Entrypoint, Cmd, Env, ...); absent: runc's defaults for those. */
@@ -61,15 +71,19 @@ export function buildConfig(options: BuildConfigOptions): RuntimeConfig {
     ...(flags.tty ? { terminal: true } : {}),
     user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length > 0 ? { additionalGids: user.additionalGids } : {}) },
     args: processArgs(options),
-    env: processEnv(imageConfig.Env, flags),
+    env: processEnv(imageConfig.Env, flags, { HOME: homeOf(options.lookupRoot ?? options.rootfs, user.uid), HOSTNAME: flags.extras?.hostNamespaces?.includes('uts') ? hostname() : (flags.hostname ?? base.hostname ?? '') }),
     cwd: processCwd(flags.workdir ?? imageConfig.WorkingDir),
-    capabilities: capabilitySets(flags, user.uid === 0),
+    capabilities: capabilitySets(flags.privileged ? { ...flags, capAdd: ['ALL'] } : flags, user.uid === 0),
     rlimits: base.process?.rlimits,
     noNewPrivileges: base.process?.noNewPrivileges,
   };
 
-  const linux = { ...base.linux };
+  let linux = withSeccomp({ ...base.linux }, seccompOf(flags, process.capabilities?.bounding ?? []));
   linux.namespaces = withNetwork(linux.namespaces ?? [], flags.network);
+  if (flags.privileged) Object.assign(linux, privilegedLinux(linux));
+  else Object.assign(linux, { maskedPaths: [...PODMAN_MASKED_PATHS], readonlyPaths: [...PODMAN_READONLY_PATHS] });
+  const sysctl = containerSysctls(linux.namespaces, flags.sysctl);
+  if (Object.keys(sysctl).length > 0) linux = withFirst(linux, { sysctl });
   const resources = { ...linux.resources };
   if (flags.memory !== undefined) resources.memory = { limit: flags.memory };
   if (flags.cpus !== undefined) resources.cpu = { quota: Math.round(flags.cpus * 100_000), period: 100_000 };
@@ -87,7 +101,7 @@ export function buildConfig(options: BuildConfigOptions): RuntimeConfig {
     ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
     linux,
   };
-  return config;
+  return applyPodmanExtras(config, flags.extras);
 }
 
 function processArgs(options: BuildConfigOptions): string[] {
@@ -107,12 +121,20 @@ function envName(entry: string): string {
   return eq === -1 ? entry : entry.slice(0, eq);
 }
 
-/** Image Env, PATH and TERM only when the image does not set them, then -e on top (by name). */
-function processEnv(imageEnv: string[] | undefined, flags: RunFlags): string[] {
+/** What names this toolkit's containers, as podman's container=podman does (systemd and others look for it). */
+export const CONTAINER_ENV = 'container=container-parts';
+
+/**
+ * podman's environment: container=, the image Env, PATH, TERM (with -t), HOME and HOSTNAME
+ * only when the image does not set them, then -e on top (by name).
+ */
+function processEnv(imageEnv: string[] | undefined, flags: RunFlags, defaults: { HOME: string; HOSTNAME: string }): string[] {
   const env = [...(imageEnv ?? [])];
   const has = (name: string) => env.some((e) => envName(e) === name);
   if (!has('PATH')) env.unshift(DEFAULT_PATH);
+  if (!has('container')) env.unshift(CONTAINER_ENV);
   if (flags.tty && !has('TERM')) env.push('TERM=xterm');
+  for (const [name, value] of Object.entries(defaults)) if (!has(name) && value !== '') env.push(`${name}=${value}`);
   for (const entry of flags.env) {
     const index = env.findIndex((e) => envName(e) === envName(entry));
     if (index === -1) env.push(entry);
@@ -136,7 +158,7 @@ function capabilitySets(flags: RunFlags, isRoot: boolean): RuntimeProcess['capab
   const dropAll = flags.capDrop.includes('ALL');
   const addAll = flags.capAdd.includes('ALL');
   let caps = new Set<string>(dropAll ? [] : PODMAN_DEFAULT_CAPABILITIES);
-  const added = addAll ? [...ALL_CAPABILITIES] : flags.capAdd;
+  const added = addAll ? boundingSet() : flags.capAdd;
   for (const cap of added) caps.add(cap);
   if (!dropAll) for (const cap of flags.capDrop) caps.delete(cap);
   caps = new Set([...caps].sort());
@@ -145,6 +167,58 @@ function capabilitySets(flags: RunFlags, isRoot: boolean): RuntimeProcess['capab
   const userCaps = [...new Set(added)].filter((c) => caps.has(c)).sort();
   if (userCaps.length === 0) return { bounding };
   return { bounding, effective: userCaps, inheritable: [...userCaps], permitted: [...userCaps], ambient: [...userCaps] };
+}
+
+/**
+ * podman's default_sysctls (Debian's containers.conf): ping for every group, so ping works
+ * without CAP_NET_RAW; only with a network namespace of the container's own. Then --sysctl.
+ */
+function containerSysctls(namespaces: Array<{ type: NamespaceType }>, given: Record<string, string> | undefined): Record<string, string> {
+  const has = new Set(namespaces.map((ns) => ns.type));
+  const sysctl: Record<string, string> = has.has('network') ? { 'net.ipv4.ping_group_range': '0 0' } : {};
+  for (const [key, value] of Object.entries(given ?? {})) {
+    const namespace = sysctlNamespace(key);
+    if (namespace && !has.has(namespace)) throw new UsageError(`--sysctl ${key}: the container shares the host's ${namespace} namespace, so it would change the host`);
+    sysctl[key] = value;
+  }
+  return sysctl;
+}
+
+/** linux.sysctl where Go's runtime-spec struct puts it: after the id mappings, before resources. */
+function withFirst(linux: RuntimeLinux, fields: Pick<RuntimeLinux, 'sysctl'>): RuntimeLinux {
+  const { uidMappings, gidMappings, ...rest } = linux;
+  return { ...(uidMappings ? { uidMappings } : {}), ...(gidMappings ? { gidMappings } : {}), ...fields, ...rest };
+}
+
+/** containers-common's profile unless --security-opt seccomp= says otherwise; --privileged: none unless a FILE is given. */
+function seccompOf(flags: RunFlags, bounding: string[]): LinuxSeccomp | undefined {
+  if (flags.seccomp === 'unconfined' || (flags.privileged && flags.seccomp === undefined)) return undefined;
+  return seccompForContainer(readProfile(flags.seccomp ?? DEFAULT_SECCOMP_PROFILE), bounding);
+}
+
+/** podman's --privileged: the host's devices, all of them allowed, no masked or read-only paths. */
+function privilegedLinux(linux: RuntimeLinux): Partial<RuntimeLinux> {
+  delete linux.maskedPaths;
+  delete linux.readonlyPaths;
+  return { devices: hostDevices(), resources: { ...linux.resources, devices: [{ allow: true, access: 'rwm' }] } };
+}
+
+/** linux.seccomp where podman writes it: after the namespaces, before the masked paths. */
+function withSeccomp(linux: RuntimeLinux, seccomp: LinuxSeccomp | undefined): RuntimeLinux {
+  if (!seccomp) return linux;
+  const { maskedPaths, readonlyPaths, ...rest } = linux;
+  return { ...rest, seccomp, ...(maskedPaths ? { maskedPaths } : {}), ...(readonlyPaths ? { readonlyPaths } : {}) };
+}
+
+/**
+ * What ALL means, as in podman (containers/common capabilities.BoundingSet): the capabilities in
+ * this process's bounding set, not every name the kernel headers know, which a host that keeps
+ * one out of its bounding set (CAP_SYS_RESOURCE under some sandboxes) could never grant.
+ */
+function boundingSet(): string[] {
+  const line = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  const mask = BigInt(`0x${line?.[1] ?? '0'}`);
+  return ALL_CAPABILITIES.filter((_, bit) => (mask >> BigInt(bit)) & 1n);
 }
 
 /** Where runc puts the network namespace: after pid. */

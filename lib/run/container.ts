@@ -107,7 +107,7 @@ export async function runPrepared(prepared: PreparedRun, options: { flags: RunFl
     if (prepared.ownedTrees) await giveRecordedOwners(prepared.ownedTrees, prepared.userNamespace, await openStore(options.storePath), options.warn);
   }
   try {
-    return await runContainer(prepared.config, { id: prepared.id, bundleDir: prepared.bundleDir, init: options.flags.init, stdinIsTerminal: options.stdinIsTerminal, stdin: options.stdin, overlayDir: prepared.mount?.optionsDir, debug: options.debug });
+    return await runContainer(prepared.config, { id: prepared.id, bundleDir: prepared.bundleDir, init: options.flags.init, stdinIsTerminal: options.stdinIsTerminal, stdin: options.stdin, overlayDir: prepared.mount?.optionsDir, debug: options.debug, etcFiles: prepared.bundleDir === undefined });
   } finally {
     if (options.flags.rm && prepared.mount) await unmountContainerRoot(prepared.mount, { storePath: options.storePath, remove: true });
   }

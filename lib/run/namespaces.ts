@@ -9,8 +9,10 @@
  */
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { cgroupLimits, planExecution, type PlanOptions } from './bwrap-plan.js';
+import { STAGED_ETC, withEtcFiles } from './etc-files.js';
+import { rootOverlayOf } from './mount-plan.js';
 import { deviceMakingCapability } from './cgroup-devices.js';
 import { cgroupViews, createCgroup, planCgroup, type Cgroup, type CgroupPlan } from './cgroups.js';
 import { watchInterruptions, type Interruption } from './interruption.js';
@@ -29,6 +31,8 @@ export interface RunOptions extends PlanOptions {
   /** Called with the container's first process (host pid) once it exists. */
   onStart?: (pid: number) => void;
   debug?: (message: string) => void;
+  /** A config built from an image (not a bundle's, run as it is): podman's /etc files, from the staging dir. */
+  etcFiles?: boolean;
 }
 
 /**
@@ -83,21 +87,25 @@ function planContainerCgroup(config: RuntimeConfig, id: string): CgroupPlan | un
 
 async function runStaged(config: RuntimeConfig, options: RunOptions, context: { cgroupPlan?: CgroupPlan; interruption: Interruption }): Promise<ExitStatus> {
   const { cgroupPlan, interruption } = context;
-  const plan = planExecution(config, { ...options, cgroupViews: cgroupPlan ? cgroupViews(cgroupPlan) : undefined });
+  const readOnlyRoot = config.root?.readonly && !rootOverlayOf(config.mounts ?? []) ? resolve(options.bundleDir ?? process.cwd(), config.root.path) : undefined;
+  const run = options.etcFiles ? withEtcFiles(config, join(options.stagingDir as string, STAGED_ETC), { rootOnHost: readOnlyRoot }) : config;
+  const plan = planExecution(run, { ...options, cgroupViews: cgroupPlan ? cgroupViews(cgroupPlan) : undefined });
   for (let i = 0; i < plan.staged; i++) mkdirSync(join(options.stagingDir as string, String(i)), { mode: 0o700 });
   options.debug?.(`exec: ${plan.argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')}`);
   let cgroup: Cgroup | undefined;
   const path = helperPath();
   const fd = openSync(path, 'r');
+  const seccompFd = plan.seccompFilter === undefined ? undefined : openSync(plan.seccompFilter, 'r');
   try {
     if (cgroupPlan) {
       cgroup = createCgroup(cgroupPlan);
       options.debug?.(`cgroup: ${cgroup.paths.join(' ')}`);
     }
     interruption.check('before the container started');
-    return await spawnAndWait({ plan, cgroup, stdin: options.stdin, onStart: options.onStart, helper: { path, fd }, interrupted: () => interruption.signal });
+    return await spawnAndWait({ plan, cgroup, stdin: options.stdin, onStart: options.onStart, helper: { path, fd }, seccompFd, interrupted: () => interruption.signal });
   } finally {
     closeSync(fd);
+    if (seccompFd !== undefined) closeSync(seccompFd);
     await cgroup?.remove();
   }
 }

@@ -131,3 +131,9 @@ export function resolveUser(root: string, spec: string): ResolvedUser {
   }
   return { uid, gid, additionalGids };
 }
+
+/** HOME for a uid, as podman sets it: the home of the rootfs's first /etc/passwd entry with that uid, else /. */
+export function homeOf(root: string, uid: number): string {
+  const entry = parsePasswd(readContainerFile(root, '/etc/passwd') ?? '').find((e) => e.uid === uid);
+  return entry?.home || '/';
+}

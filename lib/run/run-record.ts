@@ -6,13 +6,14 @@
  * private mkdtemp dir whose name carries the owner. A run whose owner is gone (killed with -9)
  * is swept by the next one: its cgroups, its staging dir, its record. A live run is never swept.
  */
-import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { dataHome } from '../core/paths.js';
 import { removeCgroupDirs } from './cgroups.js';
 import { currentHolder, holderLiveness, processStartTime, type HolderRecord } from '../core/holder.js';
+import { ETC_FILE_NAMES, STAGED_ETC } from './etc-files.js';
 
 export interface RunRecord {
   owner: HolderRecord;
@@ -194,6 +195,9 @@ export function makeStagingDir(): string {
  */
 export function removeStagingDir(dir: string): void {
   for (const entry of listDir(dir)) if (/^\d+$/.test(entry)) tryRmdir(join(dir, entry));
+  // The run's /etc files (etc-files.ts): only those names are removed, then the dir, with rmdir.
+  for (const name of ETC_FILE_NAMES) rmSync(join(dir, STAGED_ETC, name), { force: true });
+  tryRmdir(join(dir, STAGED_ETC));
   tryRmdir(dir);
 }
 

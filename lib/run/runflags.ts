@@ -6,6 +6,8 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { UsageError } from '../core/errors.js';
+import { envFileEntries, parsePodmanFlags, type PodmanExtras, type PodmanFlagArgs } from './podman-flags.js';
+import { sysctlNamespace } from './sysctl.js';
 
 export interface VolumeFlag {
   /** Absolute host path (a relative `./x` is resolved against the working directory). */
@@ -49,10 +51,20 @@ export interface RunFlags {
   init: boolean;
   /** ns-enter: remove the container's state when it exits. */
   rm: boolean;
+  /** --security-opt seccomp=: 'unconfined', or a profile FILE (absolute); undefined: containers-common's default profile. */
+  seccomp?: string;
+  /** --security-opt options, as typed, when given (no-new-privileges and label=disable change nothing: see parseSecurityOpts). */
+  securityOpt?: string[];
+  /** --privileged, when given: every capability, the host's devices, no seccomp, no masked or read-only paths (podman's). */
+  privileged?: boolean;
+  /** --sysctl KEY=VALUE, when given (namespaced keys only: sysctl.ts). */
+  sysctl?: Record<string, string>;
+  /** --ulimit, --shm-size, --group-add, --stop-signal, --pid/--ipc/--uts host, when any is given (podman-flags.ts). */
+  extras?: PodmanExtras;
 }
 
 /** What `withRunFlags` adds to the parsed arguments. */
-export interface RunFlagArgs {
+export interface RunFlagArgs extends PodmanFlagArgs {
   env?: string[];
   workdir?: string;
   user?: string;
@@ -77,13 +89,15 @@ export interface RunFlagArgs {
   annotation?: string[];
   init: boolean;
   rm: boolean;
+  'security-opt'?: string[];
+  sysctl?: string[];
 }
 
 /** Checks and converts the parsed flags; every mistake is a UsageError naming the flag. */
 export function parseRunFlags(args: RunFlagArgs, hostEnv: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): RunFlags {
   refusePodmanOnlyFlags(args);
   return {
-    env: (args.env ?? []).flatMap((e) => parseEnv(e, hostEnv)),
+    env: [...envFileEntries(args['env-file'] ?? []), ...(args.env ?? [])].flatMap((e) => parseEnv(e, hostEnv)),
     workdir: args.workdir === undefined ? undefined : absoluteContainerPath('--workdir', args.workdir),
     user: args.user === undefined ? undefined : nonEmpty('--user', args.user),
     hostname: args.hostname === undefined ? undefined : parseHostname(args.hostname),
@@ -101,6 +115,10 @@ export function parseRunFlags(args: RunFlagArgs, hostEnv: NodeJS.ProcessEnv = pr
     annotations: Object.fromEntries((args.annotation ?? []).map(parseAnnotation)),
     init: args.init,
     rm: args.rm,
+    ...(args['security-opt']?.length ? parseSecurityOpts(args['security-opt'], cwd) : {}),
+    ...(args.privileged ? { privileged: true } : {}),
+    ...extrasOf(args),
+    ...(args.sysctl?.length ? { sysctl: Object.fromEntries(args.sysctl.map(parseSysctl)) } : {}),
   };
 }
 
@@ -108,7 +126,6 @@ export function parseRunFlags(args: RunFlagArgs, hostEnv: NodeJS.ProcessEnv = pr
 const PODMAN_ONLY_FLAGS: Array<[keyof RunFlagArgs, string, string]> = [
   ['detach', '-d/--detach', 'the container runs in the foreground: put the command in the background with &, or run it under systemd-run'],
   ['restart', '--restart', 'there is no restart policy: run the command under a supervisor, e.g. systemd-run -p Restart=on-failure'],
-  ['privileged', '--privileged', 'give the container what it needs: --cap-add CAP, or --cap-add ALL for every capability, and -v for host paths'],
   ['publish', '-p/--publish', 'ports are not forwarded: with --net host the container uses the host network, and its ports are the host ports'],
 ];
 
@@ -125,7 +142,7 @@ export function hasRunFlags(flags: RunFlags): boolean {
     flags.volumes.length > 0 || flags.tmpfs.length > 0 || flags.network !== undefined || flags.memory !== undefined ||
     flags.pidsLimit !== undefined || flags.cpus !== undefined || flags.capAdd.length > 0 || flags.capDrop.length > 0 ||
     flags.readOnly || flags.tty || flags.entrypoint !== undefined || Object.keys(flags.annotations).length > 0 ||
-    flags.init || flags.rm
+    flags.init || flags.rm || (flags.securityOpt?.length ?? 0) > 0 || flags.sysctl !== undefined || flags.privileged === true || flags.extras !== undefined
   );
 }
 
@@ -244,4 +261,37 @@ function parseAnnotation(value: string): [string, string] {
   const eq = value.indexOf('=');
   if (eq <= 0) throw new UsageError(`--annotation ${JSON.stringify(value)}: expected KEY=VALUE`);
   return [value.slice(0, eq), value.slice(eq + 1)];
+}
+
+/**
+ * podman's --security-opt: seccomp=unconfined|FILE; no-new-privileges (always set here: bubblewrap
+ * sets no_new_privs); label=disable (no SELinux label is ever written). Others are refused.
+ */
+function parseSecurityOpts(values: string[], cwd: string): Pick<RunFlags, 'seccomp' | 'securityOpt'> {
+  let seccomp: string | undefined;
+  for (const value of values) {
+    if (value === 'no-new-privileges' || value === 'no-new-privileges=true' || value === 'label=disable') continue;
+    if (value.startsWith('seccomp=') && value.length > 'seccomp='.length) {
+      const profile = value.slice('seccomp='.length);
+      seccomp = profile === 'unconfined' ? profile : resolve(cwd, profile);
+      continue;
+    }
+    if (value === 'no-new-privileges=false') throw new UsageError('--security-opt no-new-privileges=false: not supported (bubblewrap always sets no_new_privs)');
+    throw new UsageError(`--security-opt ${JSON.stringify(value)}: not supported`, { hint: 'seccomp=unconfined, seccomp=FILE, no-new-privileges and label=disable are' });
+  }
+  return { ...(seccomp ? { seccomp } : {}), securityOpt: values };
+}
+
+function parseSysctl(value: string): [string, string] {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new UsageError(`--sysctl ${JSON.stringify(value)}: expected KEY=VALUE`);
+  const key = value.slice(0, eq).replace(/\//g, '.');
+  if (!sysctlNamespace(key)) throw new UsageError(`--sysctl ${key}: not a namespaced sysctl (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, kernel.hostname, kernel.domainname): it would change the host`);
+  return [key, value.slice(eq + 1)];
+}
+
+function extrasOf(args: RunFlagArgs): { extras?: PodmanExtras } {
+  const extras = parsePodmanFlags(args);
+  if (extras.hostNamespaces?.includes('uts') && args.hostname !== undefined) throw new UsageError('--hostname with --uts host: the container has the host\'s host name');
+  return Object.keys(extras).length > 0 ? { extras } : {};
 }

@@ -70,10 +70,28 @@ export interface RuntimeLinux {
     [other: string]: unknown;
   };
   sysctl?: Record<string, string>;
-  seccomp?: unknown;
+  seccomp?: LinuxSeccomp;
   rootfsPropagation?: string;
   maskedPaths?: string[];
   readonlyPaths?: string[];
   mountLabel?: string;
   [other: string]: unknown;
+}
+
+/** config-linux.md "Seccomp". */
+export interface LinuxSeccomp {
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  architectures?: string[];
+  flags?: string[];
+  listenerPath?: string;
+  listenerMetadata?: string;
+  syscalls?: SeccompRule[];
+}
+
+export interface SeccompRule {
+  names: string[];
+  action: string;
+  errnoRet?: number;
+  args?: Array<{ index: number; value: number; valueTwo?: number; op: string }>;
 }

@@ -10,10 +10,11 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ContainerPartsError, HostError } from '../core/errors.js';
-import { FD_BLOCK, FD_INFO, FD_STATUS, FD_STDERR, MOUNT_FAILED } from './bwrap-fds.js';
+import { FD_BLOCK, FD_INFO, FD_SECCOMP, FD_STATUS, FD_STDERR, MOUNT_FAILED } from './bwrap-fds.js';
 import type { ExecutionPlan } from './bwrap-plan.js';
 import type { Cgroup } from './cgroups.js';
 import { interrupted } from './interruption.js';
+import { applySysctls } from './sysctl.js';
 
 /** How the container ended. */
 export interface ExitStatus {
@@ -32,6 +33,8 @@ export interface Supervision {
   stdin?: number;
   /** ns-enter-exec, open: bwrap runs it as /proc/self/fd/FD_HELPER. */
   helper: { path: string; fd: number };
+  /** The compiled seccomp filter, open, when the plan has one: bwrap reads it from FD_SECCOMP. */
+  seccompFd?: number;
   /** Called with the container's first process (host pid) once it exists. */
   onStart?: (pid: number) => void;
   /** The signal that came during start-up (interruption.ts), if one did. */
@@ -104,7 +107,7 @@ function joinCgroupFirst(run: Supervision): string[] {
 
 /**
  * Node sets up fds 3-5 as socket pairs: bwrap writes JSON to 3 and 4 and waits to read from 5;
- * 6 is the helper, 7 our stderr (the container's, once it runs). With a terminal the relay
+ * 6 is the helper, 7 our stderr (the container's, once it runs), 9 the seccomp filter. With a terminal the relay
  * runs bwrap, with /dev/null as its stdin and stdout and a console socket on FD_CONSOLE.
  */
 function spawnBwrap(run: Supervision) {
@@ -113,7 +116,10 @@ function spawnBwrap(run: Supervision) {
   const [program, ...args] = plan.terminal ? [helper.path, 'relay', '--', ...argv] : (argv as [string, ...string[]]);
   const stdio = [run.stdin ?? 'inherit', 'inherit', 'pipe', 'pipe', 'pipe', plan.blocks ? 'pipe' : 'ignore', helper.fd, plan.terminal ? 'ignore' : 2] as const;
   if (stdio.length !== FD_STDERR + 1) throw new Error('the fd layout of bwrap-fds.ts changed');
-  return spawn(program as string, args, { stdio: [...stdio] });
+  // FD_CONSOLE (8) stays free for the relay's console socket.
+  const seccomp = run.seccompFd === undefined ? [] : (['ignore', run.seccompFd] as const);
+  if (seccomp.length > 0 && stdio.length + 1 !== FD_SECCOMP) throw new Error('the fd layout of bwrap-fds.ts changed');
+  return spawn(program as string, args, { stdio: [...stdio, ...seccomp] });
 }
 
 /** The container exists and waits on the block fd: its cgroup and oom_score_adj, then it may run. */
@@ -124,11 +130,17 @@ function started(pid: number, { run, progress, block }: { run: Supervision; prog
     if (run.cgroup && run.plan.cgroupNamespace) run.cgroup.release(parentOf(pid));
     else if (run.cgroup) run.cgroup.addProcess(pid);
     if (run.plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(run.plan.oomScoreAdj));
+    if (run.plan.sysctls.length > 0) applySysctls(pid, run.plan.sysctls, run.plan.userNamespace);
     run.onStart?.(pid);
     block?.end('1');
   } catch (err) {
     progress.failure = err instanceof Error ? err : new Error(String(err));
-    process.kill(pid, 'SIGKILL');
+    // The container may be gone already (what failed may have been its end): ESRCH is no second error.
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
     block?.end();
   }
 }

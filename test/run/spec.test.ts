@@ -14,7 +14,7 @@ import { NotFoundError, UsageError } from '../../lib/core/errors.js';
 import { parseRunFlags, type RunFlags } from '../../lib/run/runflags.js';
 import type { RuntimeConfig } from '../../lib/run/runtime-spec.js';
 import { DEFAULT_PATH, formatConfig, runcDefaultConfig, validateRuntimeConfig } from '../../lib/run/spec.js';
-import { buildConfig, PODMAN_DEFAULT_CAPABILITIES } from '../../lib/run/config-from-image.js';
+import { buildConfig, CONTAINER_ENV, PODMAN_DEFAULT_CAPABILITIES, PODMAN_MASKED_PATHS, PODMAN_READONLY_PATHS } from '../../lib/run/config-from-image.js';
 import { rootFromEarlierSteps } from '../../lib/run/earlier-steps.js';
 import { exec, mustExec, tool } from '../helpers/exec.js';
 import { REPO, SPECS, tempDir, toolPath } from '../helpers/paths.js';
@@ -96,18 +96,33 @@ describe('runc spec is the reference for the defaults', () => {
     assert.equal(formatConfig({ ociVersion: '1.0.2-dev', annotations: { a: '<b> & c' } }), '{\n\t"ociVersion": "1.0.2-dev",\n\t"annotations": {\n\t\t"a": "\\u003cb\\u003e \\u0026 c"\n\t}\n}');
   });
 
-  test('a config built from an image keeps runc\'s namespaces, mounts, masked and read-only paths, rlimits and devices rule', async () => {
+  test('a config built from an image keeps runc\'s namespaces, mounts, rlimits and devices rule; seccomp, sysctl, masked and read-only paths are podman\'s', async () => {
     const reference = JSON.parse(await runcSpec([])) as RuntimeConfig;
     const built = buildConfig({ image: imageConfig({ Cmd: ['sh'] }), rootfs: '/nonexistent', flags: noFlags(), rootless: false });
     assert.deepEqual(built.mounts, reference.mounts);
-    assert.deepEqual(built.linux, reference.linux);
+    // Issue 19: a config built from an image adds podman's default seccomp profile (test/run/seccomp.test.ts),
+    // its ping sysctl and its masked and read-only paths (test/run/podman-config.test.ts); the rest is runc's.
+    const podmanFields = (linux: RuntimeConfig['linux']) => {
+      const { seccomp, sysctl, maskedPaths, readonlyPaths, ...rest } = linux ?? {};
+      return { podman: { seccomp, sysctl, maskedPaths, readonlyPaths }, rest };
+    };
+    const { podman, rest } = podmanFields(built.linux);
+    const { maskedPaths: _m, readonlyPaths: _r, ...referenceRest } = reference.linux ?? {};
+    assert.deepEqual(rest, referenceRest);
+    assert.equal((podman.seccomp as { defaultAction?: string } | undefined)?.defaultAction, 'SCMP_ACT_ERRNO');
+    assert.deepEqual(podman.sysctl, { 'net.ipv4.ping_group_range': '0 0' });
+    assert.deepEqual([podman.maskedPaths, podman.readonlyPaths], [PODMAN_MASKED_PATHS, PODMAN_READONLY_PATHS]);
     assert.deepEqual(built.process?.rlimits, reference.process?.rlimits);
     assert.equal(built.process?.noNewPrivileges, reference.process?.noNewPrivileges);
     assert.equal(built.hostname, reference.hostname);
     const rootlessReference = JSON.parse(await runcSpec(['--rootless'])) as RuntimeConfig;
     const rootlessBuilt = buildConfig({ image: imageConfig({ Cmd: ['sh'] }), rootfs: '/nonexistent', flags: noFlags(), rootless: true });
     assert.deepEqual(rootlessBuilt.mounts, rootlessReference.mounts);
-    assert.deepEqual(rootlessBuilt.linux, rootlessReference.linux);
+    const rootless = podmanFields(rootlessBuilt.linux);
+    const { maskedPaths: _rm, readonlyPaths: _rr, ...rootlessReferenceRest } = rootlessReference.linux ?? {};
+    assert.deepEqual(rootless.rest, rootlessReferenceRest);
+    assert.ok(rootless.podman.seccomp);
+    assert.equal(rootless.podman.sysctl, undefined, 'no network namespace of its own: no ping sysctl');
   });
 });
 
@@ -155,7 +170,7 @@ describe('the official runtime-spec schema is the oracle for validation', () => 
     });
   }
 
-  test('--init and --rm belong to ns-enter: oci-spec refuses them', async () => {
+  test('--rm belongs to ns-enter: oci-spec refuses it (--init binds catatonit: test/run/podman-flags.test.ts)', async () => {
     const result = await tool('oci-spec', ['--rm']);
     assert.equal(result.status, 2);
     assert.equal(result.stderr, 'oci-spec: --rm is for ns-enter: a config.json has no place for it\n');
@@ -213,11 +228,14 @@ describe('buildConfig: image config (conversion.md) and run flags', () => {
     assert.deepEqual(build(undefined).process?.args, ['sh'], "no image: runc's default command");
   });
 
-  test('Env merged: the image\'s first, PATH only when missing, TERM only with -t, -e on top by name', () => {
-    assert.deepEqual(build(imageConfig({ Cmd: ['sh'], Env: ['PATH=/bin', 'A=1'] }), { env: ['A=2', 'B=3'] }).process?.env, ['PATH=/bin', 'A=2', 'B=3']);
-    assert.deepEqual(build(imageConfig({ Cmd: ['sh'], Env: ['A=1'] })).process?.env, [DEFAULT_PATH, 'A=1']);
-    assert.deepEqual(build(imageConfig({ Cmd: ['sh'], Env: ['A=1'] }), { tty: true }).process?.env, [DEFAULT_PATH, 'A=1', 'TERM=xterm']);
-    assert.deepEqual(build(imageConfig({ Cmd: ['sh'], Env: ['TERM=dumb'] }), { tty: true }).process?.env, [DEFAULT_PATH, 'TERM=dumb']);
+  test('Env merged: container= first, the image\'s, PATH only when missing, TERM only with -t, HOME and HOSTNAME (podman\'s), -e on top by name', () => {
+    const podman = ['HOME=/root', 'HOSTNAME=runc'];
+    assert.deepEqual(build(imageConfig({ Cmd: ['sh'], Env: ['PATH=/bin', 'A=1'] }), { env: ['A=2', 'B=3'] }).process?.env, [CONTAINER_ENV, 'PATH=/bin', 'A=2', ...podman, 'B=3']);
+    assert.deepEqual(build(imageConfig({ Cmd: ['sh'], Env: ['A=1'] })).process?.env, [CONTAINER_ENV, DEFAULT_PATH, 'A=1', ...podman]);
+    assert.deepEqual(build(imageConfig({ Cmd: ['sh'], Env: ['A=1'] }), { tty: true }).process?.env, [CONTAINER_ENV, DEFAULT_PATH, 'A=1', 'TERM=xterm', ...podman]);
+    assert.deepEqual(build(imageConfig({ Cmd: ['sh'], Env: ['TERM=dumb'] }), { tty: true }).process?.env, [CONTAINER_ENV, DEFAULT_PATH, 'TERM=dumb', ...podman]);
+    assert.deepEqual(build(imageConfig({ Cmd: ['sh'], Env: ['HOME=/srv', 'container=other'] }), { user: '1000', hostname: 'box' }).process?.env, [DEFAULT_PATH, 'HOME=/srv', 'container=other', 'HOSTNAME=box'], 'the image wins');
+    assert.deepEqual(build(imageConfig({ Cmd: ['sh'] }), { user: '1000' }).process?.env?.slice(-2), ['HOME=/home/lab', 'HOSTNAME=runc'], "HOME from the user's passwd entry");
   });
 
   test('terminal only with -t; root read-only only with --read-only', () => {
@@ -435,7 +453,8 @@ describe('oci-spec --bundle with the lab busybox image, run by runc', () => {
     assert.equal(spec.status, 0, spec.stderr);
     const run = await runc(bundle);
     assert.equal(run.status, 0, run.stderr);
-    assert.equal(run.stdout, 'ro\nlab-busybox\n');
+    // Issue 19: /etc/hostname is podman's, the container's host name (runc's default), bound over the image's.
+    assert.equal(run.stdout, 'ro\nrunc\n');
   });
 
   test('--rootless: runc runs the bundle in a user namespace that maps the caller to root', async () => {
