@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { benchEnv, compare } from './harness.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const tool = (name: string) => join(REPO, 'dist', 'tools', `${name}.js`);
+const tool = (name: string) => join(REPO, 'dist', 'bin', `${name}.js`);
 
 /** The benchmark's changes, made in a container's merged tree. */
 function change(merged: string): void {

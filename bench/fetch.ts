@@ -34,7 +34,7 @@ export async function run(): Promise<void> {
     const results = await compare(
       `pull a ${(LAYER_SIZES.reduce((a, b) => a + b, 0) / 2 ** 20).toFixed(0)} MiB two-layer image from a local registry into a fresh OCI layout`,
       { name: 'skopeo copy', command: `skopeo copy -q --src-tls-verify=false ${image} oci:${theirs}:big`, prepare: fresh },
-      [{ name: 'img-fetch', command: `node ${join(REPO, 'dist', 'tools', 'img-fetch.js')} ${image} --tls-verify=false -q --store ${ours}`, prepare: fresh }],
+      [{ name: 'img-fetch', command: `node ${join(REPO, 'dist', 'bin', 'img-fetch.js')} ${image} --tls-verify=false -q --store ${ours}`, prepare: fresh }],
       { rounds: 7, targets: { 'img-fetch': 0.7 } },
     );
     const rss = (results.find((r) => r.name === 'img-fetch')?.medianPeakRssKiB ?? 0) / 1024;

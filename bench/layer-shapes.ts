@@ -15,7 +15,7 @@ import { benchEnv, compare, type Measurement } from './harness.js';
 import { writeSingleLayerImage } from './layout.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const TOOL = join(REPO, 'dist', 'tools', 'img-unpack.js');
+const TOOL = join(REPO, 'dist', 'bin', 'img-unpack.js');
 
 export async function run(): Promise<void> {
   const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'cp-bench-shapes-'));

@@ -22,7 +22,7 @@ export async function run(): Promise<void> {
     const layout = join(work.path, 'layout');
     execFileSync(join(REPO, 'scripts', 'build-debian-image.sh'), [join(work.path, 'build'), `oci:${layout}:debian`], { stdio: 'inherit' });
     const store = join(work.path, 'store');
-    await mustExec(process.execPath, [join(REPO, 'dist', 'tools', 'img-fetch.js'), `oci:${layout}:debian`, '--store', store, '--name', 'localhost/debian:latest', '-q']);
+    await mustExec(process.execPath, [join(REPO, 'dist', 'bin', 'img-fetch.js'), `oci:${layout}:debian`, '--store', store, '--name', 'localhost/debian:latest', '-q']);
     const destination = `docker://${registry.host}/bench/debian:latest`;
     const empty = async () => {
       await registry.kill();
@@ -33,7 +33,7 @@ export async function run(): Promise<void> {
     const results = await compare(
       'push the debian image (2 gzip layers) from an OCI layout into an empty repository of a local registry',
       { name: 'skopeo copy', command: `skopeo copy -q --dest-tls-verify=false oci:${store}:localhost/debian:latest ${destination}`, prepare: empty },
-      [{ name: 'img-push', command: `${process.execPath} ${join(REPO, 'dist', 'tools', 'img-push.js')} --store ${store} --image localhost/debian:latest ${destination} --tls-verify=false -q >/dev/null`, prepare: empty }],
+      [{ name: 'img-push', command: `${process.execPath} ${join(REPO, 'dist', 'bin', 'img-push.js')} --store ${store} --image localhost/debian:latest ${destination} --tls-verify=false -q >/dev/null`, prepare: empty }],
       { rounds: 7, env: benchEnv(), targets: { 'img-push': 0.8 } },
     );
     const rss = (results.find((r) => r.name === 'img-push')?.medianPeakRssKiB ?? 0) / 1024;

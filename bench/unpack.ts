@@ -27,7 +27,7 @@ export async function run(): Promise<void> {
       rmSync(dest, { recursive: true, force: true });
       execFileSync('sync');
     };
-    const tool = join(REPO, 'dist', 'tools', 'img-unpack.js');
+    const tool = join(REPO, 'dist', 'bin', 'img-unpack.js');
     const results = await compare(
       `flatten the debian image (${blobs.length} layers)`,
       { name: 'umoci unpack', command: `umoci unpack --image ${layout}:debian ${dest} >/dev/null`, prepare: fresh },

@@ -8,13 +8,13 @@ cd "$(dirname "$0")/.."
 LAB=${LAB:-$PWD/.lab}
 PORT=${PORT:-5000}
 export CONTAINER_PARTS_STORE=${CONTAINER_PARTS_STORE:-$LAB/store}
-export PATH="$PWD/dist/tools:$PATH"
+export PATH="$PWD/dist/bin:$PATH"
 unset NODE_EXTRA_CA_CERTS
-img-fetch() { node "$PWD/dist/tools/img-fetch.js" "$@"; }
-img-unpack() { node "$PWD/dist/tools/img-unpack.js" "$@"; }
-ovl-mount() { node "$PWD/dist/tools/ovl-mount.js" "$@"; }
-ns-enter() { node "$PWD/dist/tools/ns-enter.js" "$@"; }
-oci-spec() { node "$PWD/dist/tools/oci-spec.js" "$@"; }
+img-fetch() { node "$PWD/dist/bin/img-fetch.js" "$@"; }
+img-unpack() { node "$PWD/dist/bin/img-unpack.js" "$@"; }
+ovl-mount() { node "$PWD/dist/bin/ovl-mount.js" "$@"; }
+ns-enter() { node "$PWD/dist/bin/ns-enter.js" "$@"; }
+oci-spec() { node "$PWD/dist/bin/oci-spec.js" "$@"; }
 
 step() { printf '\n== %s\n' "$*" >&2; }
 

@@ -21,7 +21,7 @@ fail() {
   exit 1
 }
 
-[ -f "$repo/dist/tools/img-fetch.js" ] || fail "the commands are not built: run make build in $repo"
+[ -f "$repo/dist/bin/img-fetch.js" ] || fail "the commands are not built: run make build in $repo"
 # The labs mount, make namespaces and run runc: they are written for root, as the tutorials' steps are.
 [ "$(id -u)" = 0 ] || fail 'the labs run as root (sudo -i); the rootless steps switch user themselves'
 curl -fsS -o /dev/null "http://$registry/v2/lab/busybox/manifests/latest" \
@@ -29,7 +29,7 @@ curl -fsS -o /dev/null "http://$registry/v2/lab/busybox/manifests/latest" \
   || fail "no lab/busybox image at $registry: run scripts/lab-setup.sh"
 
 mkdir -p "$lab/bin"
-for tool in img-fetch img-unpack ovl-mount ns-enter oci-spec; do ln -sfn "$repo/dist/tools/$tool.js" "$lab/bin/$tool"; done
+for tool in img-fetch img-unpack ovl-mount ns-enter oci-spec; do ln -sfn "$repo/dist/bin/$tool.js" "$lab/bin/$tool"; done
 ln -sfn "$repo/scripts/lab-clean.sh" "$lab/bin/lab-clean"
 
 printf 'export REGISTRY=%q LAB=%q CONTAINER_PARTS_STORE=%q\n' "$registry" "$lab" "$store"

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unset NODE_EXTRA_CA_CERTS
-export PATH="$PWD/dist/tools:$PATH"
+export PATH="$PWD/dist/tools:$PATH" CP_TOOLS_UNBUNDLED=1
 if [ $# -gt 0 ]; then modules=("$@"); else mapfile -t modules < <(node -e 'for (const m of Object.keys(require("./stryker/modules.json"))) if (m !== "//") console.log(m)'); fi
 npm run --silent build
 mkdir -p stryker/incremental reports/mutation

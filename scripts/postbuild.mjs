@@ -1,5 +1,5 @@
-// After tsc: make the compiled tools executable (bin entries, a PATH of dist/tools) and write
-// each command's man page from its flag definitions into dist/man/.
+// After tsc: write each command's man page from its flag definitions into dist/man/, and bundle
+// the commands into dist/bin/ (what bin, make install and the tests run).
 import { chmodSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 const tools = new URL('../dist/tools/', import.meta.url);
 const man = new URL('../dist/man/', import.meta.url);
@@ -31,4 +31,18 @@ for (const name of SCHEMA_NAMES) writeFileSync(new URL(`../dist/schema/${name}.v
       process.exit(1);
     }
   }
+}
+// The commands bundled by esbuild into dist/bin/ (bin entries, make install, the tests' PATH):
+// a command's start loads one file and the chunks it shares with others instead of ~40 modules
+// of tsc's output, each a resolve, read and compile (~0.4 ms apiece; img-fetch's start was 70 ms).
+// A transport loaded with import() stays a chunk of its own, loaded only when used. npm packages
+// stay outside (loaded from node_modules when needed). dist/lib/ stays: tests and Stryker use it.
+{
+  const { build } = await import('esbuild');
+  const { rmSync } = await import('node:fs');
+  const bin = new URL('../dist/bin/', import.meta.url);
+  rmSync(bin, { recursive: true, force: true });
+  const entryPoints = readdirSync(tools).filter((f) => f.endsWith('.js')).map((f) => new URL(f, tools).pathname);
+  await build({ entryPoints, outdir: bin.pathname, bundle: true, splitting: true, format: 'esm', platform: 'node', target: 'node20', packages: 'external', chunkNames: 'chunks/[name]-[hash]', logLevel: 'warning' });
+  for (const file of readdirSync(bin)) if (file.endsWith('.js')) chmodSync(new URL(file, bin), 0o755);
 }

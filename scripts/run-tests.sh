@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unset NODE_EXTRA_CA_CERTS NODE_TEST_CONTEXT
-export PATH="$PWD/dist/tools:$PATH"
+export PATH="$PWD/dist/bin:$PATH"
 if [ $# -gt 0 ]; then files=("$@"); else mapfile -t files < <(find dist/test -name '*.test.js' | sort); fi
 status=0
 timeout --kill-after=30s "${CP_SUITE_TIMEOUT:-60m}" \

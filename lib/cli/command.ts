@@ -11,6 +11,7 @@ import { parsePlainArgv, recordOptions } from './argv.js';
 import { describeError, exitCodeOf, UsageError } from '../core/errors.js';
 import { formatDocument, isPipe, readDocument } from './pipe.js';
 import type { PipeDocument } from './document.js';
+import { distPath } from '../core/paths.js';
 
 export interface Io {
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
@@ -95,7 +96,7 @@ export function defineCommand<A>(spec: CommandSpec<A>): CommandSpec<A> {
   return spec;
 }
 
-export const VERSION: string = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version;
+export const VERSION: string = JSON.parse(readFileSync(distPath(import.meta.url, '..', 'package.json'), 'utf8')).version;
 
 /** The flags every command has. */
 export function withCommonOptions(y: Argv, claimedShortFlags: readonly string[] = []): Argv<CommonArgs> {

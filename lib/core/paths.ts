@@ -3,7 +3,8 @@
  * root and for a rootless user without touching a root-only path.
  */
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export function dataHome(env: NodeJS.ProcessEnv = process.env): string {
   if (env.XDG_DATA_HOME && env.XDG_DATA_HOME.startsWith('/')) return env.XDG_DATA_HOME;
@@ -24,4 +25,15 @@ export function defaultStorePath(env: NodeJS.ProcessEnv = process.env): string {
 
 export function resolveStorePath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   return flag ? resolve(flag) : defaultStorePath(env);
+}
+
+/**
+ * A path in the build output (dist/), from any module of it. The modules run from dist/lib/...
+ * (tsc's output) or bundled into dist/bin/ (what the commands run): the nearest ancestor named
+ * dist is the same for both, whatever the depth of the file. `..` from there is the checkout.
+ */
+export function distPath(moduleUrl: string, ...parts: string[]): string {
+  let dir = dirname(fileURLToPath(moduleUrl));
+  while (basename(dir) !== 'dist' && dirname(dir) !== dir) dir = dirname(dir);
+  return join(dir, ...parts);
 }

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { distPath } from './paths.js';
 
 /** The schemas the build precompiles. */
 export const SCHEMA_NAMES = ['document', 'runtime-config'] as const;
@@ -27,11 +27,11 @@ const requireCjs = createRequire(import.meta.url);
 const loaded = new Map<SchemaName, Validator>();
 
 function readSchema(name: SchemaName): object {
-  return JSON.parse(readFileSync(new URL(`../../../schema/${name}.schema.json`, import.meta.url), 'utf8'));
+  return JSON.parse(readFileSync(distPath(import.meta.url, '..', 'schema', `${name}.schema.json`), 'utf8'));
 }
 
 function precompiledPath(name: SchemaName): string {
-  return fileURLToPath(new URL(`../../schema/${name}.validate.cjs`, import.meta.url));
+  return distPath(import.meta.url, 'schema', `${name}.validate.cjs`);
 }
 
 function ajvClass(): AjvClass {

@@ -11,11 +11,6 @@ import { formatPlatform, hostPlatform } from './manifest.js';
 import { formatSource, parseSource, type ImageSource } from './reference.js';
 import { copyImage } from './copy.js';
 import { storeSink } from './store/store-sink.js';
-import { dirSink } from './transport/dir.js';
-import { openRegistryImage } from './transport/registry-source.js';
-import { openLayoutImage } from './transport/oci-source.js';
-import { openArchiveImage } from './transport/archive-source.js';
-import { openTarballImage } from './transport/tarball-source.js';
 import type { Credentials } from './transport/auth.js';
 import type { RegistryPlan } from './transport/registry-pull.js';
 import type { Image, LocalSink } from './image.js';
@@ -45,7 +40,7 @@ export interface FetchOptions {
 }
 
 export async function fetchImage(source: ImageSource, options: FetchOptions): Promise<StoredImage> {
-  const sink = options.dir ? await dirSink(resolve(options.dir)) : await storeSink(resolve(options.store));
+  const sink = options.dir ? await (await import('./transport/dir.js')).dirSink(resolve(options.dir)) : await storeSink(resolve(options.store));
   const platform = options.platform ?? hostPlatform();
   const image = await openImage(source, { ...options, platform }, sink);
   try {
@@ -59,16 +54,17 @@ export async function fetchImage(source: ImageSource, options: FetchOptions): Pr
   }
 }
 
-function openImage(source: ImageSource, options: FetchOptions & { platform: Platform }, sink: LocalSink): Promise<Image> {
+/** Each transport's source is loaded only when a pull uses it: a start-up pays for one transport's modules, not four. */
+async function openImage(source: ImageSource, options: FetchOptions & { platform: Platform }, sink: LocalSink): Promise<Image> {
   switch (source.transport) {
     case 'docker':
-      return openRegistryImage(source.reference, { ...options, cache: sink.layout === 'oci' ? sink : undefined });
+      return (await import('./transport/registry-source.js')).openRegistryImage(source.reference, { ...options, cache: sink.layout === 'oci' ? sink : undefined });
     case 'oci':
-      return openLayoutImage(resolve(source.path), source.name, options);
+      return (await import('./transport/oci-source.js')).openLayoutImage(resolve(source.path), source.name, options);
     case 'docker-archive':
-      return openArchiveImage(resolve(source.path), source.name);
+      return (await import('./transport/archive-source.js')).openArchiveImage(resolve(source.path), source.name);
     case 'tarball':
-      return openTarballImage(resolve(source.path), options.platform);
+      return (await import('./transport/tarball-source.js')).openTarballImage(resolve(source.path), options.platform);
   }
 }
 

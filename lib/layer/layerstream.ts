@@ -25,6 +25,7 @@ import { isMainThread, parentPort, Worker, workerData, type MessagePort } from '
 import { createGunzip } from 'node:zlib';
 import { HostError, UnsupportedError } from '../core/errors.js';
 import type { Compression } from './tarstream.js';
+import { distPath } from '../core/paths.js';
 
 /** Uncompressed bytes a stream may have handed over and the main thread not yet taken. */
 const WINDOW_BYTES = 4 << 20;
@@ -61,7 +62,9 @@ export class LayerStreams {
 
   private start(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL(import.meta.url), { workerData: WORKER_ROLE });
+    // This module as tsc wrote it (dist/lib/layer/), also from a bundle in dist/bin/: loading the
+    // bundle's chunk would run what else it holds (a command's main) in the worker.
+    const worker = new Worker(distPath(import.meta.url, 'lib', 'layer', 'layerstream.js'), { workerData: WORKER_ROLE });
     worker.on('message', (message: FromWorker) => this.streams.get(message.id)?.receive(message));
     worker.on('error', (err) => {
       for (const stream of this.streams.values()) stream.receive({ id: -1, error: { message: `layer decompression thread failed: ${err.message}` } });

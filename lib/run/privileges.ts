@@ -7,15 +7,15 @@
  * fd above stderr, and execs the command: nothing of it is left in the container.
  */
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { HostError, UnsupportedError } from '../core/errors.js';
 import { FD_CONSOLE, FD_HELPER, FD_STDERR } from './bwrap-fds.js';
 import type { ProcessConfig } from './config-checks.js';
 import { ALL_CAPABILITIES } from './runflags.js';
+import { distPath } from '../core/paths.js';
 
 /** Where the build (scripts/postbuild.mjs) puts the helper: dist/native/, beside dist/lib/. */
 export function helperPath(): string {
-  const path = fileURLToPath(new URL('../../native/ns-enter-exec', import.meta.url));
+  const path = distPath(import.meta.url, 'native', 'ns-enter-exec');
   if (!existsSync(path)) throw new HostError(`${path} is missing: ns-enter's helper is built with the project`, { hint: 'npm run build (it needs gcc and libc6-dev: scripts/install-deps.sh)' });
   return path;
 }

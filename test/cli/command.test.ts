@@ -12,7 +12,7 @@ const tools = readdirSync(TOOLS)
   .map((f) => f.slice(0, -3));
 
 test('the commands are built', () => {
-  assert.ok(tools.includes('img-fetch'), `dist/tools has ${tools.join(', ')}`);
+  assert.ok(tools.includes('img-fetch'), `${TOOLS} has ${tools.join(', ')}`);
 });
 
 for (const name of tools) {

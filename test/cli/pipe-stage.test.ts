@@ -61,7 +61,7 @@ test('an empty pipe is no document when the flags already name the input (img-fe
   await exec('rm', ['-rf', store]);
 });
 
-/** A shell line with the tools as commands (`oci-spec` is `node dist/tools/oci-spec.js`). */
+/** A shell line with the tools as commands (`oci-spec` is `node dist/bin/oci-spec.js`). */
 function sh(script: string) {
   const tools = ['img-fetch', 'img-unpack', 'ovl-mount', 'ns-enter', 'oci-spec'].map((t) => `${t}() { "${process.execPath}" "${toolPath(t)}" "$@"; }`).join('\n');
   return exec('bash', ['-c', `${tools}\n${script}`], { timeoutMs: 60_000 });

@@ -41,7 +41,7 @@ export function exec(program: string, args: string[], options: ExecOptions = {})
   });
 }
 
-/** Runs one of our tools from dist/tools. */
+/** Runs one of our commands, as users run it (test/helpers/paths.ts toolPath). */
 export function tool(name: string, args: string[], options: ExecOptions = {}): Promise<ExecResult> {
   return exec(process.execPath, [toolPath(name), ...args], options);
 }

@@ -8,7 +8,11 @@ import { tmpdir } from 'node:os';
 
 /** The repository root (tests run from dist/test/…). */
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-export const TOOLS = join(REPO, 'dist', 'tools');
+/**
+ * The commands as users run them: esbuild's bundles in dist/bin/. A mutation run (Stryker
+ * mutates tsc's output in dist/lib/) sets CP_TOOLS_UNBUNDLED so spawned commands run the mutants.
+ */
+export const TOOLS = join(REPO, 'dist', process.env.CP_TOOLS_UNBUNDLED ? 'tools' : 'bin');
 export const SCRIPTS = join(REPO, 'scripts');
 /**
  * The official OCI specs and schemas, the tests' oracle (never copied into the project):
@@ -33,6 +37,11 @@ function locateSpecs(): string {
 
 export function toolPath(name: string): string {
   return join(TOOLS, `${name}.js`);
+}
+
+/** A command as tsc wrote it, module by module (dist/tools/): for tests of what its import graph loads. */
+export function unbundledToolPath(name: string): string {
+  return join(REPO, 'dist', 'tools', `${name}.js`);
 }
 
 /** A fresh temporary directory, removed by the returned cleanup. */

@@ -8,7 +8,7 @@ import { arch } from 'node:os';
 import { readFile, stat, open, readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { exec, mustExec, tool, type ExecResult, assertOneLineError } from '../helpers/exec.js';
-import { tempDir } from '../helpers/paths.js';
+import { tempDir, toolPath } from '../helpers/paths.js';
 import { pushBusybox, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { registryBlobData, skopeoPush, writeMultiArchIndex, writeRandomImage } from '../helpers/images.js';
 import { startProxy } from '../helpers/proxy.js';
@@ -245,7 +245,7 @@ describe('img-fetch from a real registry', () => {
 
     // `script` gives the command a terminal: the display redraws lines in place.
     const store = join(work.path, 'store-tty');
-    const command = `node ${JSON.stringify(join(process.cwd(), 'dist', 'tools', 'img-fetch.js'))} docker://${busyboxRef} --tls-verify=false --store ${store} >/dev/null`;
+    const command = `node ${JSON.stringify(toolPath('img-fetch'))} docker://${busyboxRef} --tls-verify=false --store ${store} >/dev/null`;
     const tty = await exec('script', ['-qec', command, '/dev/null']);
     assert.equal(tty.status, 0, tty.stdout);
     assert.match(tty.stdout, /\x1b\[2K(config|layer) [0-9a-f]{12}/);

@@ -2,13 +2,15 @@
  * README: "ns-enter loads no image, store, overlay, ajv or explain code" — checked on the modules
  * a real run loads (test/helpers/record-modules.ts), not on its import lines, so a lazy import()
  * or a require() on the way counts too. The recorder is checked on commands that do load them.
+ * It runs tsc's output (dist/tools/): the bundle in dist/bin/ is made from the same import graph,
+ * and keeps each import() a chunk of its own.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exec } from '../helpers/exec.js';
-import { REPO, tempDir, toolPath } from '../helpers/paths.js';
+import { REPO, tempDir, unbundledToolPath } from '../helpers/paths.js';
 import { busyboxRootfs } from '../helpers/mounts.js';
 
 const RECORDER = join(REPO, 'dist', 'test', 'helpers', 'record-modules.js');
@@ -34,7 +36,7 @@ after(async () => {
 
 async function modulesLoadedBy(tool: string, args: string[], input?: string): Promise<{ modules: string[]; status: number | null; stderr: string }> {
   const log = join(work.path, `${tool}-${Math.random().toString(36).slice(2)}.modules`);
-  const result = await exec(process.execPath, ['--import', RECORDER, toolPath(tool), ...args], { env: { CP_MODULE_LOG: log }, input, timeoutMs: 60_000 });
+  const result = await exec(process.execPath, ['--import', RECORDER, unbundledToolPath(tool), ...args], { env: { CP_MODULE_LOG: log }, input, timeoutMs: 60_000 });
   const modules = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean);
   await rm(log, { force: true });
   return { modules, status: result.status, stderr: result.stderr };

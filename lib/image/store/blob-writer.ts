@@ -8,7 +8,6 @@ import { closeSync, createWriteStream, fdatasync, fsync, openSync, type WriteStr
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { createHash, type Hash } from 'node:crypto';
 import { finished } from 'node:stream/promises';
-import { promisify } from 'node:util';
 import { DigestMismatchError } from '../../core/errors.js';
 import { asWriteError } from './errors.js';
 
@@ -19,7 +18,8 @@ import { asWriteError } from './errors.js';
  */
 const WRITEBACK_BYTES = 16 << 20;
 
-const fsyncFd = promisify(fsync);
+/** fsync(2) as a promise (node:util's promisify would load node:util at every command's start). */
+const fsyncFd = (fd: number) => new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
 
 export interface ExpectedBlob {
   digest: string;
