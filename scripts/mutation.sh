@@ -10,6 +10,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 unset NODE_EXTRA_CA_CERTS
 export PATH="$PWD/dist/tools:$PATH" CP_TOOLS_UNBUNDLED=1
+# A mutant can make a test throw before its cleanup, and Stryker kills a test run that bails or
+# times out: every temporary dir of the run goes under one TMPDIR (mode 1777 as /tmp, for the
+# rootless tests' users), removed when the run ends however it ends.
+TMPDIR=$(mktemp -d /tmp/cp-mutation-XXXXXX)
+chmod 1777 "$TMPDIR"
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
 if [ $# -gt 0 ]; then modules=("$@"); else mapfile -t modules < <(node -e 'for (const m of Object.keys(require("./stryker/modules.json"))) if (m !== "//") console.log(m)'); fi
 npm run --silent build
 mkdir -p stryker/incremental reports/mutation
