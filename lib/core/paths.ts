@@ -2,6 +2,7 @@
  * Where the toolkit keeps things by default. Per-user (XDG), so the same commands work for
  * root and for a rootless user without touching a root-only path.
  */
+import { readdirSync, realpathSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -24,4 +25,22 @@ export function defaultStorePath(env: NodeJS.ProcessEnv = process.env): string {
 
 export function resolveStorePath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   return flag ? resolve(flag) : defaultStorePath(env);
+}
+
+/** The real path (symlinks resolved), or the path made absolute when it does not exist. */
+export function realPathOrResolved(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+/** The names in a directory; none when it does not exist or cannot be read. */
+export function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
