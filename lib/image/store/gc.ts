@@ -63,7 +63,8 @@ async function collectLocked(layout: OciLayout, users: StoreUser[]): Promise<GcR
   const staging = await sweepStaging(layout.root);
   const pins = await Promise.all(users.map((user) => user.pins()));
   const index = await layout.readIndex();
-  const live = await reachable(layout, index.manifests.concat(pins.flatMap((p) => p.manifests).map((digest) => ({ digest }) as Descriptor)));
+  const pinned = pins.flatMap((p) => p.manifests).map((digest) => ({ digest }) as Descriptor);
+  const live = await reachable(layout, index.manifests.concat(pinned).filter(isDescriptor));
   live.paths = pins.flatMap((p) => p.paths);
   const { removed: blobs, bytes } = await removeUnreachableBlobs(layout, live.blobs);
   const removed: string[] = [];
