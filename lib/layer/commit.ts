@@ -15,6 +15,8 @@ import { layersOf } from '../image/copy.js';
 import { committedConfig, committedManifest, configMediaType, layerMediaType, type CommitMetadata, type ManifestFormat } from '../image/commit-image.js';
 import type { Descriptor, StoredImage } from '../image/model.js';
 import { upperLayer } from './upper-layer.js';
+import { containerOwners } from './container-owners.js';
+import { rootlessMappings } from '../core/userns.js';
 import { parallelGzip } from './parallel-gzip.js';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
@@ -80,7 +82,8 @@ async function stageImage(txn: BlobTransaction, request: CommitRequest, how: { m
 
 /** The layer blob, staged in `txn`: its descriptor, its diff_id and what it left out. */
 async function writeLayer(txn: BlobTransaction, request: CommitRequest, mediaType: string): Promise<Descriptor & { diffID: string; skipped: string[] }> {
-  const layer = await upperLayer(request.upper, { timestamp: request.timestamp });
+  const rootless = (process.getuid?.() ?? 0) !== 0;
+  const layer = await upperLayer(request.upper, { timestamp: request.timestamp, owners: rootless ? containerOwners(rootlessMappings()) : undefined });
   const diffHash = createHash('sha256');
   const tap = new Transform({
     transform(chunk: Buffer, _encoding, done) {
