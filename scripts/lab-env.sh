@@ -6,7 +6,7 @@
 #   REGISTRY               the lab registry, host:port (default 127.0.0.1:5000; scripts/lab-setup.sh starts it)
 #   LAB                    the labs' scratch dir (default .lab in this checkout); lab NNN works in $LAB/NNN
 #   CONTAINER_PARTS_STORE  the store the five commands share ($LAB/store)
-#   PATH                   $LAB/bin first: the five commands (links to dist/tools) and lab-clean
+#   PATH                   $LAB/bin first: the commands (links to dist/bin) and lab-clean
 #
 # A value already in the environment wins, so a test (or you) can point the labs elsewhere.
 # When something the labs need is missing, the printed text says what and evaluates to false.
@@ -29,7 +29,7 @@ curl -fsS -o /dev/null "http://$registry/v2/lab/busybox/manifests/latest" \
   || fail "no lab/busybox image at $registry: run scripts/lab-setup.sh"
 
 mkdir -p "$lab/bin"
-for tool in img-fetch img-unpack ovl-mount ns-enter oci-spec; do ln -sfn "$repo/dist/bin/$tool.js" "$lab/bin/$tool"; done
+for tool in img-fetch img-unpack ovl-mount ns-enter oci-spec img-commit img-push img-store; do ln -sfn "$repo/dist/bin/$tool.js" "$lab/bin/$tool"; done
 ln -sfn "$repo/scripts/lab-clean.sh" "$lab/bin/lab-clean"
 
 printf 'export REGISTRY=%q LAB=%q CONTAINER_PARTS_STORE=%q\n' "$registry" "$lab" "$store"

@@ -14,7 +14,7 @@ import { planPull } from '../lib/image/transport/registry-pull.js';
 export const imgFetch = defineCommand({
   name: 'img-fetch',
   purpose: 'Pull an image (manifest, config, layers) from a registry, an OCI layout or a docker save archive into a local content-addressed store, verifying every blob.',
-  usage: '$0 [options] SOURCE\n\nSOURCE: docker://HOST/REPO[:TAG|@DIGEST], oci:LAYOUTDIR[:NAME], docker-archive:FILE.tar[:TAG], or a bare reference like busybox',
+  usage: '$0 [options] SOURCE\n\nSOURCE: docker://HOST/REPO[:TAG|@DIGEST], oci:LAYOUTDIR[:NAME], docker-archive:FILE.tar[:TAG], tarball:FILE (a root filesystem tar, plain, gzip or zstd: a one-layer image, as docker import), or a bare reference like busybox',
   examples: [
     ['$0 docker://127.0.0.1:5000/lab/busybox:latest --tls-verify=false', 'pull from the lab registry into the default store'],
     ['$0 oci:/tmp/layout:latest --store ./store', 'copy an image from an OCI layout written by skopeo or umoci'],
@@ -24,6 +24,7 @@ export const imgFetch = defineCommand({
     withRegistryOptions(withProgress(withTlsVerify(withStore(y))), 'pull')
       .option('dir', { type: 'string', requiresArg: true, describe: "Write skopeo's dir: layout to DIR instead of the store" })
       .option('name', { type: 'string', requiresArg: true, describe: 'The name the image gets in the store (default: its full reference)' })
+      .option('change', { type: 'string', array: true, requiresArg: true, describe: 'tarball: only: a Dockerfile instruction for the config, as docker import --change: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL (repeatable)' })
       .option('platform', { type: 'string', requiresArg: true, describe: 'OS/ARCH[/VARIANT] to choose from a multi-platform image (default: the host)' })
       .option('jobs', { type: 'number', default: 6, describe: 'Blobs downloaded at once' }),
   async run(args, ctx) {
@@ -42,6 +43,7 @@ export const imgFetch = defineCommand({
         store,
         dir: args.dir,
         name: args.name,
+        changes: (args.change ?? []).map(String),
         tlsVerify: args['tls-verify'] ?? true,
         plan,
         credentials: args.creds ? parseCredsFlag(args.creds) : undefined,

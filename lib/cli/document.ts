@@ -7,6 +7,7 @@ import type { Descriptor, ImageConfig, LayerDescriptor, Platform, StoredImage } 
 import type { SkippedEntry, UnpackedRootfs } from '../layer/model.js';
 import type { OverlayMount } from '../mount/model.js';
 import type { Bundle } from '../run/model.js';
+import type { PushResult } from '../image/push.js';
 
 export type { Descriptor, ImageConfig, LayerDescriptor, Platform, SkippedEntry };
 /** Each section is the model type of the step that writes it, carried as it is. */
@@ -14,6 +15,7 @@ export type ImageSection = StoredImage;
 export type RootfsSection = UnpackedRootfs;
 export type MountSection = OverlayMount;
 export type BundleSection = Bundle;
+export type PushSection = PushResult;
 
 export const DOCUMENT_VERSION = 1;
 
@@ -23,6 +25,7 @@ export interface PipeDocument {
   rootfs?: RootfsSection;
   mount?: MountSection;
   bundle?: BundleSection;
+  push?: PushSection;
   [section: string]: unknown;
 }
 

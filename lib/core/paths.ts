@@ -2,6 +2,7 @@
  * Where the toolkit keeps things by default. Per-user (XDG), so the same commands work for
  * root and for a rootless user without touching a root-only path.
  */
+import { readdirSync, realpathSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,4 +37,22 @@ export function distPath(moduleUrl: string, ...parts: string[]): string {
   let dir = dirname(fileURLToPath(moduleUrl));
   while (basename(dir) !== 'dist' && dirname(dir) !== dir) dir = dirname(dir);
   return join(dir, ...parts);
+}
+
+/** The real path (symlinks resolved), or the path made absolute when it does not exist. */
+export function realPathOrResolved(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+/** The names in a directory; none when it does not exist or cannot be read. */
+export function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }

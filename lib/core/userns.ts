@@ -245,7 +245,7 @@ export async function applyRecordedOwnership(trees: string[], map: UserNamespace
   const result: OwnershipResult = { applied: [], changed: 0, unmapped: [] };
   if (!map.ranged || trees.length === 0) return result;
   const key = JSON.stringify([map.uidMappings, map.gidMappings]);
-  const marker = (tree: string) => join(markerDir, createHash('sha256').update(tree).digest('hex').slice(0, 32));
+  const marker = (tree: string) => ownershipMarker(markerDir, tree);
   const stamp = (tree: string) => `${lstatSync(tree).ino} ${key}`;
   const pending: string[] = [];
   for (const tree of trees) {
@@ -264,6 +264,11 @@ export async function applyRecordedOwnership(trees: string[], map: UserNamespace
   await mkdir(markerDir, { recursive: true });
   for (const tree of pending) await writeFile(marker(tree), stamp(tree));
   return { applied: pending, changed: parsed.changed, unmapped: parsed.unmapped };
+}
+
+/** The marker that says `tree` has its owners (removed with the tree: a new tree may get the old one's inode). */
+export function ownershipMarker(markerDir: string, tree: string): string {
+  return join(markerDir, createHash('sha256').update(tree).digest('hex').slice(0, 32));
 }
 
 /**

@@ -23,6 +23,8 @@ export interface FetchOptions {
   dir?: string;
   /** The name to give the image in the store (default: its reference). */
   name?: string;
+  /** `--change` instructions for a tarball: import's config (docker import --change). */
+  changes?: string[];
   tlsVerify: boolean;
   /** Where registries.conf and certs.d send a registry reference (planPull); without it, the reference as it is. */
   plan?: RegistryPlan;
@@ -40,6 +42,9 @@ export interface FetchOptions {
 }
 
 export async function fetchImage(source: ImageSource, options: FetchOptions): Promise<StoredImage> {
+  if (options.changes?.length && source.transport !== 'tarball') {
+    throw new UsageError(`--change sets the config of a tarball: import (as docker import --change); ${formatSource(source)} has its config`, { hint: 'to change that, run it in a container and img-commit --change' });
+  }
   const sink = options.dir ? await (await import('./transport/dir.js')).dirSink(resolve(options.dir)) : await storeSink(resolve(options.store));
   const platform = options.platform ?? hostPlatform();
   const image = await openImage(source, { ...options, platform }, sink);
@@ -64,7 +69,7 @@ async function openImage(source: ImageSource, options: FetchOptions & { platform
     case 'docker-archive':
       return (await import('./transport/archive-source.js')).openArchiveImage(resolve(source.path), source.name);
     case 'tarball':
-      return (await import('./transport/tarball-source.js')).openTarballImage(resolve(source.path), options.platform);
+      return (await import('./transport/tarball-source.js')).openTarballImage(resolve(source.path), { platform: options.platform, changes: options.changes });
   }
 }
 

@@ -20,7 +20,8 @@ import { registrySink } from './transport/registry-push.js';
 import type { Credentials } from './transport/auth.js';
 import type { RegistryPlan } from './transport/registry-pull.js';
 import type { BlobOutcome, ImageSink } from './image.js';
-import { REF_NAME_ANNOTATION, type Descriptor, type ImageManifest } from './model.js';
+import { REF_NAME_ANNOTATION, type Descriptor } from './model.js';
+import { findImage } from './store/images.js';
 
 export type PushDestination =
   | { transport: 'docker'; reference: ImageReference }
@@ -78,20 +79,9 @@ export function formatDestination(destination: PushDestination): string {
  */
 export async function openStoreImage(store: string, wanted: string): Promise<LayoutImage> {
   const layout = await OciLayout.open(store);
-  const index = await layout.readIndex();
-  const named = (entry: Descriptor) => entry.annotations?.[REF_NAME_ANNOTATION];
-  const normalized = normalizedName(wanted);
-  let found = index.manifests.filter((m) => named(m) === wanted || (normalized !== undefined && named(m) === normalized));
-  const hex = /^(?:sha256:)?([a-f0-9]{4,64})$/.exec(wanted)?.[1];
-  if (found.length === 0 && hex) {
-    const configs = await Promise.all(index.manifests.map((m) => layout.readJson<ImageManifest>(m).then((parsed) => parsed.config?.digest ?? '').catch(() => '')));
-    found = index.manifests.filter((m, i) => m.digest.slice(7).startsWith(hex) || (configs[i] as string).slice(7).startsWith(hex));
-    const digests = new Set(found.map((m) => m.digest));
-    if (digests.size > 1) throw new UsageError(`${wanted}: more than one image in ${store} has an id that starts so (${found.map(named).join(', ')}); give more of it`);
-  }
-  const entry = found[found.length - 1];
-  if (!entry) throw new NotFoundError(`${store}: no image named or with the id ${JSON.stringify(wanted)}`, { hint: 'img-fetch it first, or give its full name' });
-  return layoutImage(layout, named(entry), { platform: hostPlatform(), description: `${store}:${named(entry) ?? wanted}` });
+  const { entry } = await findImage(layout, wanted).catch((err) => Promise.reject(err instanceof NotFoundError ? new NotFoundError(`${store}: no image named or with the id ${JSON.stringify(wanted)}`, { hint: 'img-fetch it first, or give its full name' }) : err));
+  const named = entry.annotations?.[REF_NAME_ANNOTATION];
+  return layoutImage(layout, named, { platform: hostPlatform(), description: `${store}:${named ?? wanted}` });
 }
 
 export async function pushImage(image: LayoutImage, destination: PushDestination, options: PushOptions): Promise<PushResult> {
@@ -147,7 +137,3 @@ function sourceReference(name: string): ImageReference | undefined {
   }
 }
 
-function normalizedName(name: string): string | undefined {
-  const reference = sourceReference(name);
-  return reference && formatReference(reference);
-}

@@ -8,13 +8,15 @@ import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { Duplex, PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HostError } from '../core/errors.js';
+import { HostError, NotFoundError } from '../core/errors.js';
 import { OciLayout } from '../image/store/oci-layout.js';
 import type { BlobTransaction } from '../image/store/transaction.js';
 import { layersOf } from '../image/copy.js';
 import { committedConfig, committedManifest, configMediaType, layerMediaType, type CommitMetadata, type ManifestFormat } from '../image/commit-image.js';
 import type { Descriptor, StoredImage } from '../image/model.js';
 import { upperLayer } from './upper-layer.js';
+import { containerOwners } from './container-owners.js';
+import { rootlessMappings } from '../core/userns.js';
 import { parallelGzip } from './parallel-gzip.js';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
@@ -45,15 +47,13 @@ export async function commitUpper(request: CommitRequest): Promise<CommitResult>
   const created = formatCreated(request.timestamp);
   const txn = await store.begin();
   let made: Awaited<ReturnType<typeof stageImage>>;
-  let placed: string[];
   try {
     made = await stageImage(txn, request, { mediaType, created });
-    placed = await txn.commit();
+    await store.commitAndTag(txn, { name: request.name, descriptor: { ...made.manifestDescriptor, platform: request.base.platform } });
   } catch (err) {
     await txn.abort();
     throw err;
   }
-  await store.tag(request.name, { ...made.manifestDescriptor, platform: request.base.platform }, placed);
   const image: StoredImage = {
     reference: request.name,
     digest: made.manifestDescriptor.digest,
@@ -71,6 +71,7 @@ export async function commitUpper(request: CommitRequest): Promise<CommitResult>
 
 /** The layer, the config and the manifest, staged in `txn` in that order (the manifest lands last). */
 async function stageImage(txn: BlobTransaction, request: CommitRequest, how: { mediaType: string; created: string }) {
+  await claimBaseLayers(txn, request.base);
   const layer = await writeLayer(txn, request, how.mediaType);
   const config = committedConfig(request.base.config, layer.diffID, { ...request.meta, created: how.created });
   const configDescriptor = await txn.putBytes(Buffer.from(JSON.stringify(config)), configMediaType(request.format));
@@ -81,7 +82,8 @@ async function stageImage(txn: BlobTransaction, request: CommitRequest, how: { m
 
 /** The layer blob, staged in `txn`: its descriptor, its diff_id and what it left out. */
 async function writeLayer(txn: BlobTransaction, request: CommitRequest, mediaType: string): Promise<Descriptor & { diffID: string; skipped: string[] }> {
-  const layer = await upperLayer(request.upper, { timestamp: request.timestamp });
+  const rootless = (process.getuid?.() ?? 0) !== 0;
+  const layer = await upperLayer(request.upper, { timestamp: request.timestamp, owners: rootless ? containerOwners(rootlessMappings()) : undefined });
   const diffHash = createHash('sha256');
   const tap = new Transform({
     transform(chunk: Buffer, _encoding, done) {
@@ -130,4 +132,11 @@ function compressorFor(compression: Compression): Compressor {
 function formatCreated(timestamp: number | undefined): string {
   const date = timestamp === undefined ? new Date() : new Date(timestamp * 1000);
   return date.toISOString().replace(/\.000Z$/, 'Z');
+}
+
+/** The base's layers, claimed by the transaction: an `img-store rm` and gc meanwhile cannot leave the new image without them. */
+async function claimBaseLayers(txn: BlobTransaction, base: StoredImage): Promise<void> {
+  for (const layer of base.layers) {
+    if (!(await txn.hasBlob(layer.digest, layer.size))) throw new NotFoundError(`layer ${layer.digest} of ${base.reference} is not in the store ${base.store}`, { hint: `img-fetch ${base.reference} again` });
+  }
 }

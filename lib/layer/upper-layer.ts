@@ -6,16 +6,20 @@
  * (a mount made with redirect_dir or metacopy) is refused: the upper dir alone would then be a
  * wrong layer. The stream is reproducible: entries sorted byte-wise, each directory's whiteouts
  * before its other entries, no user or group names, mtimes clamped to `timestamp` when given.
+ * Rootless, the owners are the container's (container-owners.ts).
  */
 import { join } from 'node:path';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from 'node:fs';
 import { UnsupportedError } from '../core/errors.js';
 import { readTreeXattrs, type TreeXattrs } from './tree-xattrs.js';
 import { TAR_END, tarHeader, tarPadding, type TarEntry } from '../core/tar-writer.js';
+import { isOwnerRecord, type OwnerMapper } from './container-owners.js';
 
 export interface UpperLayerOptions {
   /** Seconds since the epoch: no mtime in the layer is later (--timestamp, SOURCE_DATE_EPOCH). */
   timestamp?: number;
+  /** Rootless: the owner the container saw for a host owner (container-owners.ts); without it the host's ids are written. */
+  owners?: OwnerMapper;
 }
 
 export interface UpperLayer {
@@ -36,13 +40,14 @@ interface Walk {
   upper: string;
   xattrs: TreeXattrs;
   timestamp?: number;
+  owners?: OwnerMapper;
   /** dev:ino → the first name of a file with several links. */
   links: Map<string, string>;
   skipped: string[];
 }
 
 export async function upperLayer(upper: string, options: UpperLayerOptions = {}): Promise<UpperLayer> {
-  const walk: Walk = { upper, xattrs: await readTreeXattrs(upper), timestamp: options.timestamp, links: new Map(), skipped: [] };
+  const walk: Walk = { upper, xattrs: await readTreeXattrs(upper), timestamp: options.timestamp, owners: options.owners, links: new Map(), skipped: [] };
   refuseRedirects(walk.xattrs);
   return { chunks: layerChunks(walk), skipped: walk.skipped };
 }
@@ -137,15 +142,16 @@ function addNonDirectory(walk: Walk, item: { rel: string; info: Stats }, out: Co
 
 function baseEntry(walk: Walk, rel: string, info: Stats): TarEntry {
   const type = entryType(info);
+  const xattrs = walk.xattrs.get(rel);
+  const owner = walk.owners ? walk.owners({ uid: info.uid, gid: info.gid }, xattrs) : { uid: info.uid, gid: info.gid };
   const entry: TarEntry = {
     name: type === 'dir' ? `${rel}/` : rel,
     type,
     mode: info.mode & 0o7777,
-    uid: info.uid,
-    gid: info.gid,
+    ...owner,
     size: type === 'file' ? info.size : 0,
     mtime: clamp(walk, Math.floor(info.mtimeMs / 1000)),
-    xattrs: layerXattrs(walk.xattrs.get(rel)),
+    xattrs: layerXattrs(xattrs, walk.owners !== undefined),
   };
   if (type === 'char' || type === 'block') {
     // Linux's dev_t: the minor's low 8 bits, the major's 12, then the minor's high 12.
@@ -164,10 +170,10 @@ function entryType(info: Stats): TarEntry['type'] {
   return 'file';
 }
 
-/** The entry's own xattrs: overlay's (opaque, origin, impure, nlink, …) are the mount's bookkeeping. */
-function layerXattrs(names: Map<string, Buffer> | undefined): Map<string, Buffer> | undefined {
+/** The entry's own xattrs: overlay's (opaque, origin, impure, nlink, …) are the mount's bookkeeping, and rootless, the owner records. */
+function layerXattrs(names: Map<string, Buffer> | undefined, rootless: boolean): Map<string, Buffer> | undefined {
   if (!names) return undefined;
-  const kept = new Map([...names].filter(([name]) => !OVERLAY_XATTR.test(name)));
+  const kept = new Map([...names].filter(([name]) => !OVERLAY_XATTR.test(name) && !(rootless && isOwnerRecord(name))));
   return kept.size ? kept : undefined;
 }
 

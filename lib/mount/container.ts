@@ -112,7 +112,7 @@ async function mountLocked(request: ContainerRootRequest, store: OciLayout, user
 }
 
 /** What a container was made from: its image's manifest digest, else its lower dirs. */
-interface ContainerRecord {
+export interface ContainerRecord {
   image?: string;
   lower: string[];
 }
@@ -121,7 +121,7 @@ interface ContainerRecord {
 async function claimContainer(dirs: ContainerDirs, request: ContainerRootRequest): Promise<void> {
   const file = join(dirs.dir, 'container.json');
   const wanted: ContainerRecord = { ...(request.image ? { image: request.image } : {}), lower: request.lower.map((l) => resolve(l)) };
-  const recorded = readRecord(file);
+  const recorded = readContainerRecord(file);
   if (recorded && !sameImage(recorded, wanted)) {
     throw new UsageError(`container ${dirs.id} was made from ${describeRecord(recorded)}, not ${describeRecord(wanted)}: its upper dir holds that image's changes`, { hint: `give another --name, or remove ${dirs.dir} first` });
   }
@@ -129,7 +129,8 @@ async function claimContainer(dirs: ContainerDirs, request: ContainerRootRequest
   if (!recorded) await writeFile(file, `${JSON.stringify(wanted)}\n`);
 }
 
-function readRecord(file: string): ContainerRecord | undefined {
+/** A container's record (`DIR/container.json`), or undefined when it has none that can be read. */
+export function readContainerRecord(file: string): ContainerRecord | undefined {
   try {
     const record = JSON.parse(readFileSync(file, 'utf8')) as ContainerRecord;
     return Array.isArray(record.lower) ? record : undefined;
@@ -156,7 +157,7 @@ function describeRecord(record: ContainerRecord): string {
 export async function checkUpperImage(upper: string, image: { digest: string; reference: string }): Promise<void> {
   const { requireDirectory } = await import('./checks.js');
   await requireDirectory(upper, 'upper dir');
-  const recorded = readRecord(join(resolve(upper), '..', 'container.json'));
+  const recorded = readContainerRecord(join(resolve(upper), '..', 'container.json'));
   if (recorded?.image !== undefined && recorded.image !== image.digest) {
     throw new UsageError(`${upper} holds changes to image ${recorded.image}, not to ${image.reference} (${image.digest})`, { hint: 'commit it onto the image its container was made from' });
   }

@@ -12,6 +12,8 @@ export interface MountInfoEntry {
   id: number;
   /** The superblock's device, major:minor (st_dev of what is on it). */
   device: string;
+  /** The path in that file system the mount shows (a bind mount's source: what a container was given). */
+  root: string;
   mountPoint: string;
   fsType: string;
   source: string;
@@ -30,6 +32,7 @@ export function parseMountInfo(text: string): MountInfoEntry[] {
     return {
       id: Number(fields[0]),
       device: fields[2] as string,
+      root: unescapeMountInfo(fields[3] as string),
       mountPoint: unescapeMountInfo(fields[4] as string),
       fsType: fields[dash + 1] as string,
       source: unescapeMountInfo(fields[dash + 2] as string),

@@ -6,8 +6,8 @@
  * is, since the chown would give its files, even ones the user does not own, the recorded
  * owners or root's.
  */
-import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { realPathOrResolved } from '../core/paths.js';
 import type { OciLayout, StoreArea } from '../image/store/oci-layout.js';
 import { applyRecordedOwnership, checkUserNamespaces, rootlessMappings, type UserNamespaceMap } from '../core/userns.js';
 
@@ -24,18 +24,11 @@ const UNPACK_AREAS: StoreArea[] = ['layers', 'rootfs'];
  * the store's unpack areas (the real path, so a link planted there does not count).
  */
 export function unpackedTrees(trees: string[], store: OciLayout, named: string[]): string[] {
-  const areas = UNPACK_AREAS.map((area) => `${realPath(store.areaPath(area))}/`);
+  const areas = UNPACK_AREAS.map((area) => `${realPathOrResolved(store.areaPath(area))}/`);
   const fromDocument = new Set(named.map((t) => resolve(t)));
-  return trees.map((t) => resolve(t)).filter((tree) => fromDocument.has(tree) || areas.some((area) => `${realPath(tree)}/`.startsWith(area)));
+  return trees.map((t) => resolve(t)).filter((tree) => fromDocument.has(tree) || areas.some((area) => `${realPathOrResolved(tree)}/`.startsWith(area)));
 }
 
-function realPath(path: string): string {
-  try {
-    return realpathSync(path);
-  } catch {
-    return resolve(path);
-  }
-}
 
 /**
  * Not root: the user namespace the container will run in, and the image's owners given to

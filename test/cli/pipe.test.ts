@@ -42,3 +42,12 @@ test('an empty pipe is no document; unknown flags are usage errors', async () =>
   assert.equal(await runCommand(echoCommand, ['--nope'], bad), 2);
   assert.match(bad.err(), /^echo-doc: Unknown argument: nope\n$/);
 });
+
+test("the push section img-push writes is in the schema: a well-formed one passes, a wrong field is named", () => {
+  const digest = `sha256:${'a'.repeat(64)}`;
+  const push = { destination: 'docker://127.0.0.1:5000/lab/x:1', digest, manifest: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 10 }, blobs: { sent: [digest], skipped: [], mounted: [], resumed: [] } };
+  assert.deepEqual(parseDocument(JSON.stringify({ documentVersion: 1, push })).push, push);
+  assert.throws(() => parseDocument(JSON.stringify({ documentVersion: 1, push: { ...push, digest: 'sha256:nope' } })), { message: /^input\.push\.digest: must match/ });
+  assert.throws(() => parseDocument(JSON.stringify({ documentVersion: 1, push: { ...push, blobs: { sent: [] } } })), (e: unknown) => e instanceof InputError && /^input\.push\.blobs: missing required field/.test(e.message));
+  assert.throws(() => parseDocument(JSON.stringify({ documentVersion: 1, push: { ...push, blobs: { ...push.blobs, lost: [] } } })), { message: /^input\.push\.blobs/ });
+});

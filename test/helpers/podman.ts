@@ -8,7 +8,7 @@ import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RuntimeConfig } from '../../lib/run/runtime-spec.js';
-import { exec, mustExec } from './exec.js';
+import { mustExec } from './exec.js';
 
 export interface PodmanOracle {
   /** The image id of what was pulled. */
@@ -29,13 +29,18 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 `;
 
-export async function podmanOracle(dir: string, layout: string, tag: string): Promise<PodmanOracle> {
+/** podman on a private root under `dir` (its own containers.conf, registries.conf, --root, --runroot, vfs): a runner of its commands. */
+export async function privatePodman(dir: string): Promise<(args: string[]) => Promise<string>> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'containers.conf'), CONTAINERS_CONF);
   await writeFile(join(dir, 'registries.conf'), 'unqualified-search-registries = []\n');
   const env = { CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_REGISTRIES_CONF: join(dir, 'registries.conf') };
+  return (args: string[]) => mustExec('podman', ['--root', join(dir, 'root'), '--runroot', join(dir, 'runroot'), '--storage-driver', 'vfs', ...args], { env, timeoutMs: 120_000 });
+}
+
+export async function podmanOracle(dir: string, layout: string, tag: string): Promise<PodmanOracle> {
+  const podman = await privatePodman(dir);
   const root = join(dir, 'root');
-  const podman = (args: string[]) => mustExec('podman', ['--root', root, '--runroot', join(dir, 'runroot'), '--storage-driver', 'vfs', ...args], { env, timeoutMs: 120_000 });
   // podman names the image after the layout's path, which must be lower case: pull through a lower-case link.
   const link = join(tmpdir(), `cp-podman-layout-${process.pid}`);
   await rm(link, { force: true });
@@ -54,7 +59,7 @@ export async function podmanOracle(dir: string, layout: string, tag: string): Pr
       }
     },
     async cleanup() {
-      await exec('podman', ['--root', root, '--runroot', join(dir, 'runroot'), '--storage-driver', 'vfs', 'rm', '-af'], { env });
+      await podman(['rm', '-af']).catch(() => undefined);
     },
   };
 }

@@ -136,17 +136,38 @@ export class OciLayout {
    * index.json does not name go again: a failed tag leaves no unreferenced manifest.
    */
   async tag(name: string, descriptor: Descriptor, placed: string[] = []): Promise<void> {
+    await this.withIndexLock(() => this.tagLocked(name, descriptor, placed));
+  }
+
+  /**
+   * A transaction's blobs moved into place and `descriptor` named, in one turn of the index
+   * lock: `img-store gc` holds it too, so it never sees the blobs placed but not yet named.
+   * `own` picks, of the blobs this commit placed, those a failed tag takes away again.
+   */
+  async commitAndTag(txn: BlobTransaction, tag: { name: string; descriptor: Descriptor }, own: (placed: string[]) => string[] = (placed) => placed): Promise<void> {
+    await this.withIndexLock(async () => this.tagLocked(tag.name, tag.descriptor, own(await txn.commit())));
+  }
+
+  /** Runs `fn` holding the index.json lock (core/lock.ts), which every writer of names takes. */
+  async withIndexLock<T>(fn: () => Promise<T>): Promise<T> {
+    return withLock(`${join(this.root, 'index.json')}.lock`, fn);
+  }
+
+  /** Writes index.json whole (called under the index lock). */
+  async writeIndex(index: ImageIndex): Promise<void> {
     const indexPath = join(this.root, 'index.json');
-    await withLock(`${indexPath}.lock`, async () => {
-      try {
-        const index = await this.readIndex();
-        index.manifests = index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] !== name).concat(indexEntry(name, descriptor));
-        await writeFileAtomic(indexPath, `${JSON.stringify(index)}\n`).catch((err) => Promise.reject(asWriteError(err, indexPath)));
-      } catch (err) {
-        await this.forget(placed);
-        throw err;
-      }
-    });
+    await writeFileAtomic(indexPath, `${JSON.stringify(index)}\n`).catch((err) => Promise.reject(asWriteError(err, indexPath)));
+  }
+
+  private async tagLocked(name: string, descriptor: Descriptor, placed: string[]): Promise<void> {
+    try {
+      const index = await this.readIndex();
+      index.manifests = index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] !== name).concat(indexEntry(name, descriptor));
+      await this.writeIndex(index);
+    } catch (err) {
+      await this.forget(placed);
+      throw err;
+    }
   }
 
   /** Directories the toolkit keeps beside the layout (unpacked layers, containers); OCI readers ignore them. */

@@ -26,8 +26,7 @@ export async function storeSink(path: string): Promise<LocalSink & { layout: 'oc
           return txn.putBytes(body, docker ? MEDIA_TYPES.ociManifest : raw.mediaType);
         },
         async commit(descriptor, name, platform) {
-          const placed = await txn.commit();
-          await layout.tag(name, { ...descriptor, platform }, placed.filter((digest) => digest === descriptor.digest));
+          await layout.commitAndTag(txn, { name, descriptor: { ...descriptor, platform } }, (placed) => placed.filter((digest) => digest === descriptor.digest));
         },
         abort: () => txn.abort(),
       };

@@ -4,8 +4,11 @@
  * other layer of the same pull behind). The staging directory holds its owner's record
  * (core/holder.ts) from the moment it exists under its name, and the owner keeps touching it;
  * a later open sweeps the directories of owners that are dead, or unseen and silent too long.
+ * A blob the transaction finds already in place is claimed: hard-linked into the staging
+ * directory, so that `img-store gc` (which removes only what index.json does not name and
+ * leaves live staging directories alone) cannot take it before the transaction's name does.
  */
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { digestHex, digestOf } from '../../core/digest.js';
@@ -37,8 +40,30 @@ export class BlobTransaction {
     return this.staged.includes(digest) ? this.stagedPath(digest) : this.finalPath(digest);
   }
 
+  /** Whether the blob is there for this transaction: staged in it, or in place and claimed by it. */
   async hasBlob(digest: string, size?: number): Promise<boolean> {
-    return (await isFileOfSize(this.finalPath(digest), size)) || (this.staged.includes(digest) && (await isFileOfSize(this.stagedPath(digest), size)));
+    if (this.staged.includes(digest)) return (await isFileOfSize(this.stagedPath(digest), size)) || (await this.claim(digest, size));
+    return this.claim(digest, size);
+  }
+
+  /**
+   * A link of the blob in place, in the staging directory: from here on the transaction holds
+   * it (commit's rename puts it back if a gc removed it meanwhile). link(2) is atomic, so a gc
+   * either removed the blob first (the transaction then fetches it) or cannot take it at all.
+   */
+  private async claim(digest: string, size?: number): Promise<boolean> {
+    if (!(await isFileOfSize(this.finalPath(digest), size))) return false;
+    const claimed = this.stagedPath(digest);
+    try {
+      await link(this.finalPath(digest), claimed);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return false;
+      // A file system without hard links (or no room for the entry): the blob is used unclaimed, as before claims.
+      if (code !== 'EEXIST') return true;
+    }
+    if (!this.staged.includes(digest)) this.staged.push(digest);
+    return isFileOfSize(claimed, size);
   }
 
   async blobWriter(expected: ExpectedBlob): Promise<BlobWriter> {
@@ -150,12 +175,16 @@ async function createStagingDir(root: string): Promise<string> {
   return dir;
 }
 
-/** Removes staging directories whose owners are gone (killed in the middle of a pull). */
-export async function sweepStaging(root: string): Promise<void> {
+/** Removes staging directories whose owners are gone (killed in the middle of a pull); returns their names. */
+export async function sweepStaging(root: string): Promise<string[]> {
   const entries = await readdir(root).catch(() => [] as string[]);
+  const swept: string[] = [];
   for (const entry of entries) {
-    if (entry.startsWith(STAGING_PREFIX) && (await abandoned(join(root, entry), entry))) await rm(join(root, entry), { recursive: true, force: true });
+    if (!entry.startsWith(STAGING_PREFIX) || !(await abandoned(join(root, entry), entry))) continue;
+    await rm(join(root, entry), { recursive: true, force: true });
+    swept.push(entry);
   }
+  return swept;
 }
 
 async function abandoned(dir: string, entry: string): Promise<boolean> {

@@ -4,7 +4,8 @@
  * transport make one. The file is the layer as it is (its media type says its compression);
  * one reading of it gives the blob's digest and, decompressed, the diff_id. The config is the
  * platform asked for, the diff_id, and a history entry dated by the file's mtime (so
- * importing the same file twice gives the same image).
+ * importing the same file twice gives the same image); `--change` sets its config as
+ * `docker import --change` does (the Dockerfile forms img-commit takes).
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -17,14 +18,23 @@ import { pipeline } from 'node:stream/promises';
 import { digestOf } from '../../core/digest.js';
 import { HostError, NotFoundError, UnsupportedError } from '../../core/errors.js';
 import { copyFromStream, type Image, type RawManifest } from '../image.js';
+import { applyChanges } from '../config-change.js';
 import { MEDIA_TYPES, type Descriptor, type ImageConfig, type ImageManifest, type Platform } from '../model.js';
 
 type Compression = 'none' | 'gzip' | 'zstd';
 
 const LAYER_TYPES: Record<Compression, string> = { none: MEDIA_TYPES.ociLayer, gzip: MEDIA_TYPES.ociLayerGzip, zstd: MEDIA_TYPES.ociLayerZstd };
 
-export async function openTarballImage(path: string, platform: Platform): Promise<Image> {
+export interface TarballOptions {
+  platform: Platform;
+  /** `--change` instructions for the config, as `docker import --change` takes them. */
+  changes?: string[];
+}
+
+export async function openTarballImage(path: string, { platform, changes = [] }: TarballOptions): Promise<Image> {
   const description = `tarball:${path}`;
+  // Before the file is read: a wrong instruction is refused at once.
+  const runConfig = applyChanges({}, changes);
   const info = await stat(path).catch((err) => Promise.reject((err as NodeJS.ErrnoException).code === 'ENOENT' ? new NotFoundError(`${description}: no such file`) : err));
   if (!info.isFile()) throw new UnsupportedError(`${description}: not a regular file`);
   const compression = await compressionOf(path);
@@ -35,7 +45,7 @@ export async function openTarballImage(path: string, platform: Platform): Promis
     architecture: platform.architecture,
     os: platform.os,
     ...(platform.variant ? { variant: platform.variant } : {}),
-    config: {},
+    config: runConfig,
     rootfs: { type: 'layers', diff_ids: [diffID] },
     history: [{ created, created_by: `img-fetch tarball:${basename(path)}`, comment: 'imported from a root filesystem tar' }],
   } as ImageConfig;
