@@ -13,6 +13,11 @@ export PATH="$PWD/dist/tools:$PATH"
 if [ $# -gt 0 ]; then modules=("$@"); else mapfile -t modules < <(node -e 'for (const m of Object.keys(require("./stryker/modules.json"))) if (m !== "//") console.log(m)'); fi
 npm run --silent build
 mkdir -p stryker/incremental reports/mutation
+# The tests' temporary files go to one directory of this run, removed at its end: a test file
+# that a killed mutant stops cleans up at exit (test/helpers/paths.ts), a timed-out one cannot.
+TMPDIR=$(mktemp -d /tmp/cp-mutation-XXXXXX)
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
 for module in "${modules[@]}"; do
   echo "== mutation: $module" >&2
   CP_MUTATION_MODULE="$module" node_modules/.bin/stryker run stryker/stryker.config.mjs --logLevel "${CP_MUTATION_LOG_LEVEL:-warn}"
