@@ -12,6 +12,9 @@ unset NODE_EXTRA_CA_CERTS
 export PATH="$PWD/dist/tools:$PATH"
 if [ $# -gt 0 ]; then modules=("$@"); else mapfile -t modules < <(node -e 'for (const m of Object.keys(require("./stryker/modules.json"))) if (m !== "//") console.log(m)'); fi
 npm run --silent build
+# The sandbox is a copy under .stryker-tmp/: it would not find the OCI specs beside this checkout.
+CONTAINER_PARTS_SPECS=${CONTAINER_PARTS_SPECS:-$(node --input-type=module -e 'console.log((await import("./dist/test/helpers/paths.js")).SPECS)')}
+export CONTAINER_PARTS_SPECS
 mkdir -p stryker/incremental reports/mutation
 # The tests' temporary files go to one directory of this run, removed at its end: a test file
 # that a killed mutant stops cleans up at exit (test/helpers/paths.ts), a timed-out one cannot.
