@@ -16,7 +16,7 @@ import { Syscalls } from '../../lib/core/syscalls.js';
 import { applyLayer, isWhiteoutDevice, type LayerOptions, type LayerResult } from '../../lib/layer/apply.js';
 import { removeTree } from '../../lib/layer/tree.js';
 import type { TarHeader, TarReader } from '../../lib/layer/tarstream.js';
-import { tempDir } from '../helpers/paths.js';
+import { cleanUpAtExit, tempDir } from '../helpers/paths.js';
 
 const syscalls = new Syscalls();
 after(() => syscalls.close());
@@ -187,6 +187,7 @@ test('a hardlink to nothing, to the root or to a directory is refused, naming bo
 test('overlay: a hardlink to a lower layer on another filesystem is a copy with its metadata; to a lower symlink there it is an error', async () => {
   if (!existsSync('/dev/shm')) assert.fail('this test needs /dev/shm (a tmpfs) beside the temp dir');
   const lower = join('/dev/shm', `cp-apply-edges-${process.pid}`);
+  const cancelCleanUp = cleanUpAtExit(() => removeTree(lower));
   try {
     await withRoot(async (upper) => {
       mkdirSync(lower);
@@ -198,6 +199,7 @@ test('overlay: a hardlink to a lower layer on another filesystem is a copy with 
       await assert.rejects(apply(upper, [{ name: 'hs', type: 'hardlink', linkname: 's' }], { lowers: [lower] }), { code: 'EXDEV' });
     });
   } finally {
+    cancelCleanUp();
     removeTree(lower);
   }
 });
