@@ -8,7 +8,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { UnsafeLayerError, UnsupportedError } from '../../lib/core/errors.js';
@@ -16,7 +16,7 @@ import { Syscalls } from '../../lib/core/syscalls.js';
 import { applyLayer, isWhiteoutDevice, type LayerOptions, type LayerResult } from '../../lib/layer/apply.js';
 import { removeTree } from '../../lib/layer/tree.js';
 import type { TarHeader, TarReader } from '../../lib/layer/tarstream.js';
-import { cleanUpAtExit, tempDir } from '../helpers/paths.js';
+import { cleanUpAtExit, REPO, tempDir } from '../helpers/paths.js';
 
 const syscalls = new Syscalls();
 after(() => syscalls.close());
@@ -285,4 +285,38 @@ test('removeTree: nothing there is no error; a tree with a directory without wri
     execFileSync('chmod', ['0500', join(root, 't/locked')]);
     removeTree(join(root, 't'), true);
     assert.equal(existsSync(join(root, 't')), false);
+  }));
+
+test('removeTree as a user who is not root: a directory without write permission is made writable first (by default)', () =>
+  withRoot(async (root) => {
+    mkdirSync(join(root, 't/locked'), { recursive: true });
+    writeFileSync(join(root, 't/locked/f'), 'f');
+    execFileSync('chown', ['-R', '65534:65534', root]);
+    execFileSync('chmod', ['0500', join(root, 't/locked')]);
+    const script = `const { removeTree } = await import(${JSON.stringify(join(REPO, 'dist/lib/layer/tree.js'))}); removeTree(${JSON.stringify(join(root, 't'))});`;
+    execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', script], { stdio: 'ignore', timeout: 60_000 });
+    assert.equal(existsSync(join(root, 't')), false);
+  }));
+
+test('an opaque whiteout removes what lower layers have in its directory, in any order, and nothing of its own layer; overlay: it marks the directory', () =>
+  withRoot(async (root) => {
+    const lowerEntries: Entry[] = [dir('d/'), { name: 'd/a', body: 'a' }, dir('d/e/'), { name: 'd/e/f', body: 'f' }];
+    const upperEntries: Entry[] = [{ name: 'd/new', body: 'new' }, { name: 'd/.wh..wh..opq' }, dir('d/e2/'), { name: 'd/e2/g', body: 'g' }];
+    const flat = join(root, 'flat');
+    mkdirSync(flat);
+    await apply(flat, lowerEntries);
+    await apply(flat, upperEntries);
+    assert.deepEqual(readdirSync(join(flat, 'd')).sort(), ['e2', 'new']);
+    assert.deepEqual(readdirSync(join(flat, 'd/e2')), ['g']);
+    assert.equal(opaque(join(flat, 'd')), undefined, 'flat: no xattr');
+    const lower = join(root, 'lower');
+    const upper = join(root, 'upper');
+    mkdirSync(lower);
+    mkdirSync(upper);
+    await apply(lower, lowerEntries, { whiteouts: 'overlay' });
+    await apply(upper, [{ name: 'x/.wh..wh..opq' }, ...upperEntries], { lowers: [lower] });
+    assert.equal(opaque(join(upper, 'd')), 'y');
+    assert.equal(opaque(join(upper, 'x')), 'y', 'a directory made for its opaque marker alone');
+    assert.deepEqual(readdirSync(join(upper, 'd')).sort(), ['e2', 'new']);
+    assert.deepEqual(readdirSync(join(lower, 'd')).sort(), ['a', 'e'], 'the lower layer is untouched');
   }));
