@@ -320,3 +320,27 @@ test('an opaque whiteout removes what lower layers have in its directory, in any
     assert.deepEqual(readdirSync(join(upper, 'd')).sort(), ['e2', 'new']);
     assert.deepEqual(readdirSync(join(lower, 'd')).sort(), ['a', 'e'], 'the lower layer is untouched');
   }));
+
+test('a directory over a directory keeps its content and takes the new metadata; a block device is one', () =>
+  withRoot(async (root) => {
+    await apply(root, [dir('d/'), { name: 'd/f', body: 'f' }]);
+    await apply(root, [dir('d/', { mode: 0o711, mtime: T + 5 }), { name: 'b', type: 'block', devmajor: 8, devminor: 1 }]);
+    assert.equal(readFileSync(join(root, 'd/f'), 'utf8'), 'f');
+    assert.equal(lstatSync(join(root, 'd')).mode & 0o7777, 0o711);
+    assert.equal(lstatSync(join(root, 'd')).mtimeMs, (T + 5) * 1000);
+    assert.ok(lstatSync(join(root, 'b')).isBlockDevice());
+    assert.equal(lstatSync(join(root, 'b')).rdev, (8 << 8) | 1);
+  }));
+
+test('overlay: a directory made only as a parent takes the metadata the lower layers give it', () =>
+  withRoot(async (root) => {
+    const lower = join(root, 'lower');
+    const upper = join(root, 'upper');
+    mkdirSync(lower);
+    mkdirSync(upper);
+    await apply(lower, [dir('d/', { mode: 0o750, uid: 7, mtime: T - 100 })], { whiteouts: 'overlay' });
+    await apply(upper, [{ name: 'd/new', body: 'new' }, { name: 'p/q', body: 'q' }], { lowers: [lower] });
+    const d = lstatSync(join(upper, 'd'));
+    assert.deepEqual([d.mode & 0o7777, d.uid, d.mtimeMs], [0o750, 7, (T - 100) * 1000]);
+    assert.equal(lstatSync(join(upper, 'p')).mode & 0o7777, 0o755, 'no lower: 0755, as umoci');
+  }));
