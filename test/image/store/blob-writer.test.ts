@@ -14,7 +14,7 @@ import { digestOf } from '../../../lib/core/digest.js';
 import { DigestMismatchError } from '../../../lib/core/errors.js';
 import { BlobWriter } from '../../../lib/image/store/blob-writer.js';
 import { StoreWriteError } from '../../../lib/image/store/errors.js';
-import { REPO, tempDir } from '../../helpers/paths.js';
+import { cleanUpAtExit, REPO, tempDir } from '../../helpers/paths.js';
 
 async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await tempDir('cp-blob-writer-');
@@ -103,4 +103,35 @@ test('commit fsyncs the file before renaming it into place (strace)', () =>
     const rename = lines.findIndex((l) => /rename.*blob\.part/.test(l));
     assert.ok(rename > 0, lines.join('\n'));
     assert.ok(lines.slice(0, rename).some((l) => /\b(fsync|fdatasync)\(\d+\)\s+= 0/.test(l)), `an fsync before the rename:\n${lines.join('\n')}`);
+  }));
+
+test('a full disk fails the writer at once and every later call, in one line naming the file, and leaves no file', () =>
+  withTemp(async (dir) => {
+    const disk = join(dir, 'disk');
+    execFileSync('mkdir', [disk]);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', disk]);
+    const cancelUnmount = cleanUpAtExit(() => execFileSync('umount', ['-l', disk]));
+    try {
+      const data = Buffer.alloc(4 << 20, 1);
+      const w = new BlobWriter({ digest: digestOf(data), size: data.length }, join(disk, 'blob.part'), join(disk, 'blob'));
+      const full = (e: unknown) => e instanceof StoreWriteError && e.message === `cannot write ${join(disk, 'blob.part')}: no space left on device`;
+      let failed: unknown;
+      try {
+        for (let i = 0; i < data.length; i += 64 << 10) await w.write(data.subarray(i, i + (64 << 10)));
+        await w.drain();
+      } catch (err) {
+        failed = err;
+      }
+      if (failed === undefined) await assert.rejects(w.commit(), full);
+      else {
+        assert.ok(full(failed), String(failed));
+        assert.throws(() => w.append(Buffer.from('x')), full);
+        await assert.rejects(w.drain(), full);
+        await assert.rejects(w.commit(), full);
+      }
+      assert.deepEqual(readdirSync(disk), [], 'nothing left');
+    } finally {
+      cancelUnmount();
+      execFileSync('umount', ['-l', disk]);
+    }
   }));
