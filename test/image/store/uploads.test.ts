@@ -56,7 +56,7 @@ test('a garbled record, or one with a location that is not http(s) or an offset 
     const records = new UploadRecords(area, 'r', 'p');
     await records.write(digest, session);
     const file = recordFile(area);
-    for (const text of ['{', '[]', JSON.stringify({ ...session, location: 'file:///etc/passwd' }), JSON.stringify({ ...session, location: 7 }), JSON.stringify({ ...session, offset: 1.5 }), JSON.stringify({ location: session.location })]) {
+    for (const text of ['{', '[]', JSON.stringify({ ...session, location: 'file:///etc/passwd' }), JSON.stringify({ ...session, location: 'file:///etc/passwd#https://x' }), JSON.stringify({ ...session, location: 7 }), JSON.stringify({ ...session, offset: 1.5 }), JSON.stringify({ location: session.location })]) {
       await writeFile(file, text);
       assert.equal(await records.read(digest), undefined, text);
     }

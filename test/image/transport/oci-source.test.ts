@@ -5,7 +5,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { BlobWriter } from '../../../lib/image/store/blob-writer.js';
+import type { BlobCopyOptions } from '../../../lib/image/image.js';
 import { join } from 'node:path';
 import { digestOf } from '../../../lib/core/digest.js';
 import { DigestMismatchError, NotFoundError } from '../../../lib/core/errors.js';
@@ -79,4 +81,23 @@ test('no name with several images is refused; a corrupt manifest or config is fo
   await assert.rejects(openLayoutImage(copy, 'only', { platform: amd64 }), DigestMismatchError);
   await rm(copy, { recursive: true });
   await assert.rejects(openLayoutImage(copy, 'only', { platform: amd64 }), NotFoundError);
+});
+
+test('a lone image index.json names no name for: named after the layout; a blob copied into a writer with progress', async () => {
+  const lone = join(work.path, 'lone');
+  const layout = await OciLayout.open(lone, { create: true });
+  const configDescriptor = await layout.putBytes(config, MEDIA_TYPES.ociConfig);
+  const layerDescriptor = await layout.putBytes(layer, MEDIA_TYPES.ociLayer);
+  const manifest = await layout.putBytes(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest, config: configDescriptor, layers: [layerDescriptor] })), MEDIA_TYPES.ociManifest);
+  await writeFile(join(lone, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [manifest] }));
+  const image = await openLayoutImage(lone, undefined, { platform: amd64 });
+  assert.equal(image.defaultName, 'localhost/lone:latest');
+  const writer = new BlobWriter(layerDescriptor, join(work.path, 'copy.part'), join(work.path, 'copy'));
+  let progressed = 0;
+  await image.copyBlob(layerDescriptor, writer, { signal: new AbortController().signal, progress: { add: (n: number) => (progressed += n) } as unknown as BlobCopyOptions['progress'] });
+  await writer.commit();
+  assert.deepEqual(await readFile(join(work.path, 'copy')), layer);
+  assert.equal(progressed, layer.length);
+  await writeFile(layout.blobPath(configDescriptor.digest), '{}');
+  await assert.rejects(image.config(), (e: unknown) => e instanceof DigestMismatchError && e.message.startsWith(`blob ${configDescriptor.digest} in ${lone} is corrupt`));
 });
