@@ -74,3 +74,13 @@ export async function tempDir(prefix = 'cp-test-'): Promise<{ path: string; clea
     },
   };
 }
+
+/** Runs `fn` in a fresh temporary directory, removed after it (also when it fails). */
+export async function withTempDir(prefix: string, fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await tempDir(prefix);
+  try {
+    await fn(dir.path);
+  } finally {
+    await dir.cleanup();
+  }
+}

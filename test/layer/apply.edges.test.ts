@@ -16,7 +16,7 @@ import { Syscalls } from '../../lib/core/syscalls.js';
 import { applyLayer, isWhiteoutDevice, type LayerOptions, type LayerResult } from '../../lib/layer/apply.js';
 import { removeTree } from '../../lib/layer/tree.js';
 import type { TarHeader, TarReader } from '../../lib/layer/tarstream.js';
-import { cleanUpAtExit, REPO, tempDir } from '../helpers/paths.js';
+import { cleanUpAtExit, REPO, withTempDir } from '../helpers/paths.js';
 
 const syscalls = new Syscalls();
 after(() => syscalls.close());
@@ -41,14 +41,7 @@ function reader(entries: Entry[]): TarReader {
   return fake as unknown as TarReader;
 }
 
-async function withRoot(fn: (root: string) => Promise<void>): Promise<void> {
-  const dir = await tempDir('cp-apply-edges-');
-  try {
-    await fn(dir.path);
-  } finally {
-    await dir.cleanup();
-  }
-}
+const withRoot = (fn: (dir: string) => Promise<void>) => withTempDir('cp-apply-edges-', fn);
 
 /** Applies one layer; `lowers` set means the overlay form (one dir per layer), else flat. */
 function apply(root: string, entries: Entry[], options: Partial<LayerOptions> = {}): Promise<LayerResult> {
@@ -69,6 +62,14 @@ function opaque(path: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Two layer directories under `root` for the overlay form. */
+function layerDirs(root: string): { lower: string; upper: string } {
+  const dirs = { lower: join(root, 'lower'), upper: join(root, 'upper') };
+  mkdirSync(dirs.lower);
+  mkdirSync(dirs.upper);
+  return dirs;
 }
 
 const dir = (name: string, extra: Partial<TarHeader> = {}): Entry => ({ name, type: 'directory', mode: 0o755, ...extra });
@@ -206,10 +207,7 @@ test('overlay: a hardlink to a lower layer on another filesystem is a copy with 
 
 test('aufs names (.wh..wh.plnk, .wh..wh.aufs) are not whiteouts: nothing is made or removed for them', () =>
   withRoot(async (root) => {
-    const lower = join(root, 'lower');
-    const upper = join(root, 'upper');
-    mkdirSync(lower);
-    mkdirSync(upper);
+    const { lower, upper } = layerDirs(root);
     await apply(lower, [dir('d/'), { name: 'd/f', body: 'f' }], { whiteouts: 'overlay' });
     await apply(upper, [{ name: 'd/.wh..wh.plnk' }, { name: 'd/.wh..wh.aufs' }], { lowers: [lower] });
     assert.equal(existsSync(join(upper, 'd/.wh.plnk')) || existsSync(join(upper, 'd/.wh.aufs')) || existsSync(join(upper, 'd/plnk')), false);
@@ -241,10 +239,7 @@ test('flat: a whiteout of a lower directory removes it whole', () =>
 
 test('overlay: a whiteout makes its own directory opaque, leaves its own file, and marks a lower name with a 0/0 device', () =>
   withRoot(async (root) => {
-    const lower = join(root, 'lower');
-    const upper = join(root, 'upper');
-    mkdirSync(lower);
-    mkdirSync(upper);
+    const { lower, upper } = layerDirs(root);
     await apply(lower, [dir('d/'), { name: 'd/old', body: 'old' }, { name: 'gone', body: 'g' }], { whiteouts: 'overlay' });
     await apply(upper, [dir('d/'), { name: 'd/new', body: 'new' }, { name: 'f', body: 'f' }, { name: '.wh.d' }, { name: '.wh.f' }, { name: '.wh.gone' }], { lowers: [lower] });
     assert.equal(opaque(join(upper, 'd')), 'y', "this layer's directory stays, its lower content goes");
@@ -256,10 +251,7 @@ test('overlay: a whiteout makes its own directory opaque, leaves its own file, a
 
 test('overlay: a directory over its own layer\'s whiteout is opaque; over a real device, or flat, it is not', () =>
   withRoot(async (root) => {
-    const lower = join(root, 'lower');
-    const upper = join(root, 'upper');
-    mkdirSync(lower);
-    mkdirSync(upper);
+    const { lower, upper } = layerDirs(root);
     await apply(lower, [dir('w/'), { name: 'w/old', body: 'old' }, dir('n/')], { whiteouts: 'overlay' });
     await apply(upper, [{ name: '.wh.w' }, dir('w/'), { name: 'n', type: 'char', devmajor: 1, devminor: 3 }, dir('n/')], { lowers: [lower] });
     assert.equal(opaque(join(upper, 'w')), 'y');
@@ -309,10 +301,7 @@ test('an opaque whiteout removes what lower layers have in its directory, in any
     assert.deepEqual(readdirSync(join(flat, 'd')).sort(), ['e2', 'new']);
     assert.deepEqual(readdirSync(join(flat, 'd/e2')), ['g']);
     assert.equal(opaque(join(flat, 'd')), undefined, 'flat: no xattr');
-    const lower = join(root, 'lower');
-    const upper = join(root, 'upper');
-    mkdirSync(lower);
-    mkdirSync(upper);
+    const { lower, upper } = layerDirs(root);
     await apply(lower, lowerEntries, { whiteouts: 'overlay' });
     await apply(upper, [{ name: 'x/.wh..wh..opq' }, ...upperEntries], { lowers: [lower] });
     assert.equal(opaque(join(upper, 'd')), 'y');
@@ -334,10 +323,7 @@ test('a directory over a directory keeps its content and takes the new metadata;
 
 test('overlay: a directory made only as a parent takes the metadata the lower layers give it', () =>
   withRoot(async (root) => {
-    const lower = join(root, 'lower');
-    const upper = join(root, 'upper');
-    mkdirSync(lower);
-    mkdirSync(upper);
+    const { lower, upper } = layerDirs(root);
     await apply(lower, [dir('d/', { mode: 0o750, uid: 7, mtime: T - 100 })], { whiteouts: 'overlay' });
     await apply(upper, [{ name: 'd/new', body: 'new' }, { name: 'p/q', body: 'q' }], { lowers: [lower] });
     const d = lstatSync(join(upper, 'd'));

@@ -14,16 +14,9 @@ import { digestOf } from '../../../lib/core/digest.js';
 import { DigestMismatchError } from '../../../lib/core/errors.js';
 import { BlobWriter } from '../../../lib/image/store/blob-writer.js';
 import { StoreWriteError } from '../../../lib/image/store/errors.js';
-import { cleanUpAtExit, REPO, tempDir } from '../../helpers/paths.js';
+import { cleanUpAtExit, REPO, withTempDir } from '../../helpers/paths.js';
 
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await tempDir('cp-blob-writer-');
-  try {
-    await fn(dir.path);
-  } finally {
-    await dir.cleanup();
-  }
-}
+const withTemp = (fn: (dir: string) => Promise<void>) => withTempDir('cp-blob-writer-', fn);
 
 const writer = (dir: string, data: Buffer | string, size?: number) =>
   new BlobWriter({ digest: digestOf(Buffer.from(data)), ...(size === undefined ? {} : { size }) }, join(dir, 'blob.part'), join(dir, 'blob'));

@@ -13,16 +13,9 @@ import { DigestMismatchError } from '../../../lib/core/errors.js';
 import { OciLayout } from '../../../lib/image/store/oci-layout.js';
 import { BlobNotExistError, InvalidLayoutError, NameNotExistError, StoreWriteError } from '../../../lib/image/store/errors.js';
 import { MEDIA_TYPES, REF_NAME_ANNOTATION, type Descriptor } from '../../../lib/image/model.js';
-import { tempDir } from '../../helpers/paths.js';
+import { withTempDir } from '../../helpers/paths.js';
 
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await tempDir('cp-oci-layout-');
-  try {
-    await fn(dir.path);
-  } finally {
-    await dir.cleanup();
-  }
-}
+const withTemp = (fn: (dir: string) => Promise<void>) => withTempDir('cp-oci-layout-', fn);
 
 const names = async (layout: OciLayout) => (await layout.readIndex()).manifests.map((m) => m.annotations?.[REF_NAME_ANNOTATION]);
 

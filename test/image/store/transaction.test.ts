@@ -14,16 +14,9 @@ import { currentHolder } from '../../../lib/core/holder.js';
 import { OciLayout } from '../../../lib/image/store/oci-layout.js';
 import { BlobTransaction, sweepStaging } from '../../../lib/image/store/transaction.js';
 import { StoreWriteError } from '../../../lib/image/store/errors.js';
-import { tempDir } from '../../helpers/paths.js';
+import { withTempDir } from '../../helpers/paths.js';
 
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await tempDir('cp-transaction-');
-  try {
-    await fn(dir.path);
-  } finally {
-    await dir.cleanup();
-  }
-}
+const withTemp = (fn: (dir: string) => Promise<void>) => withTempDir('cp-transaction-', fn);
 
 async function* chunks(...parts: string[]): AsyncGenerator<Buffer> {
   for (const part of parts) yield Buffer.from(part);

@@ -12,16 +12,9 @@ import { join } from 'node:path';
 import { digestHex, digestOf } from '../../../lib/core/digest.js';
 import { currentHolder, processStartTime } from '../../../lib/core/holder.js';
 import { UploadRecords } from '../../../lib/image/store/uploads.js';
-import { tempDir } from '../../helpers/paths.js';
+import { withTempDir } from '../../helpers/paths.js';
 
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await tempDir('cp-uploads-');
-  try {
-    await fn(dir.path);
-  } finally {
-    await dir.cleanup();
-  }
-}
+const withTemp = (fn: (dir: string) => Promise<void>) => withTempDir('cp-uploads-', fn);
 
 const digest = digestOf(Buffer.from('layer'));
 const session = { location: 'https://registry.example/v2/lab/x/blobs/uploads/abc?_state=1', offset: 1024 };

@@ -9,7 +9,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import type net from 'node:net';
+import { start } from '../../helpers/loopback.js';
 import { BodyTooLarge, discardBody, HttpClient, HttpProtocolError, readBody } from '../../../lib/image/transport/http.js';
 
 interface Seen {
@@ -23,7 +23,6 @@ interface Seen {
 /** A server on 127.0.0.1 answering with `answer` after reading each request's body; closed with the test. */
 async function serve(t: TestContext, answer: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<{ base: string; seen: Seen[]; connections: () => number }> {
   const seen: Seen[] = [];
-  let connections = 0;
   const server = http.createServer(async (req, res) => {
     const hash = createHash('sha256');
     let size = 0;
@@ -34,19 +33,16 @@ async function serve(t: TestContext, answer: (req: http.IncomingMessage, res: ht
     seen.push({ method: req.method as string, url: req.url as string, length: req.headers['content-length'], digest: hash.digest('hex'), size });
     answer(req, res);
   });
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(async () => {
-    for (const socket of sockets) socket.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return { base: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, seen, connections: () => connections };
+  const started = await start(t, server);
+  return { base: started.url, seen, connections: started.connections };
 }
+
+/** Answers `/sized/N` with N bytes and a Content-Length, `/chunked/N` with N bytes chunked. */
+const sized = (status: number) => (req: http.IncomingMessage, res: http.ServerResponse) => {
+  const size = Number(req.url?.slice(req.url.lastIndexOf('/') + 1));
+  res.writeHead(status, req.url?.startsWith('/chunked/') ? {} : { 'Content-Length': String(size) });
+  res.end(Buffer.alloc(size, 1));
+};
 
 function newClient(t: TestContext): HttpClient {
   const client = new HttpClient({ tlsVerify: false });
@@ -126,13 +122,7 @@ test('only http and https', async (t) => {
 });
 
 test('readBody: a declared length over the limit is refused before reading, an undeclared one when it passes it; at the limit is fine', async (t) => {
-  const server = await serve(t, (req, res) => {
-    const size = Number(req.url?.slice(req.url.lastIndexOf('/') + 1));
-    if (req.url?.startsWith('/chunked/')) {
-      res.writeHead(200);
-      res.end(Buffer.alloc(size, 1));
-    } else res.writeHead(200, { 'Content-Length': String(size) }).end(Buffer.alloc(size, 1));
-  });
+  const server = await serve(t, sized(200));
   const client = newClient(t);
   assert.equal((await readBody(await client.get(`${server.base}/sized/100`, {}), 100, 'the manifest')).length, 100);
   assert.equal((await readBody(await client.get(`${server.base}/chunked/100`, {}), 100, 'the manifest')).length, 100);
@@ -144,13 +134,7 @@ test('readBody: a declared length over the limit is refused before reading, an u
 });
 
 test('discardBody: a body up to the limit is read and the connection reused; over it (declared or not), the connection is dropped', async (t) => {
-  const server = await serve(t, (req, res) => {
-    const size = Number(req.url?.slice(req.url.lastIndexOf('/') + 1));
-    if (req.url?.startsWith('/chunked/')) {
-      res.writeHead(500);
-      res.end(Buffer.alloc(size, 1));
-    } else res.writeHead(500, { 'Content-Length': String(size) }).end(Buffer.alloc(size, 1));
-  });
+  const server = await serve(t, sized(500));
   const client = newClient(t);
   const connectionsAfter = async (path: string, limit?: number) => {
     await discardBody(await client.get(`${server.base}${path}`, {}), limit);
