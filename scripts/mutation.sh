@@ -18,7 +18,9 @@ export CONTAINER_PARTS_SPECS
 mkdir -p stryker/incremental reports/mutation
 # The tests' temporary files go to one directory of this run, removed at its end: a test file
 # that a killed mutant stops cleans up at exit (test/helpers/paths.ts), a timed-out one cannot.
+# Traversable by all, as /tmp is: some tests run a step as another user (setpriv).
 TMPDIR=$(mktemp -d /tmp/cp-mutation-XXXXXX)
+chmod 0755 "$TMPDIR"
 export TMPDIR
 trap 'rm -rf "$TMPDIR"' EXIT
 for module in "${modules[@]}"; do
