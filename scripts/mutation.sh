@@ -19,8 +19,8 @@ export TMPDIR
 trap 'rm -rf "$TMPDIR"' EXIT
 if [ $# -gt 0 ]; then modules=("$@"); else mapfile -t modules < <(node -e 'for (const m of Object.keys(require("./stryker/modules.json"))) if (m !== "//") console.log(m)'); fi
 npm run --silent build
-# The tests find the OCI specs beside the checkout; Stryker runs them in a sandbox copy, beside nothing.
-CONTAINER_PARTS_SPECS=${CONTAINER_PARTS_SPECS:-$(node -e 'import("./dist/test/helpers/paths.js").then((m) => console.log(m.SPECS))')}
+# The sandbox is a copy under .stryker-tmp/: it would not find the OCI specs beside this checkout.
+CONTAINER_PARTS_SPECS=${CONTAINER_PARTS_SPECS:-$(node --input-type=module -e 'console.log((await import("./dist/test/helpers/paths.js")).SPECS)')}
 export CONTAINER_PARTS_SPECS
 mkdir -p stryker/incremental reports/mutation
 for module in "${modules[@]}"; do

@@ -30,7 +30,7 @@ export default {
   reporters: ['clear-text', 'json'],
   jsonReporter: { fileName: `reports/mutation/${slug}.json` },
   clearTextReporter: { allowColor: false, logTests: false, reportMutants: false, reportTests: false, reportScoreTable: true },
-  concurrency: Number(process.env.CP_MUTATION_CONCURRENCY ?? 2),
+  concurrency: Number(process.env.CP_MUTATION_CONCURRENCY ?? 1),
   timeoutMS: 10_000,
   timeoutFactor: 2,
   tempDirName: '.stryker-tmp',

@@ -1,7 +1,7 @@
 /** Paths the tests need: the checkout, the compiled tools, the shared specs. */
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -44,8 +44,52 @@ export function unbundledToolPath(name: string): string {
   return join(REPO, 'dist', 'tools', `${name}.js`);
 }
 
-/** A fresh temporary directory, removed by the returned cleanup. */
+/**
+ * Synchronous cleanups still due when the process exits, run last-registered first. A test file
+ * can end before its after() hooks: a failed assertion under StrykerJS's bail kills it
+ * (SIGTERM, which the runner's hook turns into process.exit), and so does a timeout. Without
+ * these, every killed mutant left a /tmp/cp-* directory (and a registry server) behind.
+ */
+const dueAtExit = new Set<() => void>();
+let exitHookInstalled = false;
+
+/** Runs `cleanup` when the process exits, unless the returned function is called first (it then runs nothing). */
+export function cleanUpAtExit(cleanup: () => void): () => void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const due of [...dueAtExit].reverse()) {
+        try {
+          due();
+        } catch {
+          // best effort: the process is going away
+        }
+      }
+    });
+  }
+  dueAtExit.add(cleanup);
+  return () => dueAtExit.delete(cleanup);
+}
+
+/** A fresh temporary directory, removed by the returned cleanup, or at exit if that never runs. */
 export async function tempDir(prefix = 'cp-test-'): Promise<{ path: string; cleanup: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
-  return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
+  const cancel = cleanUpAtExit(() => rmSync(path, { recursive: true, force: true }));
+  return {
+    path,
+    cleanup: () => {
+      cancel();
+      return rm(path, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs `fn` in a fresh temporary directory, removed after it (also when it fails). */
+export async function withTempDir(prefix: string, fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await tempDir(prefix);
+  try {
+    await fn(dir.path);
+  } finally {
+    await dir.cleanup();
+  }
 }

@@ -3,10 +3,11 @@
  * 127.0.0.1 and a free port, and stopped by `stop()` — call it from `after()`.
  */
 import { createServer } from 'node:net';
+import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mustExec } from './exec.js';
-import { SCRIPTS, tempDir } from './paths.js';
+import { cleanUpAtExit, SCRIPTS, tempDir } from './paths.js';
 
 export interface TestRegistry {
   port: number;
@@ -48,6 +49,8 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
   if (options.token) args.push('--token', `${options.token.realm},${options.token.issuer},${options.token.certFile}`);
   if (options.tls) args.push('--tls', [options.tls.cert, options.tls.key, ...(options.tls.clientCa ? [options.tls.clientCa] : [])].join(','));
   await mustExec(join(SCRIPTS, 'registry.sh'), args);
+  // Registered after the directory's own cleanup, so it runs before it at exit (a killed test file).
+  const cancelStopAtExit = cleanUpAtExit(() => execFileSync(join(SCRIPTS, 'registry.sh'), ['stop', dir.path], { stdio: 'ignore', timeout: 10_000 }));
   const kill = () => mustExec(join(SCRIPTS, 'registry.sh'), ['stop', dir.path]).then(() => undefined);
   const restart = () => mustExec(join(SCRIPTS, 'registry.sh'), args).then(() => undefined);
   return {
@@ -58,6 +61,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     kill,
     restart,
     async stop() {
+      cancelStopAtExit();
       await kill();
       await dir.cleanup();
     },

@@ -15,7 +15,7 @@ import { Syscalls } from '../../lib/core/syscalls.js';
 import { applyLayer } from '../../lib/layer/apply.js';
 import { TarReader } from '../../lib/layer/tarstream.js';
 import { tool } from '../helpers/exec.js';
-import { tempDir } from '../helpers/paths.js';
+import { cleanUpAtExit, tempDir } from '../helpers/paths.js';
 import { populateOutside, snapshot } from '../helpers/sandbox.js';
 import { umociUnpack, writeImage, writeTar, type EntrySpec } from '../helpers/tar-writer.js';
 import { describeTree, treeDiff } from '../helpers/tree.js';
@@ -111,6 +111,7 @@ for (const flat of [true, false]) {
     const sandbox = existsSync('/dev/shm') ? join('/dev/shm', `cp-contain-${process.pid}-${flat ? 'flat' : 'layers'}`) : join(work.path, `property-${flat ? 'flat' : 'layers'}`);
     const root = join(sandbox, 'root');
     const layers = hostileLayers(sandbox);
+    const cancelCleanUp = cleanUpAtExit(() => rmSync(sandbox, { recursive: true, force: true }));
     const property = fc.asyncProperty(layers, async (layers) => {
       rmSync(sandbox, { recursive: true, force: true });
       mkdirSync(root, { recursive: true });
@@ -127,6 +128,7 @@ for (const flat of [true, false]) {
       await fc.assert(property, { numRuns: 2500 });
     } finally {
       await syscalls.close();
+      cancelCleanUp();
       rmSync(sandbox, { recursive: true, force: true });
     }
   });

@@ -7,21 +7,14 @@ import { ClobberError, DigestMismatchError, NotFoundError, UnsupportedError } fr
 import { OciLayout } from '../../../lib/image/store/oci-layout.js';
 import { DirLayout } from '../../../lib/image/transport/dir.js';
 import { MEDIA_TYPES, REF_NAME_ANNOTATION } from '../../../lib/image/model.js';
-import { tempDir } from '../../helpers/paths.js';
+import { withTempDir } from '../../helpers/paths.js';
 import { currentHolder, STALE_HOLDER_MS } from '../../../lib/core/holder.js';
 import { snapshotStore } from '../../helpers/store-snapshot.js';
 import { StoreWriteError } from '../../../lib/image/store/errors.js';
 import { ociSchema } from '../../helpers/oci-schema.js';
 import { mustExec } from '../../helpers/exec.js';
 
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await tempDir('cp-store-');
-  try {
-    await fn(dir.path);
-  } finally {
-    await dir.cleanup();
-  }
-}
+const withTemp = (fn: (dir: string) => Promise<void>) => withTempDir('cp-store-', fn);
 
 test('a new store is an OCI layout the image-spec schemas and umoci accept', () =>
   withTemp(async (dir) => {
