@@ -21,7 +21,7 @@ build: node_modules/.installed
 # The commands on PATH, as symlinks into this checkout's dist/, and their man pages.
 install: build
 	mkdir -p $(PREFIX)/bin $(PREFIX)/share/man/man1
-	for tool in img-fetch img-push img-commit img-unpack ovl-mount ns-enter oci-spec; do \
+	for tool in img-fetch img-push img-commit img-unpack ovl-mount ns-enter oci-spec oci-runtime; do \
 	  if [ -f dist/tools/$$tool.js ]; then \
 	    ln -sf $(CURDIR)/dist/tools/$$tool.js $(PREFIX)/bin/$$tool; \
 	    cp dist/man/$$tool.1 $(PREFIX)/share/man/man1/; \

@@ -6,11 +6,11 @@
  * other fd above stderr) before it execs the command, leaving no trace.
  *
  * In the container (as the container's root, after bwrap made the namespaces and mounts):
- *   ns-enter-exec [--rlimit NAME:SOFT:HARD]... [--console FD] [--cwd DIR] [--stderr FD]
+ *   ns-enter-exec [--start-fd FD] [--rlimit NAME:SOFT:HARD]... [--console FD] [--cwd DIR] [--stderr FD]
  *                 --uid N --gid N (--groups G,G | --clear-groups | --keep-groups)
  *                 --caps BOUNDING:INHERITABLE:AMBIENT:EFFECTIVE:PERMITTED (hex masks)
  *                 [--init] -- CMD ARGS...
- * sets the rlimits, HOME (from the container's /etc/passwd, else /, unless the env has one),
+ * waits for one byte on the start fd (oci-runtime's start), sets the rlimits, HOME (from the container's /etc/passwd, else /, unless the env has one),
  * makes a missing working directory (as runc does), allocates a pty in the container's own
  * devpts and sends its master over the console socket, sets groups, gid, uid, the five
  * capability sets and no_new_privs, and execs CMD (with --init: runs as PID 1 from a private
@@ -144,6 +144,15 @@ static void parse_caps(struct plan *plan, const char *text) {
   }
 }
 
+/* oci-runtime create: the container waits here until start writes one byte; EOF means its supervisor is gone. */
+static void wait_for_start(int fd) {
+  char go;
+  ssize_t n;
+  do n = read(fd, &go, 1); while (n < 0 && errno == EINTR);
+  if (n != 1) die(1, "the runtime's supervisor ended before the container was started");
+  close(fd);
+}
+
 static void parse_plan(struct plan *plan, int argc, char **argv) {
   memset(plan, 0, sizeof *plan);
   plan->console_fd = plan->stderr_fd = -1;
@@ -157,6 +166,8 @@ static void parse_plan(struct plan *plan, int argc, char **argv) {
       return;
     }
     if (strcmp(flag, "--init") == 0) { plan->init = 1; continue; }
+    /* Given first, so that nothing (not even a limit) is done before it is let through. */
+    if (strcmp(flag, "--start-fd") == 0 && i + 1 < argc) { wait_for_start((int)number(argv[++i], flag)); continue; }
     if (strcmp(flag, "--clear-groups") == 0) { plan->set_groups = 1; plan->ngroups = 0; continue; }
     if (strcmp(flag, "--keep-groups") == 0) { plan->set_groups = 0; continue; }
     if (i + 1 >= argc) die(2, "%s needs a value", flag);

@@ -29,12 +29,16 @@ export interface HelperOptions {
   terminal: boolean;
   /** The group of the new pty: the devpts mount's gid= (runc's default config: 5, tty), as the kernel would set it. */
   terminalGid?: number;
+  /** Wait to read one byte from this fd before anything else (oci-runtime's start); EOF ends the container. */
+  startFd?: number;
 }
 
 /** The command bwrap runs: the helper from its fd, its flags, then the config's args. */
 export function helperCommand(proc: ProcessConfig & { args: string[] }, options: HelperOptions): string[] {
   return [
     `/proc/self/fd/${FD_HELPER}`,
+    // First: nothing (the limits included) is done before start.
+    ...(options.startFd === undefined ? [] : ['--start-fd', String(options.startFd)]),
     ...rlimitFlags(proc.rlimits ?? []),
     '--cwd', proc.cwd,
     ...(options.terminal ? ['--console', String(FD_CONSOLE), ...(options.terminalGid === undefined ? [] : ['--console-gid', String(options.terminalGid)])] : ['--stderr', String(FD_STDERR)]),

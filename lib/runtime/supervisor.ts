@@ -1,0 +1,172 @@
+/**
+ * The supervisor of one container: the process that holds bwrap's fds for the container's
+ * whole life (there is no daemon beyond it). It runs the container on ns-enter's executor
+ * (lib/run/namespaces.ts) with bwrap's block fd held: once the namespaces, mounts and cgroup
+ * are made it records the container `created` (state.json, the pid file), runs the prestart,
+ * createRuntime and createContainer hooks, says so to `create` (which returns only then, or
+ * reports the set-up error itself), and waits for `start` on its control socket; then the
+ * startContainer hooks, the container runs, the poststart hooks. When the container ends its
+ * exit status goes into state.json and the supervisor exits with it.
+ *
+ * `oci-runtime create` runs it detached (supervisor-main.ts); `oci-runtime run` in its own
+ * process, started at once.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../core/atomic-write.js';
+import { describeError, UsageError } from '../core/errors.js';
+import { currentHolder, processStartTime } from '../core/holder.js';
+import { runContainer, type ExitStatus } from '../run/namespaces.js';
+import type { RuntimeConfig } from '../run/runtime-spec.js';
+import { serveControl } from './control.js';
+import { runHooks } from './hooks.js';
+import { RuntimeLog, type LogTarget } from './runtime-log.js';
+import { containerDir, ociState, readRecord, removeContainerDir, writeRecord, type ContainerRecord } from './state.js';
+
+/** What create hands its supervisor (as JSON: the supervisor is another process). */
+export interface SuperviseRequest {
+  root: string;
+  id: string;
+  pidFile?: string;
+  log: LogTarget;
+  /** false: run at once (oci-runtime run), no waiting for `start`. */
+  waitForStart: boolean;
+}
+
+/** What the supervisor tells create: the container exists (and waits), or why not. */
+export type Report = { created: true; pid: number } | { created: false; error: string; exitCode: number };
+
+/** The config create copied into the container's dir: later edits of the bundle's do not reach the container. */
+export function configCopy(dir: string): string {
+  return join(dir, 'config.json');
+}
+
+/** The config as the executor gets it: the hooks are run here, not by it. */
+function executorConfig(config: RuntimeConfig): RuntimeConfig {
+  const { hooks: _hooks, ...rest } = config as RuntimeConfig & { hooks?: unknown };
+  return rest;
+}
+
+/**
+ * Runs the container to its end and returns its exit status; `report` is called once, when
+ * the container is created or when it cannot be (then its dir is removed: no state is left).
+ */
+export async function superviseContainer(request: SuperviseRequest, report: (report: Report) => void): Promise<ExitStatus> {
+  const supervision = new Supervision(request, report);
+  return supervision.run();
+}
+
+class Supervision {
+  private readonly dir: string;
+  private readonly config: RuntimeConfig;
+  private readonly log: RuntimeLog;
+  private record: ContainerRecord;
+  private readonly lifecycle = new Lifecycle();
+  private reported = false;
+
+  constructor(private readonly request: SuperviseRequest, private readonly report: (report: Report) => void) {
+    this.dir = containerDir(request.root, request.id);
+    this.config = JSON.parse(readFileSync(configCopy(this.dir), 'utf8')) as RuntimeConfig;
+    this.log = new RuntimeLog(request.log);
+    this.record = { ...readRecord(request.root, request.id), holder: currentHolder() };
+  }
+
+  async run(): Promise<ExitStatus> {
+    const { request } = this;
+    await writeRecord(this.dir, this.record);
+    const server = await serveControl(this.dir, async () => {
+      await this.lifecycle.requestStart();
+      await this.afterStart();
+    });
+    try {
+      const status = await runContainer(executorConfig(this.config), { id: request.id, bundleDir: this.record.bundle, stdinIsTerminal: false, startGate: true, hold: (pid) => this.hold(pid) });
+      for (const message of status.messages) this.log.error(message);
+      await this.update({ status: 'stopped', exitCode: status.code });
+      return status;
+    } catch (err) {
+      if (!this.reported) {
+        removeContainerDir(request.root, request.id);
+        this.report({ created: false, error: describeError(err), exitCode: 1 });
+      } else {
+        await this.update({ status: 'stopped', exitCode: 255 }).catch(() => undefined);
+      }
+      this.lifecycle.fail(err);
+      throw err;
+    } finally {
+      server.close();
+    }
+  }
+
+  /** The container is set up and waits: created, the create hooks, the report; then `start` (unless run), startContainer. */
+  private async hold(pid: number): Promise<void> {
+    await this.update({ status: 'created', pid, pidStartTime: processStartTime(pid) });
+    if (this.request.pidFile !== undefined) await writeFileAtomic(this.request.pidFile, String(pid));
+    for (const name of ['prestart', 'createRuntime', 'createContainer'] as const) await runHooks(this.config, name, ociState(this.record));
+    this.reported = true;
+    this.report({ created: true, pid });
+    if (this.request.waitForStart) await this.lifecycle.started;
+    await runHooks(this.config, 'startContainer', ociState(this.record));
+    await this.update({ status: 'running' });
+    // The hold's end lets the container run (supervise.ts writes to its start gate then): after that, it runs.
+    setImmediate(() => this.lifecycle.markRunning());
+    if (!this.request.waitForStart) void this.afterStart().catch((err: unknown) => this.log.error(describeError(err)));
+  }
+
+  /** poststart: after the command runs, before `start` returns; a failure stops the container (runtime.md, step 9). */
+  private async afterStart(): Promise<void> {
+    await this.lifecycle.running;
+    try {
+      await runHooks(this.config, 'poststart', ociState(this.record));
+    } catch (err) {
+      killQuietly(this.record.pid);
+      throw err;
+    }
+  }
+
+  /** A new record, written whole; a stopped one of ns-enter --rm is removed instead. */
+  private async update(change: Partial<ContainerRecord>): Promise<void> {
+    this.record = { ...this.record, ...change };
+    if (this.record.status === 'stopped' && this.record.removeWhenStopped) removeContainerDir(this.request.root, this.request.id);
+    else await writeRecord(this.dir, this.record);
+  }
+}
+
+/** The created → running step, between the control socket's `start` and the hold. */
+class Lifecycle {
+  private startRequested = false;
+  private release!: () => void;
+  private failure: unknown;
+  readonly started = new Promise<void>((resolve) => (this.release = resolve));
+  private ran!: { resolve: () => void; reject: (err: unknown) => void };
+  readonly running = new Promise<void>((resolve, reject) => (this.ran = { resolve, reject }));
+
+  constructor() {
+    this.running.catch(() => undefined);
+  }
+
+  /** `start`: once only, and only while created; resolves when the container runs. */
+  requestStart(): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.startRequested) return Promise.reject(new UsageError('cannot start an already running container'));
+    this.startRequested = true;
+    this.release();
+    return Promise.resolve();
+  }
+
+  fail(err: unknown): void {
+    this.failure = err;
+    this.ran.reject(err);
+  }
+
+  markRunning(): void {
+    this.ran.resolve();
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
+}
