@@ -13,6 +13,7 @@ import { withCommonOptions, type CommonArgs, type RunContext } from './command.j
 import { ContainerPartsError, UnsupportedError, UsageError } from '../core/errors.js';
 import { formatConfig, runcDefaultConfig } from '../run/spec.js';
 import { asFailure, createContainer, deleteContainer, killContainer, runContainerHere, startContainer, stateOf } from '../runtime/lifecycle.js';
+import { execInContainer } from '../runtime/exec.js';
 import { listing, processTable } from '../runtime/listing.js';
 import { RuntimeLog, type LogFormat } from '../runtime/runtime-log.js';
 import { parseSignal } from '../runtime/signals.js';
@@ -134,8 +135,11 @@ function dispatch(command: RuntimeCommand, inv: Invocation): Promise<number | vo
     },
     delete: async (i) => deleteContainer(i.root, idOf(i, 1), { force: i.args.force, warn: (m) => warn(i, m) }),
     run: runCommandOf,
-    exec: async () => {
-      throw new UnsupportedError('exec: not yet');
+    exec: async (i) => {
+      const { args } = i;
+      const result = await execInContainer({ root: i.root, id: idOf(i, Infinity), args: i.operands.slice(1), tty: args.tty, env: args.env ?? [], user: args.user, cwd: args.cwd, processFile: args.process, detach: args.detach, pidFile: args.pidFile });
+      for (const message of result.messages) i.ctx.io.stderr.write(`oci-runtime: ${message}\n`);
+      return result.code;
     },
     list: async (i) => void i.ctx.io.stdout.write(listing(i.root, { format: i.args.format, quiet: i.args.quiet })),
     ps: async (i) => void i.ctx.io.stdout.write(await processTable(i.root, idOf(i, Infinity), { format: i.args.format, psArgs: i.operands.slice(1) })),

@@ -102,7 +102,7 @@ export function planExecution(config: RuntimeConfig, options: PlanOptions): Exec
 }
 
 /** bwrap mounts its own devpts (no gid=): the helper gives a new pty the group the config's devpts mount names. */
-function devptsGid(mounts: NonNullable<RuntimeConfig['mounts']>): number | undefined {
+export function devptsGid(mounts: NonNullable<RuntimeConfig['mounts']>): number | undefined {
   const option = mounts.find((m) => m.type === 'devpts')?.options?.find((o) => /^gid=\d+$/.test(o));
   return option === undefined ? undefined : Number(option.slice(4));
 }

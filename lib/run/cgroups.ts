@@ -310,6 +310,26 @@ function makeDir(path: string): boolean {
   }
 }
 
+/** `argv` run in the cgroups whose dirs are given: a shell writes itself into each cgroup.procs, then execs it (exit 125 when it cannot). */
+export function commandInCgroups(dirs: string[], argv: string[]): string[] {
+  const procs = dirs.map((dir) => join(dir, 'cgroup.procs'));
+  return ['/bin/sh', '-c', 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"', 'sh', ...procs, '--', ...argv];
+}
+
+/**
+ * The cgroup dirs (host paths) of process `pid` in each hierarchy where it is not in ours: the
+ * container's own cgroup, which an exec'd process joins. None when it shares ours.
+ */
+export function ownCgroupDirsOf(pid: number, available: Hierarchy[] = hierarchies()): string[] {
+  const theirs = parseOwnCgroups(readOrEmpty(`/proc/${pid}/cgroup`));
+  const dirs: string[] = [];
+  for (const hierarchy of available) {
+    const path = theirs.get(hierarchy.version === 2 ? '' : [...hierarchy.controllers].sort().join(','));
+    if (path !== undefined && path !== hierarchy.own) dirs.push(join(hierarchy.mountPoint, path));
+  }
+  return dirs;
+}
+
 /** Where a container sees its cgroup: each v1 hierarchy under its mount's name, or the v2 tree alone. */
 export function cgroupViews(cgroup: Pick<Cgroup, 'version' | 'dirs'>): Array<{ dir: string; name: string }> {
   if (cgroup.version === 2) return [{ dir: (cgroup.dirs[0] as CgroupDir).dir, name: '' }];

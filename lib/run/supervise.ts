@@ -8,11 +8,10 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { ContainerPartsError, HostError } from '../core/errors.js';
 import { FD_BLOCK, FD_INFO, FD_SECCOMP, FD_START, FD_STATUS, FD_STDERR, MOUNT_FAILED } from './bwrap-fds.js';
 import type { ExecutionPlan } from './bwrap-plan.js';
-import type { Cgroup } from './cgroups.js';
+import { commandInCgroups, type Cgroup } from './cgroups.js';
 import { interrupted } from './interruption.js';
 import { applySysctls } from './sysctl.js';
 
@@ -108,8 +107,7 @@ export function spawnAndWait(run: Supervision): Promise<ExitStatus> {
  */
 function joinCgroupFirst(run: Supervision): string[] {
   if (!run.cgroup || !run.plan.cgroupNamespace) return run.plan.argv;
-  const procs = run.cgroup.paths.map((dir) => join(dir, 'cgroup.procs'));
-  return ['/bin/sh', '-c', 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"', 'sh', ...procs, '--', ...run.plan.argv];
+  return commandInCgroups(run.cgroup.paths, run.plan.argv);
 }
 
 /**

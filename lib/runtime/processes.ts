@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { hierarchies } from '../run/cgroups.js';
+import { ownCgroupDirsOf } from '../run/cgroups.js';
 
 function link(path: string): string {
   try {
@@ -34,16 +34,10 @@ export function containerProcesses(pid: number): number[] {
   return [pid, ...found.filter((p) => p !== pid).sort((a, b) => a - b)];
 }
 
-/** The processes in the cgroup of `pid`, when that is not ours (then it is the container's own); undefined otherwise. */
+/** The processes in the cgroup of `pid`, when it has one of its own (not ours); undefined otherwise. */
 function cgroupProcesses(pid: number): number[] | undefined {
-  const theirs = read(`/proc/${pid}/cgroup`);
-  if (theirs === read('/proc/self/cgroup')) return undefined;
-  for (const hierarchy of hierarchies()) {
-    const key = hierarchy.version === 2 ? '' : [...hierarchy.controllers].sort().join(',');
-    const line = theirs.split('\n').find((l) => (l.split(':')[1] ?? '').split(',').sort().join(',') === key);
-    const path = line?.slice(line.indexOf(':', line.indexOf(':') + 1) + 1);
-    if (path === undefined || path === hierarchy.own) continue;
-    const procs = read(join(hierarchy.mountPoint, path, 'cgroup.procs')).trim();
+  for (const dir of ownCgroupDirsOf(pid)) {
+    const procs = read(join(dir, 'cgroup.procs')).trim();
     if (procs !== '') return procs.split('\n').map(Number);
   }
   return undefined;
