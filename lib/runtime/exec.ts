@@ -19,6 +19,7 @@ import { findProgram } from '../core/host.js';
 import { devptsGid } from '../run/bwrap-plan.js';
 import { commandInCgroups, ownCgroupDirsOf } from '../run/cgroups.js';
 import type { ProcessConfig } from '../run/config-checks.js';
+import { resolveUser } from '../run/passwd.js';
 import { helperCommand, helperPath } from '../run/privileges.js';
 import type { RuntimeConfig } from '../run/runtime-spec.js';
 import { configCopy } from './supervisor.js';
@@ -31,7 +32,7 @@ export interface ExecRequest {
   args: string[];
   tty: boolean;
   env: string[];
-  /** UID[:GID], numeric. */
+  /** UID[:GID], or USER[:GROUP] names of the container's /etc/passwd and /etc/group. */
   user?: string;
   cwd?: string;
   /** --process FILE: a process object as config.json's. */
@@ -40,8 +41,8 @@ export interface ExecRequest {
   pidFile?: string;
 }
 
-/** The process to run: the container's own, changed as the flags say, or the process file's. */
-export function execProcess(config: RuntimeConfig, request: ExecRequest): ProcessConfig & { args: string[] } {
+/** The process to run in the container whose first process is `pid`: the container's own, changed as the flags say, or the process file's. */
+export function execProcess(config: RuntimeConfig, request: ExecRequest, pid: number): ProcessConfig & { args: string[] } {
   let proc: ProcessConfig;
   if (request.processFile !== undefined) {
     if (request.args.length > 0) throw new UsageError('--process FILE names the command: give no command after the id');
@@ -49,7 +50,7 @@ export function execProcess(config: RuntimeConfig, request: ExecRequest): Proces
   } else {
     if (request.args.length === 0) throw new UsageError('no command given: oci-runtime exec ID CMD [ARGS...], or --process FILE');
     const base = config.process as ProcessConfig;
-    const user = userOf(request.user, base.user);
+    const user = userOf(request.user, base.user, `/proc/${pid}/root`);
     proc = { ...base, args: request.args, terminal: request.tty, env: [...(base.env ?? []), ...request.env], cwd: request.cwd ?? base.cwd, user, capabilities: capabilitiesFor(user.uid, base.capabilities) };
   }
   if (!proc.args?.length) throw new UsageError('process.args: missing (nothing to run)');
@@ -78,12 +79,13 @@ function capabilitiesFor(uid: number, caps: ProcessConfig['capabilities']): Proc
   return { ...caps, effective: kept, permitted: kept };
 }
 
-/** -u UID[:GID]: numeric, as runc takes it; the groups go with the config's user only. */
-function userOf(flag: string | undefined, base: ProcessConfig['user']): ProcessConfig['user'] {
+/** -u UID[:GID] as runc takes it (the config's groups go with the config's user only), or names, looked up in the container's /etc/passwd and /etc/group as ns-enter -u does. */
+function userOf(flag: string | undefined, base: ProcessConfig['user'], root: string): ProcessConfig['user'] {
   if (flag === undefined) return base;
   const match = /^(\d+)(?::(\d+))?$/.exec(flag);
-  if (!match) throw new UsageError(`--user ${JSON.stringify(flag)}: give UID or UID:GID (numbers)`);
-  return { uid: Number(match[1]), gid: Number(match[2] ?? 0) };
+  if (match) return { uid: Number(match[1]), gid: Number(match[2] ?? 0) };
+  const { uid, gid, additionalGids } = resolveUser(root, flag);
+  return { uid, gid, ...(additionalGids.length > 0 ? { additionalGids } : {}) };
 }
 
 /** The argv that runs `proc` in the container whose first process is `pid`; `setgroups`: false where the container's user namespace denies it. */
@@ -119,7 +121,7 @@ export async function execInContainer(request: ExecRequest): Promise<{ code: num
   const record = readRecord(request.root, request.id);
   if (currentStatus(record) !== 'running') throw new ContainerPartsError(`cannot exec in a container that is not running (it is ${currentStatus(record)})`);
   const config = JSON.parse(readFileSync(configCopy(containerDir(request.root, request.id)), 'utf8')) as RuntimeConfig;
-  const proc = execProcess(config, request);
+  const proc = execProcess(config, request, record.pid);
   const argv = execArgv(record.pid, proc, config);
   const helper = helperPath();
   const helperFd = openSync(helper, 'r');

@@ -5,7 +5,8 @@
  * line and exits 1, as runc's; a failed create leaves no state.
  */
 import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
+import { closeSync, openSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.js';
 import { ContainerPartsError, HostError, UsageError } from '../core/errors.js';
 import { holderLiveness } from '../core/holder.js';
@@ -17,19 +18,26 @@ import { runPoststopHooks } from './hooks.js';
 import { containerProcesses } from './processes.js';
 import type { LogTarget } from './runtime-log.js';
 import { REPORT_FD, supervisorProgram } from './supervisor-main.js';
-import { configCopy, superviseContainer, type Report } from './supervisor.js';
+import { configCopy, superviseContainer, type Report, type SuperviseRequest } from './supervisor.js';
 import { claimId, containerDir, currentStatus, ociState, readRecord, removeContainerDir, type ContainerRecord } from './state.js';
 
 export interface CreateOptions {
   root: string;
   id: string;
+  /** The bundle dir: its config.json, unless `config` is given (then relative paths of the config are relative to it). */
   bundle: string;
+  /** A config made already (ns-enter -d builds one from the image): validated by its maker. */
+  config?: RuntimeConfig;
   pidFile?: string;
   log: LogTarget;
-  /** ns-enter -d: what `list` shows of it, and --rm. */
+  /** The container's stdin, stdout and stderr: ours (the default), or /dev/null and ROOT/ID/container.log (detached). */
+  stdio?: 'inherit' | 'log';
+  /** ns-enter -d: what `list` shows of it, how the executor runs it, and --rm. */
   image?: string;
   origin?: ContainerRecord['origin'];
   removeWhenStopped?: boolean;
+  executor?: SuperviseRequest['executor'];
+  unmountAfter?: SuperviseRequest['unmountAfter'];
 }
 
 /** Bad input to a runtime command (a config, an id) is a failure (exit 1), as every runc error is. */
@@ -43,7 +51,7 @@ async function prepare(options: CreateOptions): Promise<{ dir: string; config: R
   const bundle = resolve(options.bundle);
   let config: RuntimeConfig;
   try {
-    config = readRuntimeConfig(`${bundle}/config.json`);
+    config = options.config ?? readRuntimeConfig(`${bundle}/config.json`);
   } catch (err) {
     asFailure(err);
   }
@@ -75,9 +83,10 @@ async function prepare(options: CreateOptions): Promise<{ dir: string; config: R
  * is this command's, and leaves nothing. The supervisor gets our stdio: it is the container's.
  */
 export async function createContainer(options: CreateOptions): Promise<number> {
-  await prepare(options);
-  const request = { root: options.root, id: options.id, pidFile: options.pidFile && resolve(options.pidFile), log: options.log, waitForStart: true };
-  const child = spawn(process.execPath, [supervisorProgram(), JSON.stringify(request)], { detached: true, stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+  const { dir } = await prepare(options);
+  const stdio = options.stdio === 'log' ? logStdio(dir) : (['inherit', 'inherit', 'inherit'] as const);
+  const child = spawn(process.execPath, [supervisorProgram(), JSON.stringify(superviseRequest(options, true))], { detached: true, stdio: [...stdio, 'pipe'] });
+  if (options.stdio === 'log') for (const fd of new Set(stdio as number[])) closeSync(fd);
   // One line, not the pipe's end: bwrap (the container's parent) inherits the supervisor's end of it.
   const report = await new Promise<Report & { fromSupervisor: boolean }>((resolveReport) => {
     let text = '';
@@ -95,6 +104,17 @@ export async function createContainer(options: CreateOptions): Promise<number> {
   // A supervisor that reported removed what it made; one that died left the claim, ours to remove.
   if (!report.fromSupervisor) removeContainerDir(options.root, options.id);
   throw new ContainerPartsError(report.error);
+}
+
+/** A detached container's stdio: no input, its output appended to container.log in its state dir. */
+function logStdio(dir: string): [number, number, number] {
+  const input = openSync('/dev/null', 'r');
+  const output = openSync(join(dir, 'container.log'), 'a', 0o600);
+  return [input, output, output];
+}
+
+function superviseRequest(options: CreateOptions, waitForStart: boolean): SuperviseRequest {
+  return { root: options.root, id: options.id, pidFile: options.pidFile && resolve(options.pidFile), log: options.log, waitForStart, executor: options.executor, unmountAfter: options.unmountAfter };
 }
 
 function readRecordOrUndefined(options: { root: string; id: string }): ContainerRecord | undefined {
@@ -159,7 +179,7 @@ function readCopiedConfig(dir: string): RuntimeConfig | undefined {
 export async function runContainerHere(options: CreateOptions, warn: (message: string) => void): Promise<ExitStatus> {
   const { config } = await prepare(options);
   try {
-    return await superviseContainer({ root: options.root, id: options.id, pidFile: options.pidFile && resolve(options.pidFile), log: options.log, waitForStart: false }, () => undefined);
+    return await superviseContainer(superviseRequest(options, false), () => undefined);
   } catch (err) {
     return asFailure(err);
   } finally {

@@ -17,6 +17,7 @@ import { writeFileAtomic } from '../core/atomic-write.js';
 import { describeError, UsageError } from '../core/errors.js';
 import { currentHolder, processStartTime } from '../core/holder.js';
 import { runContainer, type ExitStatus } from '../run/namespaces.js';
+import type { OverlayMount } from '../mount/model.js';
 import type { RuntimeConfig } from '../run/runtime-spec.js';
 import { serveControl } from './control.js';
 import { runHooks } from './hooks.js';
@@ -31,6 +32,10 @@ export interface SuperviseRequest {
   log: LogTarget;
   /** false: run at once (oci-runtime run), no waiting for `start`. */
   waitForStart: boolean;
+  /** ns-enter -d: a config built from an image (podman's /etc files), --init, a rootless overlay's option dir. */
+  executor?: { etcFiles?: boolean; init?: boolean; overlayDir?: string };
+  /** ns-enter -d --rm: the container's overlay, unmounted and its dirs removed when it ends. */
+  unmountAfter?: { mount: OverlayMount; storePath: string };
 }
 
 /** What the supervisor tells create: the container exists (and waits), or why not. */
@@ -79,7 +84,7 @@ class Supervision {
       await this.afterStart();
     });
     try {
-      const status = await runContainer(executorConfig(this.config), { id: request.id, bundleDir: this.record.bundle, stdinIsTerminal: false, startGate: true, hold: (pid) => this.hold(pid) });
+      const status = await runContainer(executorConfig(this.config), { ...request.executor, id: request.id, bundleDir: this.record.bundle, stdinIsTerminal: false, startGate: true, hold: (pid) => this.hold(pid) });
       for (const message of status.messages) this.log.error(message);
       await this.update({ status: 'stopped', exitCode: status.code });
       return status;
@@ -94,6 +99,7 @@ class Supervision {
       throw err;
     } finally {
       server.close();
+      if (request.unmountAfter) await unmountAfter(request.unmountAfter, this.log);
     }
   }
 
@@ -160,6 +166,16 @@ class Lifecycle {
 
   markRunning(): void {
     this.ran.resolve();
+  }
+}
+
+/** ns-enter --rm: the container's overlay goes, and its dirs (lib/mount, loaded only for it). */
+async function unmountAfter(what: NonNullable<SuperviseRequest['unmountAfter']>, log: RuntimeLog): Promise<void> {
+  try {
+    const { unmountContainerRoot } = await import('../mount/container.js');
+    await unmountContainerRoot(what.mount, { storePath: what.storePath, remove: true });
+  } catch (err) {
+    log.error(describeError(err));
   }
 }
 
