@@ -124,8 +124,7 @@ export async function runRuntimeCommand(args: RuntimeArgs, ctx: RunContext): Pro
 function dispatch(command: RuntimeCommand, inv: Invocation): Promise<number | void> {
   const handlers: Record<RuntimeCommand, (inv: Invocation) => Promise<number | void>> = {
     create: async (i) => {
-      refuseConsoleSocket(i.args);
-      await createContainer({ root: i.root, id: idOf(i, 1), bundle: i.args.bundle ?? process.cwd(), pidFile: i.args.pidFile, log: i.log.options });
+      await createContainer({ root: i.root, id: idOf(i, 1), bundle: i.args.bundle ?? process.cwd(), pidFile: i.args.pidFile, consoleSocket: i.args.consoleSocket, log: i.log.options });
     },
     start: async (i) => startContainer(i.root, idOf(i, 1)),
     state: async (i) => void i.ctx.io.stdout.write(JSON.stringify(stateOf(i.root, idOf(i, 1)), null, 2)),
@@ -137,7 +136,7 @@ function dispatch(command: RuntimeCommand, inv: Invocation): Promise<number | vo
     run: runCommandOf,
     exec: async (i) => {
       const { args } = i;
-      const result = await execInContainer({ root: i.root, id: idOf(i, Infinity), args: i.operands.slice(1), tty: args.tty, env: args.env ?? [], user: args.user, cwd: args.cwd, processFile: args.process, detach: args.detach, pidFile: args.pidFile });
+      const result = await execInContainer({ root: i.root, id: idOf(i, Infinity), args: i.operands.slice(1), tty: args.tty, env: args.env ?? [], user: args.user, cwd: args.cwd, processFile: args.process, detach: args.detach, pidFile: args.pidFile, consoleSocket: args.consoleSocket });
       for (const message of result.messages) i.ctx.io.stderr.write(`oci-runtime: ${message}\n`);
       return result.code;
     },
@@ -149,8 +148,7 @@ function dispatch(command: RuntimeCommand, inv: Invocation): Promise<number | vo
 }
 
 async function runCommandOf(i: Invocation): Promise<number | void> {
-  refuseConsoleSocket(i.args);
-  const options = { root: i.root, id: idOf(i, 1), bundle: i.args.bundle ?? process.cwd(), pidFile: i.args.pidFile, log: i.log.options };
+  const options = { root: i.root, id: idOf(i, 1), bundle: i.args.bundle ?? process.cwd(), pidFile: i.args.pidFile, consoleSocket: i.args.consoleSocket, log: i.log.options };
   if (i.args.detach) {
     await createContainer(options);
     await startContainer(i.root, options.id);
@@ -172,10 +170,6 @@ function idOf(i: Invocation, most: number): string {
   if (id === undefined || id === '') throw new UsageError('no container id given');
   if (i.operands.length > most) throw new UsageError(`unexpected argument ${JSON.stringify(i.operands[most])}`);
   return id;
-}
-
-function refuseConsoleSocket(args: RuntimeArgs): void {
-  if (args.consoleSocket !== undefined) throw new UnsupportedError('--console-socket: not supported yet (run without a terminal: process.terminal false)');
 }
 
 /** spec: runc spec's config.json in the bundle dir (default: here), never over an existing one. */

@@ -35,6 +35,8 @@ export interface RunOptions extends PlanOptions {
   etcFiles?: boolean;
   /** Holds the set-up container before it runs (supervise.ts `hold`); give `startGate: true` with it. */
   hold?: (pid: number) => Promise<void>;
+  /** With process.terminal: the pty's master goes to this unix socket (runc's --console-socket). */
+  consoleSocket?: string;
 }
 
 /**
@@ -104,7 +106,7 @@ async function runStaged(config: RuntimeConfig, options: RunOptions, context: { 
       options.debug?.(`cgroup: ${cgroup.paths.join(' ')}`);
     }
     interruption.check('before the container started');
-    return await spawnAndWait({ plan, cgroup, stdin: options.stdin, onStart: options.onStart, hold: options.hold, helper: { path, fd }, seccompFd, interrupted: () => interruption.signal });
+    return await spawnAndWait({ plan, cgroup, stdin: options.stdin, onStart: options.onStart, hold: options.hold, consoleSocket: options.consoleSocket, helper: { path, fd }, seccompFd, interrupted: () => interruption.signal });
   } finally {
     closeSync(fd);
     if (seccompFd !== undefined) closeSync(seccompFd);

@@ -43,6 +43,8 @@ export interface Supervision {
    * may run (oci-runtime's create/start split: hooks, then `start`). A rejection kills it.
    */
   hold?: (pid: number) => Promise<void>;
+  /** With a terminal: send the pty's master to this unix socket (runc's --console-socket), instead of relaying it to ours. */
+  consoleSocket?: string;
 }
 
 /** What bwrap has said so far on its info and status fds. */
@@ -118,7 +120,8 @@ function joinCgroupFirst(run: Supervision): string[] {
 function spawnBwrap(run: Supervision) {
   const { plan, helper } = run;
   const argv = joinCgroupFirst(run);
-  const [program, ...args] = plan.terminal ? [helper.path, 'relay', '--', ...argv] : (argv as [string, ...string[]]);
+  const relay = [helper.path, 'relay', ...(run.consoleSocket === undefined ? [] : ['--console-socket', run.consoleSocket]), '--'];
+  const [program, ...args] = plan.terminal ? [...relay, ...argv] : (argv as [string, ...string[]]);
   const stdio = [run.stdin ?? 'inherit', 'inherit', 'pipe', 'pipe', 'pipe', plan.blocks ? 'pipe' : 'ignore', helper.fd, plan.terminal ? 'ignore' : 2] as const;
   if (stdio.length !== FD_STDERR + 1) throw new Error('the fd layout of bwrap-fds.ts changed');
   // FD_CONSOLE (8) stays free for the relay's console socket.

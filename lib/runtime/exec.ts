@@ -13,6 +13,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
+import { resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.js';
 import { ContainerPartsError, UsageError } from '../core/errors.js';
 import { findProgram } from '../core/host.js';
@@ -39,6 +40,8 @@ export interface ExecRequest {
   processFile?: string;
   detach: boolean;
   pidFile?: string;
+  /** With -t: send the pty's master to this unix socket (podman's conmon), instead of relaying it to our terminal. */
+  consoleSocket?: string;
 }
 
 /** The process to run in the container whose first process is `pid`: the container's own, changed as the flags say, or the process file's. */
@@ -125,18 +128,16 @@ export async function execInContainer(request: ExecRequest): Promise<{ code: num
   const argv = execArgv(record.pid, proc, config);
   const helper = helperPath();
   const helperFd = openSync(helper, 'r');
-  // Detached, the process gets /dev/null for its stdio (its stderr too, on fd 7).
-  const devNull = request.detach ? openSync('/dev/null', 'r+') : undefined;
   try {
-    const [program, ...args] = proc.terminal ? [helper, 'relay', '--', ...argv] : argv;
-    const io = devNull ?? 'inherit';
-    // fd 6 is the helper (nsenter passes it on), 7 the process's stderr once it runs; until then fd 2 is a pipe to us.
-    const child = spawn(program as string, args, { env: environmentOf(proc.env ?? []), detached: request.detach, stdio: [io, io, 'pipe', 'ignore', 'ignore', 'ignore', helperFd, proc.terminal ? 'ignore' : (devNull ?? 2)] });
+    const relay = [helper, 'relay', ...(request.consoleSocket === undefined ? [] : ['--console-socket', resolve(request.consoleSocket)]), '--'];
+    const [program, ...args] = proc.terminal ? [...relay, ...argv] : argv;
+    // fd 6 is the helper (nsenter passes it on), 7 the process's stderr once it runs; until then fd 2 is a pipe to us
+    // (detached: our stderr, as runc exec -d leaves the process our stdio; conmon reads it, and reaps the pid file's process).
+    const child = spawn(program as string, args, { env: environmentOf(proc.env ?? []), detached: request.detach, stdio: ['inherit', 'inherit', request.detach ? 'inherit' : 'pipe', 'ignore', 'ignore', 'ignore', helperFd, proc.terminal ? 'ignore' : 2] });
     if (request.pidFile !== undefined && child.pid !== undefined) await writeFileAtomic(request.pidFile, String(child.pid));
     let said = '';
     child.stderr?.on('data', (chunk: Buffer) => (said = (said + chunk.toString('utf8')).slice(-4000)));
     if (request.detach) {
-      child.stderr?.destroy();
       child.unref();
       return { code: 0, messages: [] };
     }
@@ -145,6 +146,5 @@ export async function execInContainer(request: ExecRequest): Promise<{ code: num
     return { code, messages };
   } finally {
     closeSync(helperFd);
-    if (devNull !== undefined) closeSync(devNull);
   }
 }

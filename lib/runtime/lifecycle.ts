@@ -5,7 +5,7 @@
  * line and exits 1, as runc's; a failed create leaves no state.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.js';
 import { ContainerPartsError, HostError, UsageError } from '../core/errors.js';
@@ -29,6 +29,8 @@ export interface CreateOptions {
   /** A config made already (ns-enter -d builds one from the image): validated by its maker. */
   config?: RuntimeConfig;
   pidFile?: string;
+  /** --console-socket: the unix socket the pty's master of process.terminal is sent to. */
+  consoleSocket?: string;
   log: LogTarget;
   /** The container's stdin, stdout and stderr: ours (the default), or /dev/null and ROOT/ID/container.log (detached). */
   stdio?: 'inherit' | 'log';
@@ -114,7 +116,17 @@ function logStdio(dir: string): [number, number, number] {
 }
 
 function superviseRequest(options: CreateOptions, waitForStart: boolean): SuperviseRequest {
-  return { root: options.root, id: options.id, pidFile: options.pidFile && resolve(options.pidFile), log: options.log, waitForStart, executor: options.executor, unmountAfter: options.unmountAfter };
+  const pidFileNames = waitForStart && underConmon() ? 'supervisor' : 'container';
+  return { root: options.root, id: options.id, pidFile: options.pidFile && resolve(options.pidFile), pidFileNames, consoleSocket: options.consoleSocket && resolve(options.consoleSocket), log: options.log, waitForStart, executor: options.executor, unmountAfter: options.unmountAfter };
+}
+
+/** Whether podman's conmon runs us: it reaps the pid of the pid file as its child (see SuperviseRequest.pidFileNames). */
+function underConmon(): boolean {
+  try {
+    return readFileSync(`/proc/${process.ppid}/comm`, 'utf8').trim() === 'conmon';
+  } catch {
+    return false;
+  }
 }
 
 function readRecordOrUndefined(options: { root: string; id: string }): ContainerRecord | undefined {

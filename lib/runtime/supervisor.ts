@@ -29,6 +29,14 @@ export interface SuperviseRequest {
   root: string;
   id: string;
   pidFile?: string;
+  /**
+   * What the pid file names: the container's first process (runc's), or under conmon (podman)
+   * this supervisor: conmon waits for the pid it is given as its own child (it is a subreaper),
+   * and the container is bwrap's child; the supervisor exits with the container's status.
+   */
+  pidFileNames?: 'container' | 'supervisor';
+  /** --console-socket: where the pty's master of process.terminal goes. */
+  consoleSocket?: string;
   log: LogTarget;
   /** false: run at once (oci-runtime run), no waiting for `start`. */
   waitForStart: boolean;
@@ -46,10 +54,16 @@ export function configCopy(dir: string): string {
   return join(dir, 'config.json');
 }
 
-/** The config as the executor gets it: the hooks are run here, not by it. */
-function executorConfig(config: RuntimeConfig): RuntimeConfig {
+/**
+ * The config as the executor gets it: the hooks are run here, not by it; and no_new_privs is
+ * always set (bubblewrap sets it whatever the config says), so a config without it (podman's
+ * default) runs with it, stricter than asked, and a warning says so in the log.
+ */
+function executorConfig(config: RuntimeConfig, log: RuntimeLog): RuntimeConfig {
   const { hooks: _hooks, ...rest } = config as RuntimeConfig & { hooks?: unknown };
-  return rest;
+  if (!rest.process || rest.process.noNewPrivileges === true) return rest;
+  log.warn('process.noNewPrivileges is false: the container gets no_new_privs all the same (bubblewrap always sets it)');
+  return { ...rest, process: { ...rest.process, noNewPrivileges: true } };
 }
 
 /**
@@ -84,11 +98,14 @@ class Supervision {
       await this.afterStart();
     });
     try {
-      const status = await runContainer(executorConfig(this.config), { ...request.executor, id: request.id, bundleDir: this.record.bundle, stdinIsTerminal: false, startGate: true, hold: (pid) => this.hold(pid) });
+      const status = await runContainer(executorConfig(this.config, this.log), { ...request.executor, id: request.id, bundleDir: this.record.bundle, stdinIsTerminal: request.consoleSocket !== undefined, consoleSocket: request.consoleSocket, startGate: true, hold: (pid) => this.hold(pid) });
       for (const message of status.messages) this.log.error(message);
+      // --rm's overlay goes first: once the state is gone, so is everything else.
+      if (request.unmountAfter) await unmountAfter(request.unmountAfter, this.log);
       await this.update({ status: 'stopped', exitCode: status.code });
       return status;
     } catch (err) {
+      if (request.unmountAfter) await unmountAfter(request.unmountAfter, this.log);
       if (!this.reported) {
         removeContainerDir(request.root, request.id);
         this.report({ created: false, error: describeError(err), exitCode: 1 });
@@ -99,14 +116,13 @@ class Supervision {
       throw err;
     } finally {
       server.close();
-      if (request.unmountAfter) await unmountAfter(request.unmountAfter, this.log);
     }
   }
 
   /** The container is set up and waits: created, the create hooks, the report; then `start` (unless run), startContainer. */
   private async hold(pid: number): Promise<void> {
     await this.update({ status: 'created', pid, pidStartTime: processStartTime(pid) });
-    if (this.request.pidFile !== undefined) await writeFileAtomic(this.request.pidFile, String(pid));
+    if (this.request.pidFile !== undefined) await writeFileAtomic(this.request.pidFile, String(this.request.pidFileNames === 'supervisor' ? process.pid : pid));
     for (const name of ['prestart', 'createRuntime', 'createContainer'] as const) await runHooks(this.config, name, ociState(this.record));
     this.reported = true;
     this.report({ created: true, pid });

@@ -8,13 +8,17 @@ import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RuntimeConfig } from '../../lib/run/runtime-spec.js';
-import { exec, mustExec } from './exec.js';
+import { exec, mustExec, type ExecResult } from './exec.js';
 
 export interface PodmanOracle {
   /** The image id of what was pulled. */
   image: string;
   /** The config.json podman writes for `podman create FLAGS IMAGE ARGS`. */
   config(flags: string[], args: string[]): Promise<RuntimeConfig>;
+  /** Runs podman with this root, conf and storage (`podman ARGS`), without failing on its exit status. */
+  run(args: string[], options?: { timeoutMs?: number }): Promise<ExecResult>;
+  /** The podman command line of run(), for a shell (runOnPty). */
+  commandLine: string[];
   /** Removes every container made here; the dir itself is the caller's. */
   cleanup(): Promise<void>;
 }
@@ -35,7 +39,8 @@ export async function podmanOracle(dir: string, layout: string, tag: string): Pr
   await writeFile(join(dir, 'registries.conf'), 'unqualified-search-registries = []\n');
   const env = { CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_REGISTRIES_CONF: join(dir, 'registries.conf') };
   const root = join(dir, 'root');
-  const podman = (args: string[]) => mustExec('podman', ['--root', root, '--runroot', join(dir, 'runroot'), '--storage-driver', 'vfs', ...args], { env, timeoutMs: 120_000 });
+  const base = ['--root', root, '--runroot', join(dir, 'runroot'), '--storage-driver', 'vfs'];
+  const podman = (args: string[]) => mustExec('podman', [...base, ...args], { env, timeoutMs: 120_000 });
   // podman names the image after the layout's path, which must be lower case: pull through a lower-case link.
   const link = join(tmpdir(), `cp-podman-layout-${process.pid}`);
   await rm(link, { force: true });
@@ -53,6 +58,8 @@ export async function podmanOracle(dir: string, layout: string, tag: string): Pr
         await podman(['rm', '-f', id]);
       }
     },
+    run: (args, options = {}) => exec('podman', [...base, ...args], { env, timeoutMs: options.timeoutMs ?? 120_000 }),
+    commandLine: ['env', `CONTAINERS_CONF=${env.CONTAINERS_CONF}`, `CONTAINERS_REGISTRIES_CONF=${env.CONTAINERS_REGISTRIES_CONF}`, 'podman', ...base],
     async cleanup() {
       await exec('podman', ['--root', root, '--runroot', join(dir, 'runroot'), '--storage-driver', 'vfs', 'rm', '-af'], { env });
     },
