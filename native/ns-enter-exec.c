@@ -150,10 +150,11 @@ static void parse_caps(struct plan *plan, const char *text) {
   }
 }
 
-/* oci-runtime create: the container waits here until start writes one byte; EOF means its supervisor is gone. */
+/* oci-runtime create: the container says it is set up (one byte: create returns then), and waits until start writes one byte; EOF means its supervisor is gone. */
 static void wait_for_start(int fd) {
   char go;
   ssize_t n;
+  if (write(fd, "R", 1) != 1) die(1, "the runtime's supervisor ended before the container was created");
   do n = read(fd, &go, 1); while (n < 0 && errno == EINTR);
   if (n != 1) die(1, "the runtime's supervisor ended before the container was started");
   close(fd);

@@ -39,8 +39,9 @@ export interface Supervision {
   /** The signal that came during start-up (interruption.ts), if one did. */
   interrupted?: () => NodeJS.Signals | undefined;
   /**
-   * With a plan whose helper waits on FD_START: awaited once the container is set up, before it
-   * may run (oci-runtime's create/start split: hooks, then `start`). A rejection kills it.
+   * With a plan whose helper waits on FD_START: awaited once the helper says the container is set
+   * up, before it may run (oci-runtime's create/start split: hooks, then `start`). A rejection
+   * kills it. A container that ends before (a command not found) is the run's outcome, unheld.
    */
   hold?: (pid: number) => Promise<void>;
   /** With a terminal: send the pty's master to this unix socket (runc's --console-socket), instead of relaying it to ours. */
@@ -153,7 +154,10 @@ function started(pid: number, { run, progress, block, gate }: { run: Supervision
     stopStarting(pid, err, { progress, block, gate });
     return;
   }
-  run.hold?.(pid).then(() => gate?.end('1'), (err: unknown) => stopStarting(pid, err, { progress, block, gate }));
+  if (!run.hold || !gate) return;
+  const hold = run.hold;
+  // The helper says (one byte on the gate) when all is set up but the exec: held from then on.
+  (gate as unknown as NodeJS.ReadableStream).once('data', () => hold(pid).then(() => gate.end('1'), (err: unknown) => stopStarting(pid, err, { progress, block, gate })));
 }
 
 /** What made the start-up fail is the run's outcome; the waiting container is killed. */

@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.js';
-import { describeError, UsageError } from '../core/errors.js';
+import { ContainerPartsError, describeError, UsageError } from '../core/errors.js';
 import { currentHolder, processStartTime } from '../core/holder.js';
 import { runContainer, type ExitStatus } from '../run/namespaces.js';
 import type { OverlayMount } from '../mount/model.js';
@@ -100,6 +100,8 @@ class Supervision {
     try {
       const status = await runContainer(executorConfig(this.config, this.log), { ...request.executor, id: request.id, bundleDir: this.record.bundle, stdinIsTerminal: request.consoleSocket !== undefined, consoleSocket: request.consoleSocket, startGate: true, hold: (pid) => this.hold(pid) });
       for (const message of status.messages) this.log.error(message);
+      // Ended before it was set up (its command not found, say): the create's error.
+      if (!this.reported) throw new ContainerPartsError(status.messages.join('; ') || `the container exited (status ${status.code}) before it was created`);
       // --rm's overlay goes first: once the state is gone, so is everything else.
       if (request.unmountAfter) await unmountAfter(request.unmountAfter, this.log);
       await this.update({ status: 'stopped', exitCode: status.code });

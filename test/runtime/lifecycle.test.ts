@@ -168,6 +168,17 @@ describe('bad input: one line, exit 1, as runc fails; no state left', () => {
     assert.equal(await stateOf(ours, 'twice'), undefined);
   });
 
+  test('a command that is not in the container: create fails, as runc create does; the twin that is there creates', async () => {
+    const missing = await writeBundle(join(work.path, 'no-command'), rootfs, ['no-such-command']);
+    assert.equal((await all[1]?.run(['create', '--bundle', missing, 'nocmd']))?.status, 1, 'runc create refuses it');
+    assertOneLineError(await ours.run(['create', '--bundle', missing, 'nocmd']), 'oci-runtime', 1, /no-such-command: command not found in the container \(PATH=/);
+    assert.equal(await stateOf(ours, 'nocmd'), undefined, 'no state');
+    assertOneLineError(await ours.run(['run', '--bundle', missing, 'nocmd']), 'oci-runtime', 1, /no-such-command: command not found/);
+    const present = await writeBundle(join(work.path, 'command'), rootfs, ['true']);
+    assert.equal((await ours.run(['create', '--bundle', present, 'nocmd'])).status, 0, 'negative twin');
+    assert.equal((await ours.run(['delete', '--force', 'nocmd'])).status, 0);
+  });
+
   test('a set-up error (a missing root.path) is the create\'s, and leaves nothing; --log json has it too', async () => {
     const bundle = await writeBundle(join(work.path, 'no-root'), rootfs, ['true'], (c) => (c.root = { path: join(work.path, 'missing-rootfs') }));
     const log = join(work.path, 'runtime.log');
