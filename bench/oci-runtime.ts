@@ -5,11 +5,10 @@
  * uses a fresh id ($$: the bash pid of the run) and state dir of its own. Targets from the
  * issue: at most 1.5x runc's time for both.
  */
-import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compare } from './harness.js';
 import { busyboxRootfs } from '../test/helpers/mounts.js';
-import { mustExec } from '../test/helpers/exec.js';
+import { writeBundle } from '../test/helpers/runtimes.js';
 import { tempDir, toolPath } from '../test/helpers/paths.js';
 import { shellQuote } from '../lib/core/shell.js';
 
@@ -17,14 +16,7 @@ export async function run(): Promise<void> {
   const work = await tempDir('cp-bench-rt-');
   try {
     const { rootfs } = await busyboxRootfs(work.path);
-    const bundle = join(work.path, 'bundle');
-    await mustExec('mkdir', ['-p', bundle]);
-    await mustExec('runc', ['spec', '--bundle', bundle]);
-    const config = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8'));
-    config.root = { path: rootfs, readonly: true };
-    config.process.terminal = false;
-    config.process.args = ['true'];
-    await writeFile(join(bundle, 'config.json'), JSON.stringify(config, null, '\t'));
+    const bundle = await writeBundle(join(work.path, 'bundle'), rootfs, ['true']);
     const q = shellQuote;
     const ours = `node ${q(toolPath('oci-runtime'))} --root ${q(join(work.path, 'ours'))}`;
     const runc = `runc --root ${q(join(work.path, 'runc'))}`;

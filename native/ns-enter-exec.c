@@ -254,9 +254,9 @@ static int enter_cwd(const char *cwd) {
   return 0;
 }
 
-static void send_fd(int socket, int fd) {
-  char data = 'M';
-  struct iovec iov = {&data, 1};
+/* fd over a unix socket (SCM_RIGHTS), with `data` as the message; the number of bytes sent, or -1. */
+static ssize_t send_fd_with(int socket, int fd, const char *data, size_t length) {
+  struct iovec iov = {(void *)data, length};
   union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
   struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buffer, .msg_controllen = sizeof control.buffer};
   struct cmsghdr *header = CMSG_FIRSTHDR(&message);
@@ -264,7 +264,11 @@ static void send_fd(int socket, int fd) {
   header->cmsg_type = SCM_RIGHTS;
   header->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(header), &fd, sizeof fd);
-  if (sendmsg(socket, &message, 0) != 1) die(1, "process.terminal: cannot hand the terminal to ns-enter: %s", strerror(errno));
+  return sendmsg(socket, &message, 0);
+}
+
+static void send_fd(int socket, int fd) {
+  if (send_fd_with(socket, fd, "M", 1) != 1) die(1, "process.terminal: cannot hand the terminal to ns-enter: %s", strerror(errno));
 }
 
 /* A new pty in the container's own devpts: the master goes to the relay, the slave is returned. */
@@ -551,15 +555,7 @@ static void send_to_console_socket(const char *path, int master) {
   unsigned int number = 0;
   char name[64];
   snprintf(name, sizeof name, ioctl(master, TIOCGPTN, &number) == 0 ? "/dev/pts/%u" : "pty", number);
-  struct iovec iov = {name, strlen(name)};
-  union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
-  struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buffer, .msg_controllen = sizeof control.buffer};
-  struct cmsghdr *header = CMSG_FIRSTHDR(&message);
-  header->cmsg_level = SOL_SOCKET;
-  header->cmsg_type = SCM_RIGHTS;
-  header->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(header), &master, sizeof master);
-  if (sendmsg(fd, &message, 0) < 0) die(1, "--console-socket %s: cannot send the terminal: %s", path, strerror(errno));
+  if (send_fd_with(fd, master, name, strlen(name)) < 0) die(1, "--console-socket %s: cannot send the terminal: %s", path, strerror(errno));
   close(fd);
 }
 
