@@ -16,7 +16,7 @@ export async function run(): Promise<void> {
   const work = await tempDir('cp-bench-rt-');
   try {
     const { rootfs } = await busyboxRootfs(work.path);
-    const bundle = await writeBundle(join(work.path, 'bundle'), rootfs, ['true']);
+    const bundle = await writeBundle(join(work.path, 'runc-bundle'), rootfs, ['true']);
     const q = shellQuote;
     const ours = `node ${q(toolPath('oci-runtime'))} --root ${q(join(work.path, 'ours'))}`;
     const runc = `runc --root ${q(join(work.path, 'runc'))}`;

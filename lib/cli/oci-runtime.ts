@@ -13,7 +13,6 @@ import { withCommonOptions, type CommonArgs, type RunContext } from './command.j
 import { ContainerPartsError, UnsupportedError, UsageError } from '../core/errors.js';
 import { formatConfig, runcDefaultConfig } from '../run/spec.js';
 import { asFailure, createContainer, deleteContainer, killContainer, runContainerHere, startContainer, stateOf } from '../runtime/lifecycle.js';
-import { execInContainer } from '../runtime/exec.js';
 import { listing, processTable } from '../runtime/listing.js';
 import { RuntimeLog, type LogFormat } from '../runtime/runtime-log.js';
 import { parseSignal } from '../runtime/signals.js';
@@ -136,6 +135,8 @@ function dispatch(command: RuntimeCommand, inv: Invocation): Promise<number | vo
     run: runCommandOf,
     exec: async (i) => {
       const { args } = i;
+      // Loaded only for exec: it reaches the executor's plan and the helper, which the other commands do not need.
+      const { execInContainer } = await import('../runtime/exec.js');
       const result = await execInContainer({ root: i.root, id: idOf(i, Infinity), args: i.operands.slice(1), tty: args.tty, env: args.env ?? [], user: args.user, cwd: args.cwd, processFile: args.process, detach: args.detach, pidFile: args.pidFile, consoleSocket: args.consoleSocket });
       for (const message of result.messages) i.ctx.io.stderr.write(`oci-runtime: ${message}\n`);
       return result.code;

@@ -23,8 +23,7 @@ import type { ProcessConfig } from '../run/config-checks.js';
 import { resolveUser } from '../run/passwd.js';
 import { helperCommand, helperPath } from '../run/privileges.js';
 import type { RuntimeConfig } from '../run/runtime-spec.js';
-import { configCopy } from './supervisor.js';
-import { containerDir, currentStatus, readRecord } from './state.js';
+import { configCopy, containerDir, currentStatus, readRecord } from './state.js';
 
 export interface ExecRequest {
   root: string;

@@ -17,9 +17,9 @@ import { askSupervisor } from './control.js';
 import { runPoststopHooks } from './hooks.js';
 import { containerProcesses } from './processes.js';
 import type { LogTarget } from './runtime-log.js';
-import { REPORT_FD, supervisorProgram } from './supervisor-main.js';
-import { configCopy, superviseContainer, type Report, type SuperviseRequest } from './supervisor.js';
-import { claimId, containerDir, currentStatus, ociState, readRecord, removeContainerDir, type ContainerRecord } from './state.js';
+import { REPORT_FD, supervisorProgram } from './supervisor-path.js';
+import type { Report, SuperviseRequest } from './supervisor.js';
+import { claimId, configCopy, containerDir, currentStatus, ociState, readRecord, removeContainerDir, type ContainerRecord } from './state.js';
 
 export interface CreateOptions {
   root: string;
@@ -168,15 +168,32 @@ export async function deleteContainer(root: string, id: string, options: { force
   const status = currentStatus(record);
   if (status !== 'stopped' && !options.force) throw new ContainerPartsError(`cannot delete container ${id} that is not stopped: ${status}`);
   if (status === 'created' || status === 'running') killContainer(root, id, 9, true);
-  await supervisorGone(record);
+  await supervisorDone(root, id, record.holder);
   const config = readCopiedConfig(containerDir(root, id));
   removeContainerDir(root, id);
   if (config) await runPoststopHooks(config, { ...ociState(record), status: 'stopped', pid: 0 }, options.warn);
 }
 
-/** The supervisor writes the end of the container, then exits: its state is final only then (10 s at most). */
-async function supervisorGone(record: ContainerRecord): Promise<void> {
-  for (let waited = 0; waited < 10_000 && holderLiveness(record.holder) === 'alive'; waited += 20) await new Promise((r) => setTimeout(r, 20));
+/**
+ * The supervisor writes the end of the container last: the state is final once it says stopped,
+ * or once the supervisor is gone (killed). 10 s at most. Its exit is not waited for: with its
+ * parent (create) gone, it may stay a zombie until an init that reaps slowly gets to it.
+ */
+async function supervisorDone(root: string, id: string, holder: ContainerRecord['holder']): Promise<void> {
+  for (let waited = 0; waited < 10_000; waited += 20) {
+    if (readRecordOrUndefined({ root, id })?.status === 'stopped' || holderLiveness(holder) !== 'alive' || isZombie(holder.pid)) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Field 3 of /proc/PID/stat: Z, a process that has ended and waits to be reaped. */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
 }
 
 function readCopiedConfig(dir: string): RuntimeConfig | undefined {
@@ -191,6 +208,8 @@ function readCopiedConfig(dir: string): RuntimeConfig | undefined {
 export async function runContainerHere(options: CreateOptions, warn: (message: string) => void): Promise<ExitStatus> {
   const { config } = await prepare(options);
   try {
+    // Loaded only here: the executor is what run needs, and state, kill or delete do not.
+    const { superviseContainer } = await import('./supervisor.js');
     return await superviseContainer(superviseRequest(options, false), () => undefined);
   } catch (err) {
     return asFailure(err);

@@ -74,6 +74,11 @@ export function checkId(id: string): void {
   if (!ID.test(id)) throw new UsageError(`container id ${JSON.stringify(id)} is not valid: use letters, digits, _ + . - (up to 128, not starting with . - _ +)`);
 }
 
+/** The config create copied into the container's dir: later edits of the bundle's do not reach the container. */
+export function configCopy(dir: string): string {
+  return join(dir, 'config.json');
+}
+
 export function recordFile(dir: string): string {
   return join(dir, 'state.json');
 }

@@ -5,17 +5,11 @@
  * container's exit status. It never writes to its stderr: that is the container's.
  */
 import { closeSync, writeSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { describeError } from '../core/errors.js';
 import { RuntimeLog } from './runtime-log.js';
 import { superviseContainer, type Report, type SuperviseRequest } from './supervisor.js';
 
-/** fd 3 of the supervisor: the pipe create reads the report from. */
-export const REPORT_FD = 3;
-
-export function supervisorProgram(): string {
-  return fileURLToPath(import.meta.url);
-}
+import { REPORT_FD, supervisorProgram } from './supervisor-path.js';
 
 function reportOnce(): (report: Report) => void {
   let done = false;

@@ -12,7 +12,6 @@
  * process, started at once.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.js';
 import { ContainerPartsError, describeError, UsageError } from '../core/errors.js';
 import { currentHolder, processStartTime } from '../core/holder.js';
@@ -22,7 +21,7 @@ import type { RuntimeConfig } from '../run/runtime-spec.js';
 import { serveControl } from './control.js';
 import { runHooks } from './hooks.js';
 import { RuntimeLog, type LogTarget } from './runtime-log.js';
-import { containerDir, ociState, readRecord, removeContainerDir, writeRecord, type ContainerRecord } from './state.js';
+import { configCopy, containerDir, ociState, readRecord, removeContainerDir, writeRecord, type ContainerRecord } from './state.js';
 
 /** What create hands its supervisor (as JSON: the supervisor is another process). */
 export interface SuperviseRequest {
@@ -48,11 +47,6 @@ export interface SuperviseRequest {
 
 /** What the supervisor tells create: the container exists (and waits), or why not. */
 export type Report = { created: true; pid: number } | { created: false; error: string; exitCode: number };
-
-/** The config create copied into the container's dir: later edits of the bundle's do not reach the container. */
-export function configCopy(dir: string): string {
-  return join(dir, 'config.json');
-}
 
 /**
  * The config as the executor gets it: the hooks are run here, not by it; and no_new_privs is
