@@ -152,13 +152,16 @@ export function neededControllers(resources: Resources): string[] {
 export function limitWrites(version: 1 | 2, resources: Resources): Array<[string, string, string]> {
   const writes: Array<[string, string, string]> = [];
   const { memory = {}, cpu = {}, pids } = resources;
-  for (const key of Object.keys(memory)) if (!['limit', 'swap', 'reservation'].includes(key)) throw new UnsupportedError(`linux.resources.memory.${key}: not supported by ns-enter`);
+  for (const key of Object.keys(memory)) if (!['limit', 'swap', 'reservation', 'swappiness', 'disableOOMKiller'].includes(key)) throw new UnsupportedError(`linux.resources.memory.${key}: not supported by ns-enter`);
+  if (version === 2 && (memory.swappiness !== undefined || memory.disableOOMKiller)) throw new UnsupportedError(`linux.resources.memory.${memory.swappiness !== undefined ? 'swappiness' : 'disableOOMKiller'}: cgroup v2 has no such control`);
   for (const key of Object.keys(cpu)) if (!['quota', 'period', 'shares', 'cpus', 'mems'].includes(key)) throw new UnsupportedError(`linux.resources.cpu.${key}: not supported by ns-enter`);
   const limit = (n: number | undefined) => (n === undefined || n < 0 ? 'max' : String(n));
   if (version === 1) {
     if (memory.limit !== undefined) writes.push(['memory', 'memory.limit_in_bytes', memory.limit < 0 ? '-1' : String(memory.limit)]);
     if (memory.reservation !== undefined) writes.push(['memory', 'memory.soft_limit_in_bytes', String(memory.reservation)]);
     if (memory.swap !== undefined) writes.push(['memory', 'memory.memsw.limit_in_bytes', String(memory.swap)]);
+    if (memory.swappiness !== undefined) writes.push(['memory', 'memory.swappiness', String(memory.swappiness)]);
+    if (memory.disableOOMKiller) writes.push(['memory', 'memory.oom_control', '1']);
     if (pids) writes.push(['pids', 'pids.max', limit(pids.limit)]);
     if (cpu.period !== undefined) writes.push(['cpu', 'cpu.cfs_period_us', String(cpu.period)]);
     if (cpu.quota !== undefined) writes.push(['cpu', 'cpu.cfs_quota_us', String(cpu.quota)]);

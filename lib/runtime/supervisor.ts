@@ -49,12 +49,19 @@ export interface SuperviseRequest {
 export type Report = { created: true; pid: number } | { created: false; error: string; exitCode: number };
 
 /**
- * The config as the executor gets it: the hooks are run here, not by it; and no_new_privs is
+ * The config as the executor gets it: the hooks are run here, not by it. As runc 1.1 does,
+ * kernel memory limits (deprecated; cgroup v2 has none) are not applied. And no_new_privs is
  * always set (bubblewrap sets it whatever the config says), so a config without it (podman's
- * default) runs with it, stricter than asked, and a warning says so in the log.
+ * default) runs with it, stricter than asked. The log says what was changed.
  */
 function executorConfig(config: RuntimeConfig, log: RuntimeLog): RuntimeConfig {
   const { hooks: _hooks, ...rest } = config as RuntimeConfig & { hooks?: unknown };
+  const memory = rest.linux?.resources?.memory;
+  if (memory && (memory.kernel !== undefined || memory.kernelTCP !== undefined)) {
+    log.warn('linux.resources.memory.kernel and kernelTCP are not applied (kernel memory limits are deprecated, as runc 1.1 ignores them)');
+    const { kernel: _kernel, kernelTCP: _tcp, ...kept } = memory;
+    rest.linux = { ...rest.linux, resources: { ...rest.linux?.resources, memory: kept } };
+  }
   if (!rest.process || rest.process.noNewPrivileges === true) return rest;
   log.warn('process.noNewPrivileges is false: the container gets no_new_privs all the same (bubblewrap always sets it)');
   return { ...rest, process: { ...rest.process, noNewPrivileges: true } };

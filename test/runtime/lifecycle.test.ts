@@ -255,6 +255,18 @@ describe('state that outlives the runtime process', () => {
   });
 });
 
+test('kernel memory limits are not applied, as runc 1.1 ignores them; swappiness is; ns-enter --bundle still refuses kernel', async () => {
+  const bundle = await writeBundle(join(work.path, 'kmem'), rootfs, ['cat', '/sys/fs/cgroup/memory/memory.swappiness'], (c) => {
+    (c.linux as NonNullable<typeof c.linux>).resources = { ...c.linux?.resources, memory: { limit: 64 << 20, kernel: 32 << 20, kernelTCP: 16 << 20, swappiness: 17 } };
+  });
+  const [mine, theirs] = await Promise.all(all.map((r) => r.run(['run', '--bundle', bundle, `kmem-${r.name}`])));
+  assert.equal(theirs?.status, 0, theirs?.stderr);
+  assert.equal(mine?.status, 0, mine?.stderr);
+  assert.equal(mine?.stdout, '17\n');
+  assert.equal(mine?.stdout, theirs?.stdout);
+  assertOneLineError(await tool('ns-enter', ['--bundle', bundle]), 'ns-enter', 1, /linux\.resources\.memory\.kernel: not supported/);
+});
+
 test('oci-runtime spec writes what runc spec writes, and not over an existing config.json', async () => {
   const dirs = await Promise.all(['spec-ours', 'spec-runc'].map(async (d) => (await mkdir(join(work.path, d), { recursive: true }), join(work.path, d))));
   assert.equal((await tool('oci-runtime', ['spec', '--bundle', dirs[0] as string])).status, 0);
