@@ -16,6 +16,7 @@ const benchmarks: Benchmark[] = [
   { name: 'push', run: () => import('./push.js').then((m) => m.run()) },
   { name: 'layer-shapes', run: () => import('./layer-shapes.js').then((m) => m.run()) },
   { name: 'commit', run: () => import('./commit.js').then((m) => m.run()) },
+  { name: 'oci-runtime', run: () => import('./oci-runtime.js').then((m) => m.run()) },
 ];
 
 const wanted = process.argv.slice(2);

@@ -6,19 +6,22 @@
  * other fd above stderr) before it execs the command, leaving no trace.
  *
  * In the container (as the container's root, after bwrap made the namespaces and mounts):
- *   ns-enter-exec [--rlimit NAME:SOFT:HARD]... [--console FD] [--cwd DIR] [--stderr FD]
- *                 --uid N --gid N (--groups G,G | --clear-groups | --keep-groups)
+ *   ns-enter-exec [--start-fd FD] [--rlimit NAME:SOFT:HARD]... [--console FD] [--cwd DIR] [--stderr FD]
+ *                 [--umask OCTAL] --uid N --gid N (--groups G,G | --clear-groups | --keep-groups)
  *                 --caps BOUNDING:INHERITABLE:AMBIENT:EFFECTIVE:PERMITTED (hex masks)
  *                 [--init] -- CMD ARGS...
  * sets the rlimits, HOME (from the container's /etc/passwd, else /, unless the env has one),
  * makes a missing working directory (as runc does), allocates a pty in the container's own
  * devpts and sends its master over the console socket, sets groups, gid, uid, the five
- * capability sets and no_new_privs, and execs CMD (with --init: runs as PID 1 from a private
+ * capability sets and no_new_privs, finds CMD, waits for one byte on the start fd (oci-runtime's
+ * start: EOF means the runtime is gone, and it exits) and execs CMD (with --init: runs as PID 1 from a private
  * copy of itself, forwarding signals to CMD and reaping zombies, as catatonit does).
  *
  * On the host: ns-enter-exec relay -- ARGV... runs ARGV with a console socket on fd 8,
  * receives the pty master and copies between it and its own stdin/stdout (the user's
  * terminal, in raw mode while it runs, restored afterwards); the window size follows SIGWINCH.
+ * ns-enter-exec relay --console-socket PATH -- ARGV... sends the master to the unix socket at
+ * PATH instead, as runc does for --console-socket (podman's conmon holds the terminal then).
  *
  * Every message starts with "ns-enter: " and says what in the config or command is wrong.
  */
@@ -43,6 +46,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -79,6 +83,8 @@ struct plan {
   gid_t console_gid; /* the devpts mount's gid= (runc: tty, 5), else (gid_t)-1: the opener's */
   int stderr_fd;
   int init;
+  int umask; /* process.user.umask, or -1: the inherited one */
+  int start_fd; /* oci-runtime create: wait here for start, just before the exec, or -1 */
   char **command;
 };
 
@@ -144,11 +150,23 @@ static void parse_caps(struct plan *plan, const char *text) {
   }
 }
 
+/* oci-runtime create: the container says it is set up (one byte: create returns then), and waits until start writes one byte; EOF means its supervisor is gone. */
+static void wait_for_start(int fd) {
+  char go;
+  ssize_t n;
+  if (write(fd, "R", 1) != 1) die(1, "the runtime's supervisor ended before the container was created");
+  do n = read(fd, &go, 1); while (n < 0 && errno == EINTR);
+  if (n != 1) die(1, "the runtime's supervisor ended before the container was started");
+  close(fd);
+}
+
 static void parse_plan(struct plan *plan, int argc, char **argv) {
   memset(plan, 0, sizeof *plan);
   plan->console_fd = plan->stderr_fd = -1;
   plan->console_gid = (gid_t)-1;
   plan->set_groups = 1;
+  plan->umask = -1;
+  plan->start_fd = -1;
   for (int i = 1; i < argc; i++) {
     const char *flag = argv[i];
     if (strcmp(flag, "--") == 0) {
@@ -170,6 +188,13 @@ static void parse_plan(struct plan *plan, int argc, char **argv) {
     else if (strcmp(flag, "--console") == 0) plan->console_fd = (int)number(value, flag);
     else if (strcmp(flag, "--console-gid") == 0) plan->console_gid = (gid_t)number(value, "mounts: devpts gid=");
     else if (strcmp(flag, "--stderr") == 0) plan->stderr_fd = (int)number(value, flag);
+    else if (strcmp(flag, "--start-fd") == 0) plan->start_fd = (int)number(value, flag);
+    else if (strcmp(flag, "--umask") == 0) {
+      char *end;
+      unsigned long mask = strtoul(value, &end, 8);
+      if (end == value || *end != '\0' || mask > 0777) die(2, "process.user.umask: %s is not a umask", value);
+      plan->umask = (int)mask;
+    }
     else die(2, "ns-enter-exec: unknown flag %s", flag);
   }
   die(2, "process.args: nothing to run");
@@ -229,9 +254,9 @@ static int enter_cwd(const char *cwd) {
   return 0;
 }
 
-static void send_fd(int socket, int fd) {
-  char data = 'M';
-  struct iovec iov = {&data, 1};
+/* fd over a unix socket (SCM_RIGHTS), with `data` as the message; the number of bytes sent, or -1. */
+static ssize_t send_fd_with(int socket, int fd, const char *data, size_t length) {
+  struct iovec iov = {(void *)data, length};
   union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
   struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buffer, .msg_controllen = sizeof control.buffer};
   struct cmsghdr *header = CMSG_FIRSTHDR(&message);
@@ -239,7 +264,11 @@ static void send_fd(int socket, int fd) {
   header->cmsg_type = SCM_RIGHTS;
   header->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(header), &fd, sizeof fd);
-  if (sendmsg(socket, &message, 0) != 1) die(1, "process.terminal: cannot hand the terminal to ns-enter: %s", strerror(errno));
+  return sendmsg(socket, &message, 0);
+}
+
+static void send_fd(int socket, int fd) {
+  if (send_fd_with(socket, fd, "M", 1) != 1) die(1, "process.terminal: cannot hand the terminal to ns-enter: %s", strerror(errno));
 }
 
 /* A new pty in the container's own devpts: the master goes to the relay, the slave is returned. */
@@ -373,7 +402,10 @@ static int container_main(int argc, char **argv) {
   set_credentials(&plan);
   if (retry_cwd && chdir(plan.cwd) != 0) die(1, "process.cwd: uid %u cannot change to %s: %s", (unsigned)plan.uid, plan.cwd, strerror(errno));
   const char *program = resolve_command(plan.command[0]);
+  /* Created as runc creates: everything done (the terminal sent, the user switched, the command found) but the exec. */
+  if (plan.start_fd >= 0) wait_for_start(plan.start_fd);
   final_stdio(&plan, slave);
+  if (plan.umask >= 0) umask((mode_t)plan.umask);
   if (plan.init) {
     char self[64];
     /* bwrap ran us as /proc/self/fd/N: that fd is the program to copy. */
@@ -513,7 +545,32 @@ static int relay_loop(int master, pid_t child, int signals) {
   return status;
 }
 
-static int relay_main(char **command) {
+/* --console-socket: the master goes to the caller's socket (runc's protocol: SCM_RIGHTS, the pty's name as the data), not to a copy loop of ours. */
+static void send_to_console_socket(const char *path, int master) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un address = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof address.sun_path) die(1, "--console-socket %s: the path is too long for a unix socket", path);
+  strcpy(address.sun_path, path);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&address, sizeof address) != 0) die(1, "--console-socket %s: cannot connect: %s", path, strerror(errno));
+  unsigned int number = 0;
+  char name[64];
+  snprintf(name, sizeof name, ioctl(master, TIOCGPTN, &number) == 0 ? "/dev/pts/%u" : "pty", number);
+  if (send_fd_with(fd, master, name, strlen(name)) < 0) die(1, "--console-socket %s: cannot send the terminal: %s", path, strerror(errno));
+  close(fd);
+}
+
+/* After the master went to the console socket: wait for the child (the runtime's own death kills it), and exit as it did. */
+static int wait_relayed(pid_t child, int signals) {
+  for (;;) {
+    struct signalfd_siginfo info;
+    if (read(signals, &info, sizeof info) != sizeof info) continue;
+    if (info.ssi_signo == SIGUSR1) kill(child, SIGKILL);
+    int status;
+    if (waitpid(child, &status, WNOHANG) == child) return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+  }
+}
+
+static int relay_main(char **command, const char *console_socket) {
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) die(1, "cannot make the console socket: %s", strerror(errno));
   sigset_t handled;
@@ -546,6 +603,13 @@ static int relay_main(char **command) {
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
     return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
   }
+  if (console_socket) {
+    send_to_console_socket(console_socket, master);
+    close(master);
+    write_all(pair[0], "A", 1);
+    close(pair[0]);
+    return wait_relayed(child, signals);
+  }
   if (isatty(0) && tcgetattr(0, &saved_termios) == 0) {
     struct termios raw = saved_termios;
     cfmakeraw(&raw);
@@ -564,6 +628,7 @@ static int relay_main(char **command) {
 
 int main(int argc, char **argv) {
   if (argc > 0 && strcmp(argv[0], INIT_NAME) == 0) return init_main(argv + 1);
-  if (argc > 2 && strcmp(argv[1], "relay") == 0 && strcmp(argv[2], "--") == 0 && argc > 3) return relay_main(argv + 3);
+  if (argc > 2 && strcmp(argv[1], "relay") == 0 && strcmp(argv[2], "--") == 0 && argc > 3) return relay_main(argv + 3, NULL);
+  if (argc > 5 && strcmp(argv[1], "relay") == 0 && strcmp(argv[2], "--console-socket") == 0 && strcmp(argv[4], "--") == 0) return relay_main(argv + 5, argv[3]);
   return container_main(argc, argv);
 }

@@ -29,7 +29,7 @@ curl -fsS -o /dev/null "http://$registry/v2/lab/busybox/manifests/latest" \
   || fail "no lab/busybox image at $registry: run scripts/lab-setup.sh"
 
 mkdir -p "$lab/bin"
-for tool in img-fetch img-unpack ovl-mount ns-enter oci-spec img-commit img-push img-store; do ln -sfn "$repo/dist/bin/$tool.js" "$lab/bin/$tool"; done
+for tool in img-fetch img-unpack ovl-mount ns-enter oci-spec img-commit img-push img-store oci-runtime; do ln -sfn "$repo/dist/bin/$tool.js" "$lab/bin/$tool"; done
 ln -sfn "$repo/scripts/lab-clean.sh" "$lab/bin/lab-clean"
 
 printf 'export REGISTRY=%q LAB=%q CONTAINER_PARTS_STORE=%q\n' "$registry" "$lab" "$store"

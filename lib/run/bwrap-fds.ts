@@ -18,3 +18,5 @@ export const FD_STDERR = 7;
 export const FD_CONSOLE = 8;
 /** With linux.seccomp: the compiled filter (seccomp-filter.ts), which bwrap reads with --seccomp and loads just before it execs the helper. */
 export const FD_SECCOMP = 9;
+/** oci-runtime create: the helper, all set up, writes one byte here (created), then waits to read one (`start`) before it execs; at EOF (the supervisor is gone) it exits. */
+export const FD_START = 10;

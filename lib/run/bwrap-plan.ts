@@ -10,8 +10,8 @@ import { join, posix, resolve } from 'node:path';
 import { UnsupportedError, UsageError } from '../core/errors.js';
 import { findProgram } from '../core/host.js';
 import { unshareCommand } from '../core/userns.js';
-import { FD_BLOCK, FD_INFO, FD_SECCOMP, FD_STATUS } from './bwrap-fds.js';
-import { checkConfig, checkNamespaces, userMappings, type LinuxConfig, type ProcessConfig } from './config-checks.js';
+import { FD_BLOCK, FD_INFO, FD_SECCOMP, FD_START, FD_STATUS } from './bwrap-fds.js';
+import { checkConfig, checkNamespaces, joinedNamespaces, userMappings, type LinuxConfig, type ProcessConfig } from './config-checks.js';
 import { mountPrelude, overlayStep, type PreludeStep } from './mount-prelude.js';
 import { maskPath, mountArgs, readOnlyPath, rootOverlayOf } from './mount-plan.js';
 import { deviceBinds } from './host-devices.js';
@@ -37,6 +37,8 @@ export interface PlanOptions {
   stagingDir?: string;
   /** The container's own cgroup dirs (cgroups.ts cgroupViews): shown at /sys/fs/cgroup, and bwrap waits for the container to join them. */
   cgroupViews?: Array<{ dir: string; name: string }>;
+  /** The helper waits on FD_START before it does anything: the container is held after its set-up (oci-runtime create). */
+  startGate?: boolean;
 }
 
 /** The plan for one run: the argv to spawn, and what has to happen between start and unblock. */
@@ -59,6 +61,8 @@ export interface ExecutionPlan {
   /** linux.sysctl as [/proc/sys path, value], written in the container's namespaces while it waits; and whether that needs its user namespace. */
   sysctls: Array<[string, string]>;
   userNamespace: boolean;
+  /** Whether the helper waits on FD_START (PlanOptions.startGate). */
+  startGate: boolean;
 }
 
 /**
@@ -75,7 +79,8 @@ export function planExecution(config: RuntimeConfig, options: PlanOptions): Exec
   const mustWait = options.cgroupViews !== undefined || cgroupLimits(resources) !== undefined || proc.oomScoreAdj !== undefined || sysctls.length > 0;
   const args: string[] = ['--die-with-parent', '--info-fd', String(FD_INFO), '--json-status-fd', String(FD_STATUS), ...(mustWait ? ['--block-fd', String(FD_BLOCK)] : [])];
   const mapped = namespaces.has('user') ? userMappings(linux) : undefined;
-  args.push(...namespaceArgs(namespaces, config.hostname));
+  const joined = joinedNamespaces(linux);
+  args.push(...namespaceArgs(new Set([...namespaces].filter((type) => !joined.some(([t]) => t === type))), config.hostname));
   const root = rootPath(config, options.bundleDir);
   const staged: PreludeStep[] = [];
   args.push(...filesystemArgs(config, { root, staged, stagingDir: options.stagingDir, cgroupViews: options.cgroupViews }));
@@ -92,13 +97,21 @@ export function planExecution(config: RuntimeConfig, options: PlanOptions): Exec
   const steps = [...(rootOverlay ? [overlayStep(rootOverlay, root, options.overlayDir)] : []), ...staged];
   const outer = mapped || steps.length > 0 ? unshareCommand(mapped?.uidMappings, mapped?.gidMappings, { mount: true }) : undefined;
   const prelude = steps.length > 0 ? mountPrelude(steps) : [];
-  const command = helperCommand(proc, { setgroups: outer?.setgroups ?? true, init: options.init === true, terminal: proc.terminal === true, terminalGid: devptsGid(config.mounts ?? []) });
-  const argv = [...(outer?.argv ?? []), ...prelude, bwrap, ...args, '--', ...command];
-  return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait, staged: staged.length, cgroupNamespace: namespaces.has('cgroup'), seccompFilter, sysctls, userNamespace: mapped !== undefined };
+  const command = helperCommand(proc, { startFd: options.startGate ? FD_START : undefined, setgroups: outer?.setgroups ?? true, init: options.init === true, terminal: proc.terminal === true, terminalGid: devptsGid(config.mounts ?? []) });
+  const argv = [...joinCommand(joined), ...(outer?.argv ?? []), ...prelude, bwrap, ...args, '--', ...command];
+  return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait, staged: staged.length, cgroupNamespace: namespaces.has('cgroup'), seccompFilter, sysctls, userNamespace: mapped !== undefined, startGate: options.startGate === true };
+}
+
+const NSENTER_FLAGS: Record<string, string> = { network: '--net', ipc: '--ipc', uts: '--uts' };
+
+/** nsenter joining the namespaces the config names by path (podman's /run/netns/…), before anything else; bwrap then shares them. */
+function joinCommand(joined: Array<[string, string]>): string[] {
+  if (joined.length === 0) return [];
+  return [findProgram('nsenter'), ...joined.map(([type, path]) => `${NSENTER_FLAGS[type]}=${path}`), '--'];
 }
 
 /** bwrap mounts its own devpts (no gid=): the helper gives a new pty the group the config's devpts mount names. */
-function devptsGid(mounts: NonNullable<RuntimeConfig['mounts']>): number | undefined {
+export function devptsGid(mounts: NonNullable<RuntimeConfig['mounts']>): number | undefined {
   const option = mounts.find((m) => m.type === 'devpts')?.options?.find((o) => /^gid=\d+$/.test(o));
   return option === undefined ? undefined : Number(option.slice(4));
 }

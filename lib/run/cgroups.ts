@@ -152,13 +152,16 @@ export function neededControllers(resources: Resources): string[] {
 export function limitWrites(version: 1 | 2, resources: Resources): Array<[string, string, string]> {
   const writes: Array<[string, string, string]> = [];
   const { memory = {}, cpu = {}, pids } = resources;
-  for (const key of Object.keys(memory)) if (!['limit', 'swap', 'reservation'].includes(key)) throw new UnsupportedError(`linux.resources.memory.${key}: not supported by ns-enter`);
+  for (const key of Object.keys(memory)) if (!['limit', 'swap', 'reservation', 'swappiness', 'disableOOMKiller'].includes(key)) throw new UnsupportedError(`linux.resources.memory.${key}: not supported by ns-enter`);
+  if (version === 2 && (memory.swappiness !== undefined || memory.disableOOMKiller)) throw new UnsupportedError(`linux.resources.memory.${memory.swappiness !== undefined ? 'swappiness' : 'disableOOMKiller'}: cgroup v2 has no such control`);
   for (const key of Object.keys(cpu)) if (!['quota', 'period', 'shares', 'cpus', 'mems'].includes(key)) throw new UnsupportedError(`linux.resources.cpu.${key}: not supported by ns-enter`);
   const limit = (n: number | undefined) => (n === undefined || n < 0 ? 'max' : String(n));
   if (version === 1) {
     if (memory.limit !== undefined) writes.push(['memory', 'memory.limit_in_bytes', memory.limit < 0 ? '-1' : String(memory.limit)]);
     if (memory.reservation !== undefined) writes.push(['memory', 'memory.soft_limit_in_bytes', String(memory.reservation)]);
     if (memory.swap !== undefined) writes.push(['memory', 'memory.memsw.limit_in_bytes', String(memory.swap)]);
+    if (memory.swappiness !== undefined) writes.push(['memory', 'memory.swappiness', String(memory.swappiness)]);
+    if (memory.disableOOMKiller) writes.push(['memory', 'memory.oom_control', '1']);
     if (pids) writes.push(['pids', 'pids.max', limit(pids.limit)]);
     if (cpu.period !== undefined) writes.push(['cpu', 'cpu.cfs_period_us', String(cpu.period)]);
     if (cpu.quota !== undefined) writes.push(['cpu', 'cpu.cfs_quota_us', String(cpu.quota)]);
@@ -308,6 +311,26 @@ function makeDir(path: string): boolean {
     // A rootless container: nobody delegated this part of the cgroup tree to the user.
     throw new HostError(`cannot create cgroup ${path}: ${code} (the cgroup tree is not delegated to you)`, { hint: 'limits in a rootless container need a cgroup v2 subtree delegated to the user (systemd: Delegate=yes); drop --memory/--pids-limit/--cpus, or run as root' });
   }
+}
+
+/** `argv` run in the cgroups whose dirs are given: a shell writes itself into each cgroup.procs, then execs it (exit 125 when it cannot). */
+export function commandInCgroups(dirs: string[], argv: string[]): string[] {
+  const procs = dirs.map((dir) => join(dir, 'cgroup.procs'));
+  return ['/bin/sh', '-c', 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"', 'sh', ...procs, '--', ...argv];
+}
+
+/**
+ * The cgroup dirs (host paths) of process `pid` in each hierarchy where it is not in ours: the
+ * container's own cgroup, which an exec'd process joins. None when it shares ours.
+ */
+export function ownCgroupDirsOf(pid: number, available: Hierarchy[] = hierarchies()): string[] {
+  const theirs = parseOwnCgroups(readOrEmpty(`/proc/${pid}/cgroup`));
+  const dirs: string[] = [];
+  for (const hierarchy of available) {
+    const path = theirs.get(hierarchy.version === 2 ? '' : [...hierarchy.controllers].sort().join(','));
+    if (path !== undefined && path !== hierarchy.own) dirs.push(join(hierarchy.mountPoint, path));
+  }
+  return dirs;
 }
 
 /** Where a container sees its cgroup: each v1 hierarchy under its mount's name, or the v2 tree alone. */

@@ -36,7 +36,7 @@ function checkProcess(proc: RuntimeConfig['process'], stdinIsTerminal: boolean):
   if (proc.apparmorProfile) throw new UnsupportedError('process.apparmorProfile: not supported by ns-enter');
   if (proc.selinuxLabel) throw new UnsupportedError('process.selinuxLabel: not supported by ns-enter');
   if (proc.noNewPrivileges !== true) throw new UnsupportedError('process.noNewPrivileges: must be true (bubblewrap always sets no_new_privs)');
-  if (proc.user.umask !== undefined) throw new UnsupportedError('process.user.umask: not supported by ns-enter');
+  if (proc.user.umask !== undefined && (!Number.isInteger(proc.user.umask) || proc.user.umask < 0 || proc.user.umask > 0o777)) throw new UnsupportedError(`process.user.umask: ${proc.user.umask} is not a umask (0 to 0777)`);
   if (proc.user.username !== undefined) throw new UnsupportedError('process.user.username: a Windows field, not supported');
   if (proc.terminal && !stdinIsTerminal) throw new UnsupportedError('process.terminal: true needs a terminal on stdin (run from a terminal, or without -t)');
   return { ...proc, args: proc.args };
@@ -55,16 +55,25 @@ function checkLinux(linux: LinuxConfig): LinuxConfig {
   return linux;
 }
 
-/** The config's namespace types, each once; a mount namespace is required. */
+/** The namespaces a config may join by path (podman's network namespace): util-linux nsenter joins them before bwrap runs. */
+const JOINABLE = ['network', 'ipc', 'uts'];
+
+/** The config's namespace types, each once (those it joins by path too); a mount namespace is required. */
 export function checkNamespaces(linux: LinuxConfig): Set<string> {
   const namespaces = new Set<string>();
+  const userNamespace = (linux.namespaces ?? []).some((ns) => ns.type === 'user');
   for (const [i, ns] of (linux.namespaces ?? []).entries()) {
-    if (ns.path) throw new UnsupportedError(`linux.namespaces[${i}].path: joining an existing namespace is not supported`);
+    if (ns.path && (!JOINABLE.includes(ns.type) || userNamespace)) throw new UnsupportedError(`linux.namespaces[${i}].path: joining an existing ${ns.type} namespace is not supported${userNamespace ? ' with a user namespace' : ''} (only ${JOINABLE.join(', ')})`);
     if (namespaces.has(ns.type)) throw new UnsupportedError(`linux.namespaces[${i}]: ${ns.type} twice`);
     namespaces.add(ns.type);
   }
   if (!namespaces.has('mount')) throw new UnsupportedError('linux.namespaces: a mount namespace is required (the root is switched with pivot_root)');
   return namespaces;
+}
+
+/** The namespaces the config joins by path, as [type, path] (checkNamespaces allowed them). */
+export function joinedNamespaces(linux: LinuxConfig): Array<[string, string]> {
+  return (linux.namespaces ?? []).filter((ns) => ns.path).map((ns) => [ns.type, ns.path as string]);
 }
 
 /** A user namespace's maps: both required (runtime-spec), and only with a user namespace. */

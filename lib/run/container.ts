@@ -57,6 +57,8 @@ export interface PreparedRun {
   ownedTrees?: string[];
   /** Why the root is read-only though no flag asked (the store's copy of the image). */
   notice?: string;
+  /** The image's reference, when a piped document named one (for listings of detached containers). */
+  image?: string;
 }
 
 /** The config ns-enter runs: the bundle's, or built from the image config and the run flags (lib/spec.ts). */
@@ -95,17 +97,22 @@ export function prepareRun(request: RunRequest): PreparedRun {
   // img-unpack's flat root (not an overlay: its lowers were done by ovl-mount; not --rootfs DIR, run as it is) gets the image's owners first.
   const ownedTrees = userNamespace && !mount && request.rootfs === undefined ? [source.rootfs] : undefined;
   const notice = request.flags.readOnly ? undefined : source.notice;
-  return { config, id: request.name ?? mount?.container?.id ?? newContainerId(), mount, userNamespace, ownedTrees, notice };
+  return { config, id: request.name ?? mount?.container?.id ?? newContainerId(), mount, userNamespace, ownedTrees, notice, image: request.document?.image?.reference };
 }
 
-/** Runs a prepared container; with --rm, then unmounts its overlay and removes its dirs (podman run --rm). */
-export async function runPrepared(prepared: PreparedRun, options: { flags: RunFlags; storePath: string; stdinIsTerminal: boolean; stdin?: number; debug?: (m: string) => void; warn?: (m: string) => void }): Promise<ExitStatus> {
+/** What comes before a prepared container runs: its notice, the user namespace checks, the image's owners given to a flat rootfs. */
+export async function readyPrepared(prepared: PreparedRun, options: { storePath: string; warn?: (m: string) => void }): Promise<void> {
   if (prepared.notice) options.warn?.(prepared.notice);
   if (prepared.userNamespace) {
     checkUserNamespaces();
     if (prepared.userNamespace.warning) options.warn?.(prepared.userNamespace.warning);
     if (prepared.ownedTrees) await giveRecordedOwners(prepared.ownedTrees, prepared.userNamespace, await openStore(options.storePath), options.warn);
   }
+}
+
+/** Runs a prepared container; with --rm, then unmounts its overlay and removes its dirs (podman run --rm). */
+export async function runPrepared(prepared: PreparedRun, options: { flags: RunFlags; storePath: string; stdinIsTerminal: boolean; stdin?: number; debug?: (m: string) => void; warn?: (m: string) => void }): Promise<ExitStatus> {
+  await readyPrepared(prepared, options);
   try {
     return await runContainer(prepared.config, { id: prepared.id, bundleDir: prepared.bundleDir, init: options.flags.init, stdinIsTerminal: options.stdinIsTerminal, stdin: options.stdin, overlayDir: prepared.mount?.optionsDir, debug: options.debug, etcFiles: prepared.bundleDir === undefined });
   } finally {

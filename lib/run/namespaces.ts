@@ -33,6 +33,10 @@ export interface RunOptions extends PlanOptions {
   debug?: (message: string) => void;
   /** A config built from an image (not a bundle's, run as it is): podman's /etc files, from the staging dir. */
   etcFiles?: boolean;
+  /** Holds the set-up container before it runs (supervise.ts `hold`); give `startGate: true` with it. */
+  hold?: (pid: number) => Promise<void>;
+  /** With process.terminal: the pty's master goes to this unix socket (runc's --console-socket). */
+  consoleSocket?: string;
 }
 
 /**
@@ -102,7 +106,7 @@ async function runStaged(config: RuntimeConfig, options: RunOptions, context: { 
       options.debug?.(`cgroup: ${cgroup.paths.join(' ')}`);
     }
     interruption.check('before the container started');
-    return await spawnAndWait({ plan, cgroup, stdin: options.stdin, onStart: options.onStart, helper: { path, fd }, seccompFd, interrupted: () => interruption.signal });
+    return await spawnAndWait({ plan, cgroup, stdin: options.stdin, onStart: options.onStart, hold: options.hold, consoleSocket: options.consoleSocket, helper: { path, fd }, seccompFd, interrupted: () => interruption.signal });
   } finally {
     closeSync(fd);
     if (seccompFd !== undefined) closeSync(seccompFd);

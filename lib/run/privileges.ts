@@ -29,12 +29,15 @@ export interface HelperOptions {
   terminal: boolean;
   /** The group of the new pty: the devpts mount's gid= (runc's default config: 5, tty), as the kernel would set it. */
   terminalGid?: number;
+  /** Wait to read one byte from this fd just before the exec (oci-runtime's start); EOF ends the container. */
+  startFd?: number;
 }
 
 /** The command bwrap runs: the helper from its fd, its flags, then the config's args. */
 export function helperCommand(proc: ProcessConfig & { args: string[] }, options: HelperOptions): string[] {
   return [
     `/proc/self/fd/${FD_HELPER}`,
+    ...(options.startFd === undefined ? [] : ['--start-fd', String(options.startFd)]),
     ...rlimitFlags(proc.rlimits ?? []),
     '--cwd', proc.cwd,
     ...(options.terminal ? ['--console', String(FD_CONSOLE), ...(options.terminalGid === undefined ? [] : ['--console-gid', String(options.terminalGid)])] : ['--stderr', String(FD_STDERR)]),
@@ -67,6 +70,8 @@ function credentialFlags(proc: ProcessConfig, setgroups: boolean): string[] {
   if (!setgroups && groups.some((g) => g !== proc.user.gid)) throw new UnsupportedError('process.user.additionalGids: supplementary groups need a subordinate gid range (/etc/subgid) in a rootless container');
   const masks = [bounding, inheritable, ambient, [...expected], [...expected]].map((set, i) => capabilityMask(set, ['bounding', 'inheritable', 'ambient', 'effective', 'permitted'][i] as string));
   return [
+    // podman writes one (0022); set by the helper just before it execs, as runc does.
+    ...(proc.user.umask === undefined ? [] : ['--umask', proc.user.umask.toString(8)]),
     '--uid', String(proc.user.uid),
     '--gid', String(proc.user.gid),
     ...(!setgroups ? ['--keep-groups'] : groups.length > 0 ? ['--groups', groups.join(',')] : ['--clear-groups']),

@@ -8,11 +8,10 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { ContainerPartsError, HostError } from '../core/errors.js';
-import { FD_BLOCK, FD_INFO, FD_SECCOMP, FD_STATUS, FD_STDERR, MOUNT_FAILED } from './bwrap-fds.js';
+import { FD_BLOCK, FD_INFO, FD_SECCOMP, FD_START, FD_STATUS, FD_STDERR, MOUNT_FAILED } from './bwrap-fds.js';
 import type { ExecutionPlan } from './bwrap-plan.js';
-import type { Cgroup } from './cgroups.js';
+import { commandInCgroups, type Cgroup } from './cgroups.js';
 import { interrupted } from './interruption.js';
 import { applySysctls } from './sysctl.js';
 
@@ -39,6 +38,14 @@ export interface Supervision {
   onStart?: (pid: number) => void;
   /** The signal that came during start-up (interruption.ts), if one did. */
   interrupted?: () => NodeJS.Signals | undefined;
+  /**
+   * With a plan whose helper waits on FD_START: awaited once the helper says the container is set
+   * up, before it may run (oci-runtime's create/start split: hooks, then `start`). A rejection
+   * kills it. A container that ends before (a command not found) is the run's outcome, unheld.
+   */
+  hold?: (pid: number) => Promise<void>;
+  /** With a terminal: send the pty's master to this unix socket (runc's --console-socket), instead of relaying it to ours. */
+  consoleSocket?: string;
 }
 
 /** What bwrap has said so far on its info and status fds. */
@@ -59,6 +66,8 @@ export function spawnAndWait(run: Supervision): Promise<ExitStatus> {
     const child = spawnBwrap(run);
     const fds = child.stdio as unknown as Array<NodeJS.ReadableStream & NodeJS.WritableStream>;
     const block = fds[FD_BLOCK] as NodeJS.WritableStream | null;
+    const gate = (fds[FD_START] as NodeJS.WritableStream | undefined) ?? null;
+    gate?.on('error', () => undefined);
     const progress: Progress = { infoText: '', startupText: '', statusText: '' };
     (fds[2] as NodeJS.ReadableStream).on('data', (chunk: Buffer) => (progress.startupText += chunk.toString('utf8')));
     const forward = (signal: NodeJS.Signals) => {
@@ -73,7 +82,7 @@ export function spawnAndWait(run: Supervision): Promise<ExitStatus> {
       progress.infoText += chunk.toString('utf8');
       if (progress.containerPid !== undefined) return;
       const match = /"child-pid"\s*:\s*(\d+)/.exec(progress.infoText);
-      if (match) started(Number(match[1]), { run, progress, block });
+      if (match) started(Number(match[1]), { run, progress, block, gate });
     });
     (fds[FD_STATUS] as NodeJS.ReadableStream).on('data', (chunk: Buffer) => {
       progress.statusText += chunk.toString('utf8');
@@ -101,8 +110,7 @@ export function spawnAndWait(run: Supervision): Promise<ExitStatus> {
  */
 function joinCgroupFirst(run: Supervision): string[] {
   if (!run.cgroup || !run.plan.cgroupNamespace) return run.plan.argv;
-  const procs = run.cgroup.paths.map((dir) => join(dir, 'cgroup.procs'));
-  return ['/bin/sh', '-c', 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"', 'sh', ...procs, '--', ...run.plan.argv];
+  return commandInCgroups(run.cgroup.paths, run.plan.argv);
 }
 
 /**
@@ -113,17 +121,26 @@ function joinCgroupFirst(run: Supervision): string[] {
 function spawnBwrap(run: Supervision) {
   const { plan, helper } = run;
   const argv = joinCgroupFirst(run);
-  const [program, ...args] = plan.terminal ? [helper.path, 'relay', '--', ...argv] : (argv as [string, ...string[]]);
+  const relay = [helper.path, 'relay', ...(run.consoleSocket === undefined ? [] : ['--console-socket', run.consoleSocket]), '--'];
+  const [program, ...args] = plan.terminal ? [...relay, ...argv] : (argv as [string, ...string[]]);
   const stdio = [run.stdin ?? 'inherit', 'inherit', 'pipe', 'pipe', 'pipe', plan.blocks ? 'pipe' : 'ignore', helper.fd, plan.terminal ? 'ignore' : 2] as const;
   if (stdio.length !== FD_STDERR + 1) throw new Error('the fd layout of bwrap-fds.ts changed');
   // FD_CONSOLE (8) stays free for the relay's console socket.
   const seccomp = run.seccompFd === undefined ? [] : (['ignore', run.seccompFd] as const);
   if (seccomp.length > 0 && stdio.length + 1 !== FD_SECCOMP) throw new Error('the fd layout of bwrap-fds.ts changed');
-  return spawn(program as string, args, { stdio: [...stdio, ...seccomp] });
+  const fds: Array<(typeof stdio)[number] | number | 'pipe'> = [...stdio, ...seccomp];
+  if (plan.startGate) {
+    while (fds.length < FD_START) fds.push('ignore');
+    fds.push('pipe');
+    if (fds.length !== FD_START + 1) throw new Error('the fd layout of bwrap-fds.ts changed');
+  }
+  return spawn(program as string, args, { stdio: fds });
 }
 
-/** The container exists and waits on the block fd: its cgroup and oom_score_adj, then it may run. */
-function started(pid: number, { run, progress, block }: { run: Supervision; progress: Progress; block: NodeJS.WritableStream | null }): void {
+type Gates = { progress: Progress; block: NodeJS.WritableStream | null; gate: NodeJS.WritableStream | null };
+
+/** The container exists and waits on the block fd: its cgroup and oom_score_adj, then it may run (past the start gate once held). */
+function started(pid: number, { run, progress, block, gate }: { run: Supervision } & Gates): void {
   progress.containerPid = pid;
   try {
     // bwrap itself (the container's parent) goes back where it came from: only the container's processes count in its cgroup.
@@ -134,15 +151,26 @@ function started(pid: number, { run, progress, block }: { run: Supervision; prog
     run.onStart?.(pid);
     block?.end('1');
   } catch (err) {
-    progress.failure = err instanceof Error ? err : new Error(String(err));
-    // The container may be gone already (what failed may have been its end): ESRCH is no second error.
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-    block?.end();
+    stopStarting(pid, err, { progress, block, gate });
+    return;
   }
+  if (!run.hold || !gate) return;
+  const hold = run.hold;
+  // The helper says (one byte on the gate) when all is set up but the exec: held from then on.
+  (gate as unknown as NodeJS.ReadableStream).once('data', () => hold(pid).then(() => gate.end('1'), (err: unknown) => stopStarting(pid, err, { progress, block, gate })));
+}
+
+/** What made the start-up fail is the run's outcome; the waiting container is killed. */
+function stopStarting(pid: number, err: unknown, { progress, block, gate }: Gates): void {
+  progress.failure = err instanceof Error ? err : new Error(String(err));
+  // The container may be gone already (what failed may have been its end): ESRCH is no second error.
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone
+  }
+  block?.end();
+  gate?.end();
 }
 
 /** A process's parent, from /proc/PID/stat (field 4, after the command name in parentheses). */

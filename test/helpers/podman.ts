@@ -8,13 +8,17 @@ import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RuntimeConfig } from '../../lib/run/runtime-spec.js';
-import { mustExec } from './exec.js';
+import { exec, mustExec, type ExecResult } from './exec.js';
 
 export interface PodmanOracle {
   /** The image id of what was pulled. */
   image: string;
   /** The config.json podman writes for `podman create FLAGS IMAGE ARGS`. */
   config(flags: string[], args: string[]): Promise<RuntimeConfig>;
+  /** Runs podman with this root, conf and storage (`podman ARGS`), without failing on its exit status. */
+  run(args: string[], options?: { timeoutMs?: number }): Promise<ExecResult>;
+  /** The podman command line of run(), for a shell (runOnPty). */
+  commandLine: string[];
   /** Removes every container made here; the dir itself is the caller's. */
   cleanup(): Promise<void>;
 }
@@ -29,17 +33,24 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 `;
 
-/** podman on a private root under `dir` (its own containers.conf, registries.conf, --root, --runroot, vfs): a runner of its commands. */
-export async function privatePodman(dir: string): Promise<(args: string[]) => Promise<string>> {
+/** How podman is called on a private root under `dir` (its own containers.conf, registries.conf, --root, --runroot, vfs). */
+async function privatePodmanInvocation(dir: string): Promise<{ base: string[]; env: Record<string, string> }> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'containers.conf'), CONTAINERS_CONF);
   await writeFile(join(dir, 'registries.conf'), 'unqualified-search-registries = []\n');
   const env = { CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_REGISTRIES_CONF: join(dir, 'registries.conf') };
-  return (args: string[]) => mustExec('podman', ['--root', join(dir, 'root'), '--runroot', join(dir, 'runroot'), '--storage-driver', 'vfs', ...args], { env, timeoutMs: 120_000 });
+  return { base: ['--root', join(dir, 'root'), '--runroot', join(dir, 'runroot'), '--storage-driver', 'vfs'], env };
+}
+
+/** podman on a private root under `dir`: a runner of its commands. */
+export async function privatePodman(dir: string): Promise<(args: string[]) => Promise<string>> {
+  const { base, env } = await privatePodmanInvocation(dir);
+  return (args: string[]) => mustExec('podman', [...base, ...args], { env, timeoutMs: 120_000 });
 }
 
 export async function podmanOracle(dir: string, layout: string, tag: string): Promise<PodmanOracle> {
-  const podman = await privatePodman(dir);
+  const { base, env } = await privatePodmanInvocation(dir);
+  const podman = (args: string[]) => mustExec('podman', [...base, ...args], { env, timeoutMs: 120_000 });
   const root = join(dir, 'root');
   // podman names the image after the layout's path, which must be lower case: pull through a lower-case link.
   const link = join(tmpdir(), `cp-podman-layout-${process.pid}`);
@@ -58,6 +69,8 @@ export async function podmanOracle(dir: string, layout: string, tag: string): Pr
         await podman(['rm', '-f', id]);
       }
     },
+    run: (args, options = {}) => exec('podman', [...base, ...args], { env, timeoutMs: options.timeoutMs ?? 120_000 }),
+    commandLine: ['env', `CONTAINERS_CONF=${env.CONTAINERS_CONF}`, `CONTAINERS_REGISTRIES_CONF=${env.CONTAINERS_REGISTRIES_CONF}`, 'podman', ...base],
     async cleanup() {
       await podman(['rm', '-af']).catch(() => undefined);
     },

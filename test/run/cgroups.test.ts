@@ -41,6 +41,12 @@ test('the limits as v1 and v2 files', () => {
   assert.throws(() => limitWrites(1, { memory: { kernel: 5 } }), (err: unknown) => err instanceof UnsupportedError && /^linux\.resources\.memory\.kernel: /.test(err.message));
 });
 
+test('memory swappiness and disableOOMKiller as v1 files; refused on v2, which has no such control', () => {
+  assert.deepEqual(limitWrites(1, { memory: { limit: 100, swappiness: 10, disableOOMKiller: true } }), [['memory', 'memory.limit_in_bytes', '100'], ['memory', 'memory.swappiness', '10'], ['memory', 'memory.oom_control', '1']]);
+  assert.deepEqual(limitWrites(1, { memory: { limit: 100, disableOOMKiller: false } }), [['memory', 'memory.limit_in_bytes', '100']], 'negative twin: the OOM killer left on');
+  assert.throws(() => limitWrites(2, { memory: { swappiness: 10 } }), (err: unknown) => err instanceof UnsupportedError && /memory\.swappiness: cgroup v2 has no such control/.test(err.message));
+});
+
 test("the device rules as v1 writes: the config's in order, then runc's allowed devices", () => {
   const writes = deviceWrites([{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 10, minor: 229, access: 'rw' }, { allow: false, type: 'b', major: 8, access: 'm' }]);
   assert.deepEqual(writes.slice(0, 3), [['devices.deny', 'a'], ['devices.allow', 'c 10:229 rw'], ['devices.deny', 'b 8:* m']]);
