@@ -4,8 +4,11 @@
  * never exists half-written: a reader sees a full record or no lock. A lock whose holder is
  * dead is broken; one whose holder we cannot see (another PID namespace) only when its
  * heartbeat is stale. Content that is no record (an empty file of an older version) is broken.
+ * The file calls are synchronous: each is a moment on a local disk, and a pull takes and
+ * releases the lock with a dozen of them, which through the thread pool cost a round trip each.
+ * Only the wait for a held lock gives the event loop back.
  */
-import { link, open, rm, stat, writeFile } from 'node:fs/promises';
+import { closeSync, fstatSync, linkSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { currentHolder, holderLiveness, isStale, parseHolder, startHeartbeat } from './holder.js';
@@ -22,8 +25,8 @@ export async function withLock<T>(lockPath: string, fn: () => Promise<T>): Promi
   } finally {
     heartbeat.stop();
     // Only our own: had it been broken (we stalled past the heartbeat's limit), the lock there now is another's.
-    const now = await read(lockPath);
-    if (now && now.ino === mine.ino && now.text === mine.text) await rm(lockPath, { force: true });
+    const now = read(lockPath);
+    if (now && now.ino === mine.ino && now.text === mine.text) rmSync(lockPath, { force: true });
   }
 }
 
@@ -31,18 +34,22 @@ async function acquire(lockPath: string): Promise<Pick<LockFile, 'ino' | 'text'>
   const temp = join(dirname(lockPath), `.${basename(lockPath)}.${randomBytes(6).toString('hex')}.tmp`);
   const text = JSON.stringify(currentHolder());
   try {
-    await writeFile(temp, text);
+    writeFileSync(temp, text);
     for (let attempt = 0; ; attempt++) {
       try {
-        await link(temp, lockPath);
-        return { ino: (await stat(temp)).ino, text };
+        linkSync(temp, lockPath);
+        return { ino: statSync(temp).ino, text };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
-      if (!(await breakIfAbandoned(lockPath))) await sleep(Math.min(RETRY_MS * (1 + attempt), 100));
+      if (!breakIfAbandoned(lockPath)) await sleep(Math.min(RETRY_MS * (1 + attempt), 100));
     }
   } finally {
-    await rm(temp, { force: true }).catch(() => undefined);
+    try {
+      rmSync(temp, { force: true });
+    } catch {
+      // A temp file that cannot be removed is swept later (sweepTempFiles).
+    }
   }
 }
 
@@ -52,25 +59,25 @@ async function acquire(lockPath: string): Promise<Pick<LockFile, 'ino' | 'text'>
  * very file judged (inode and record): only its holder and breakers ever remove a lock, so a
  * lock its holder released meanwhile, and the fresh lock another process took, survive.
  */
-async function breakIfAbandoned(lockPath: string): Promise<boolean> {
-  const judged = await judge(lockPath);
+function breakIfAbandoned(lockPath: string): boolean {
+  const judged = judge(lockPath);
   if (judged === 'gone') return true;
   if (judged === 'held') return false;
   const breaking = `${lockPath}.break`;
   try {
-    await writeFile(breaking, '', { flag: 'wx' });
+    writeFileSync(breaking, '', { flag: 'wx' });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     // A breaker killed between its two steps leaves its turn behind: taken over once stale.
-    const info = await stat(breaking).catch(() => undefined);
-    if (info && Date.now() - info.mtimeMs > STALE_BREAK_MS) await rm(breaking, { force: true });
+    const info = statSync(breaking, { throwIfNoEntry: false });
+    if (info && Date.now() - info.mtimeMs > STALE_BREAK_MS) rmSync(breaking, { force: true });
     return false;
   }
   try {
-    const now = await read(lockPath);
-    if (now && now.ino === judged.ino && now.text === judged.text) await rm(lockPath, { force: true });
+    const now = read(lockPath);
+    if (now && now.ino === judged.ino && now.text === judged.text) rmSync(lockPath, { force: true });
   } finally {
-    await rm(breaking, { force: true });
+    rmSync(breaking, { force: true });
   }
   return true;
 }
@@ -81,8 +88,8 @@ interface LockFile {
   text: string;
 }
 
-async function judge(lockPath: string): Promise<'gone' | 'held' | LockFile> {
-  const lock = await read(lockPath);
+function judge(lockPath: string): 'gone' | 'held' | LockFile {
+  const lock = read(lockPath);
   if (!lock) return 'gone';
   const holder = parseHolder(lock.text);
   const liveness = holder ? holderLiveness(holder) : 'dead';
@@ -90,18 +97,18 @@ async function judge(lockPath: string): Promise<'gone' | 'held' | LockFile> {
   return abandoned ? lock : 'held';
 }
 
-async function read(lockPath: string): Promise<LockFile | undefined> {
-  let handle;
+function read(lockPath: string): LockFile | undefined {
+  let fd;
   try {
-    handle = await open(lockPath, 'r');
+    fd = openSync(lockPath, 'r');
   } catch {
     return undefined;
   }
   try {
-    const info = await handle.stat();
-    return { ino: info.ino, mtimeMs: info.mtimeMs, text: await handle.readFile('utf8') };
+    const info = fstatSync(fd);
+    return { ino: info.ino, mtimeMs: info.mtimeMs, text: readFileSync(fd, 'utf8') };
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 

@@ -34,7 +34,7 @@ events_logger = "file"
 `;
 
 /** How podman is called on a private root under `dir` (its own containers.conf, registries.conf, --root, --runroot, vfs). */
-async function privatePodmanInvocation(dir: string): Promise<{ base: string[]; env: Record<string, string> }> {
+export async function privatePodmanInvocation(dir: string): Promise<{ base: string[]; env: Record<string, string> }> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'containers.conf'), CONTAINERS_CONF);
   await writeFile(join(dir, 'registries.conf'), 'unqualified-search-registries = []\n');

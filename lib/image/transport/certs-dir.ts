@@ -7,8 +7,7 @@
  * skopeo's --src-cert-dir does. $CONTAINERS_CERTS_D (colon-separated roots) replaces the three
  * roots: the tests' way to never touch the machine's /etc.
  */
-import { readFileSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -50,20 +49,22 @@ export function certsRoots(env: NodeJS.ProcessEnv): string[] {
 /**
  * The TLS files for `hostPort` (the registry as the reference names it: docker.io, not
  * registry-1.docker.io). A key without its certificate, or the reverse, is an error naming it.
+ * Read synchronously: a few stat-sized calls at start-up (mostly of directories that do not
+ * exist), each of which would otherwise be a round trip through the thread pool.
  */
 export async function registryCerts(hostPort: string, lookup: CertsLookup): Promise<RegistryCerts> {
   const candidates = lookup.certDir !== undefined ? [lookup.certDir] : lookup.roots.map((root) => join(root, hostPort));
   for (const dir of candidates) {
-    const names = await listDir(dir);
+    const names = listDir(dir);
     if (names) return readCertsDir(dir, names.sort());
   }
   return { caFiles: [], ca: [] };
 }
 
 /** The names in `dir`, or undefined when it is missing or unreadable (skipped, as containers/image does). */
-async function listDir(dir: string): Promise<string[] | undefined> {
+function listDir(dir: string): string[] | undefined {
   try {
-    return await readdir(dir);
+    return readdirSync(dir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM') return undefined;
@@ -72,20 +73,20 @@ async function listDir(dir: string): Promise<string[] | undefined> {
   }
 }
 
-async function readCertsDir(dir: string, names: string[]): Promise<RegistryCerts> {
+function readCertsDir(dir: string, names: string[]): RegistryCerts {
   const result: RegistryCerts = { dir, caFiles: [], ca: [] };
   const has = new Set(names);
   for (const name of names) {
     const path = join(dir, name);
     if (name.endsWith('.crt')) {
-      const text = await readFile(path, 'utf8');
+      const text = readFileSync(path, 'utf8');
       if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`${path}: not a PEM certificate (a *.crt in a certs directory is a CA certificate)`);
       result.caFiles.push(path);
       result.ca.push(text);
     } else if (name.endsWith('.cert')) {
       const keyName = `${name.slice(0, -'.cert'.length)}.key`;
       if (!has.has(keyName)) throw new UsageError(`${path}: client certificate without its key ${keyName} (CA certificates end in .crt)`);
-      result.client ??= { certFile: path, keyFile: join(dir, keyName), cert: await readFile(path, 'utf8'), key: await readFile(join(dir, keyName), 'utf8') };
+      result.client ??= { certFile: path, keyFile: join(dir, keyName), cert: readFileSync(path, 'utf8'), key: readFileSync(join(dir, keyName), 'utf8') };
     } else if (name.endsWith('.key')) {
       const certName = `${name.slice(0, -'.key'.length)}.cert`;
       if (!has.has(certName)) throw new UsageError(`${path}: client key without its certificate ${certName}`);

@@ -107,7 +107,8 @@ export interface ShortNameResolution {
 /**
  * The candidates for a short name: its alias, else each unqualified-search registry in front of
  * it. With short-name-mode = "enforcing" more than one candidate is an error (no prompt is
- * offered). With no search registry configured at all, Docker Hub, as docker and skopeo read it.
+ * offered). An empty search list that a file sets is an error, as in podman; with none set at
+ * all (no file says), Docker Hub, as docker reads a bare name (podman refuses that too).
  */
 export function resolveShortName(conf: RegistriesConf, text: string): ShortNameResolution {
   const user = parseReference(text);
@@ -116,6 +117,10 @@ export function resolveShortName(conf: RegistriesConf, text: string): ShortNameR
   if (alias) {
     const target = parseReference(alias.value);
     return { candidates: [{ ...target, tag: user.tag, digest: user.digest }], description: `resolved "${name}" as an alias (${alias.origin})` };
+  }
+  if (conf.searchRegistries.length === 0 && conf.searchOrigin !== undefined) {
+    // An empty list set on purpose means "no searching" (a registry squatting a name on Docker Hub cannot be pulled by accident): podman refuses it too.
+    throw new UsageError(`short name "${name}" has no alias and unqualified-search-registries is empty in ${conf.searchOrigin}; give the full name (e.g. docker.io/${user.repository})`);
   }
   if (conf.searchRegistries.length === 0) {
     return { candidates: [user], description: `"${name}" is on Docker Hub: no unqualified-search-registries are configured${conf.files.length ? ` in ${conf.files.join(', ')}` : ''}` };

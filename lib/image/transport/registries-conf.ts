@@ -7,11 +7,13 @@
  * A mistake is one line: the file, the line and what is wrong. An unknown key is warned about
  * once and ignored, as containers/image ignores it.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { UsageError } from '../../core/errors.js';
+import { cacheHome } from '../../core/paths.js';
+import { cachedParse } from './registries-conf-cache.js';
 
 export type PullFromMirror = 'all' | 'digest-only' | 'tag-only';
 export type ShortNameMode = 'enforcing' | 'permissive' | 'disabled';
@@ -50,6 +52,8 @@ export interface LoadOptions {
   path?: string;
   env: NodeJS.ProcessEnv;
   warn?: (message: string) => void;
+  /** Where checked files are kept (registries-conf-cache.ts); default $XDG_CACHE_HOME/container-parts/registries-conf, null: none. */
+  cacheDir?: string | null;
 }
 
 /** Where the configuration is read from, as containers/image decides it. */
@@ -65,29 +69,37 @@ export function registriesConfPaths(options: { path?: string; env: NodeJS.Proces
   return { file: '/etc/containers/registries.conf', explicit: false, dropInDirs: override ?? ['/etc/containers/registries.conf.d', userDir] };
 }
 
+/**
+ * The configuration a command uses. Read synchronously (a few small files, at start-up, before
+ * anything else can run); each file's checked settings come from the cache when its text is
+ * the same as when it was cached.
+ */
 export async function loadRegistriesConf(options: LoadOptions): Promise<RegistriesConf> {
   const home = options.env.HOME || homedir();
-  const userFileExists = (await readText(join(home, '.config', 'containers', 'registries.conf'))) !== undefined;
+  const userFileExists = readText(join(home, '.config', 'containers', 'registries.conf')) !== undefined;
   const paths = registriesConfPaths({ path: options.path, env: options.env, userFileExists });
   const conf: RegistriesConf = { registries: [], searchRegistries: [], aliases: new Map(), files: [] };
-  const main = await readText(paths.file);
+  const main = readText(paths.file);
   if (main === undefined && paths.explicit) throw new UsageError(`${paths.file}: no such registries.conf`);
   const warned = new Set<string>();
   const warn = (message: string) => {
     if (!warned.has(message)) options.warn?.(message);
     warned.add(message);
   };
-  if (main !== undefined) mergeInto(conf, parseRegistriesConf(main, paths.file, { dropIn: false, warn }));
-  for (const file of await dropInFiles(paths.dropInDirs)) {
-    const text = await readText(file);
-    if (text !== undefined) mergeInto(conf, parseRegistriesConf(text, file, { dropIn: true, warn }));
+  const cacheDir = options.cacheDir === null ? undefined : (options.cacheDir ?? join(cacheHome(options.env), 'container-parts', 'registries-conf'));
+  const read = (text: string, file: string, dropIn: boolean) =>
+    mergeInto(conf, cachedParse(text, file, { dir: cacheDir, parserModule: import.meta.url, dropIn, warn }, (w) => parseRegistriesConf(text, file, { dropIn, warn: w })));
+  if (main !== undefined) read(main, paths.file, false);
+  for (const file of dropInFiles(paths.dropInDirs)) {
+    const text = readText(file);
+    if (text !== undefined) read(text, file, true);
   }
   return conf;
 }
 
-async function readText(path: string): Promise<string | undefined> {
+function readText(path: string): string | undefined {
   try {
-    return await readFile(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
@@ -95,12 +107,12 @@ async function readText(path: string): Promise<string | undefined> {
 }
 
 /** The *.conf files of each directory in name order (no subdirectories), directory by directory. */
-async function dropInFiles(dirs: string[]): Promise<string[]> {
+function dropInFiles(dirs: string[]): string[] {
   const files: string[] = [];
   for (const dir of dirs) {
     let entries;
     try {
-      entries = await readdir(dir, { withFileTypes: true });
+      entries = readdirSync(dir, { withFileTypes: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw err;

@@ -150,6 +150,11 @@ describe('short names', () => {
   test('no search registries and no alias: Docker Hub, as docker and skopeo read a bare name', () => {
     assert.deepEqual(names('busybox', conf('')), ['docker.io/library/busybox:latest']);
   });
+
+  test('an empty search list that a file sets, and no alias: refused, as podman refuses it (not Docker Hub)', () => {
+    assert.throws(() => resolveShortName(conf('unqualified-search-registries = []\n'), 'lab/x:1'), (err: Error) => err instanceof UsageError && err.message === 'short name "lab/x" has no alias and unqualified-search-registries is empty in /c/registries.conf; give the full name (e.g. docker.io/lab/x)');
+    assert.deepEqual(names('x', conf('unqualified-search-registries = []\n[aliases]\n"x" = "a.io/y/x"\n')), ['a.io/y/x:latest']);
+  });
 });
 
 describe('side by side with skopeo', () => {

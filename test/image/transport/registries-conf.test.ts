@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { keyLines, loadRegistriesConf, parseRegistriesConf, registriesConfPaths } from '../../../lib/image/transport/registries-conf.js';
 import { UsageError } from '../../../lib/core/errors.js';
@@ -147,5 +147,59 @@ describe('where the files are, and the drop-ins', () => {
     const warnings: string[] = [];
     await loadRegistriesConf({ path: join(dir, 'main.conf'), env: { HOME: dir, CONTAINERS_REGISTRIES_CONF_D: `${join(dir, 'd')}:${join(dir, 'd')}` }, warn: (m) => warnings.push(m) });
     assert.equal(warnings.length, 2);
+  });
+});
+
+describe('the cache of checked files', () => {
+  /** A registries.conf and its cache under `name`, with no drop-ins. */
+  async function setUp(name: string, text: string) {
+    const dir = join(work.path, name);
+    await mkdir(dir, { recursive: true });
+    const file = join(dir, 'registries.conf');
+    await writeFile(file, text);
+    const cacheDir = join(dir, 'cache');
+    const load = async () => {
+      const warnings: string[] = [];
+      const conf = await loadRegistriesConf({ path: file, env: { HOME: dir, CONTAINERS_REGISTRIES_CONF_D: '' }, warn: (m) => warnings.push(m), cacheDir });
+      return { conf, warnings };
+    };
+    const entries = () => readdir(cacheDir).catch(() => [] as string[]);
+    return { file, cacheDir, load, entries };
+  }
+
+  test('a file read twice is parsed once: the second read is the cached entry (seen by editing the entry), with its warnings again', async () => {
+    const { cacheDir, load, entries } = await setUp('cache-hit', 'unqualified-search-registries = ["a.io"]\ncolour = "blue"\n[aliases]\n"x" = "a.io/y/x"\n');
+    const first = await load();
+    assert.deepEqual(first.conf.searchRegistries, ['a.io']);
+    const [entry] = await entries();
+    assert.ok(entry?.endsWith('.json'), String(entry));
+    const path = join(cacheDir, entry as string);
+    const cached = JSON.parse(await readFile(path, 'utf8'));
+    cached.conf.searchRegistries = ['from.cache'];
+    await writeFile(path, JSON.stringify(cached));
+    const second = await load();
+    assert.deepEqual(second.conf.searchRegistries, ['from.cache']);
+    assert.deepEqual(second.warnings, first.warnings);
+    assert.equal(first.warnings.length, 1);
+    assert.deepEqual([...second.conf.aliases].map(([k, v]) => [k, v.value]), [['x', 'a.io/y/x']]);
+  });
+
+  test('an edited file is parsed again; a garbled entry is parsed again and replaced; a file with a mistake is never cached', async () => {
+    const { file, cacheDir, load, entries } = await setUp('cache-miss', 'unqualified-search-registries = ["a.io"]\n');
+    await load();
+    await writeFile(file, 'unqualified-search-registries = ["b.io"]\n');
+    assert.deepEqual((await load()).conf.searchRegistries, ['b.io']);
+    assert.equal((await entries()).length, 2);
+    for (const name of await entries()) await writeFile(join(cacheDir, name), '{"key":');
+    assert.deepEqual((await load()).conf.searchRegistries, ['b.io']);
+    await writeFile(file, '[[registry]]\nlocation = "x.io"\ninsecure = maybe\n');
+    for (let i = 0; i < 2; i++) await assert.rejects(load(), (err: Error) => err.message === `${file}:3: invalid value`);
+    assert.equal((await entries()).length, 2);
+  });
+
+  test('a cache that cannot be written is no error', async () => {
+    const { cacheDir, load } = await setUp('cache-unwritable', 'unqualified-search-registries = ["a.io"]\n');
+    await writeFile(cacheDir, 'not a directory');
+    assert.deepEqual((await load()).conf.searchRegistries, ['a.io']);
   });
 });
