@@ -45,9 +45,8 @@ export async function fetchImage(source: ImageSource, options: FetchOptions): Pr
   if (options.changes?.length && source.transport !== 'tarball') {
     throw new UsageError(`--change sets the config of a tarball: import (as docker import --change); ${formatSource(source)} has its config`, { hint: 'to change that, run it in a container and img-commit --change' });
   }
-  const sink = options.dir ? await (await import('./transport/dir.js')).dirSink(resolve(options.dir)) : await storeSink(resolve(options.store));
   const platform = options.platform ?? hostPlatform();
-  const image = await openImage(source, { ...options, platform }, sink);
+  const { sink, image } = await openBoth(source, { ...options, platform });
   try {
     const stored = await copyImage(image, sink, { name: options.name ?? image.defaultName, source: formatSource(source), platform, concurrency: options.concurrency, progress: options.progress, signal: options.signal });
     if (!options.platform && !samePlatform(stored.platform, platform)) {
@@ -59,11 +58,29 @@ export async function fetchImage(source: ImageSource, options: FetchOptions): Pr
   }
 }
 
+/**
+ * The destination and the source, opened at once: the destination's file calls (create, sweep)
+ * run in the thread pool while the source's first request is set up. Only a digest-pinned
+ * registry image waits for the store (its manifest may be there already). When the destination
+ * cannot be opened, that is the error, as when it was opened first.
+ */
+async function openBoth(source: ImageSource, options: FetchOptions & { platform: Platform }): Promise<{ sink: LocalSink; image: Image }> {
+  const opening: Promise<LocalSink> = options.dir ? import('./transport/dir.js').then((m) => m.dirSink(resolve(options.dir as string))) : storeSink(resolve(options.store));
+  const pinned = source.transport === 'docker' && source.reference.digest !== undefined;
+  const [sink, image] = await Promise.allSettled([opening, pinned ? opening.then((s) => openImage(source, options, s)) : openImage(source, options)]);
+  if (sink.status === 'rejected') {
+    if (image.status === 'fulfilled') image.value.close();
+    throw sink.reason;
+  }
+  if (image.status === 'rejected') throw image.reason;
+  return { sink: sink.value, image: image.value };
+}
+
 /** Each transport's source is loaded only when a pull uses it: a start-up pays for one transport's modules, not four. */
-async function openImage(source: ImageSource, options: FetchOptions & { platform: Platform }, sink: LocalSink): Promise<Image> {
+async function openImage(source: ImageSource, options: FetchOptions & { platform: Platform }, sink?: LocalSink): Promise<Image> {
   switch (source.transport) {
     case 'docker':
-      return (await import('./transport/registry-source.js')).openRegistryImage(source.reference, { ...options, cache: sink.layout === 'oci' ? sink : undefined });
+      return (await import('./transport/registry-source.js')).openRegistryImage(source.reference, { ...options, cache: sink?.layout === 'oci' ? sink : undefined });
     case 'oci':
       return (await import('./transport/oci-source.js')).openLayoutImage(resolve(source.path), source.name, options);
     case 'docker-archive':
