@@ -6,11 +6,13 @@
  * The text is read every time: an edited file is another key, parsed and checked again. A
  * file with a mistake is never cached (its error is raised on every run), and the warnings of
  * a cached file are said again, as its parse would. A cache that cannot be read or written is
- * no error: the file is then parsed, as without a cache.
+ * no error: the file is then parsed, as without a cache. Only a directory and entries of our
+ * own user that nobody else can write are believed (a cache in a shared place could otherwise
+ * send pulls to another registry); entries not rewritten for 30 days are removed on a miss.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ConfFile } from './registries-conf.js';
 
@@ -47,13 +49,23 @@ export function cachedParse(text: string, file: string, options: CacheOptions, p
   return conf;
 }
 
+/** Ours and writable by us alone: what another user could have put or changed is not believed. */
+function ownedPrivately(info: Stats): boolean {
+  return info.uid === process.geteuid?.() && (info.mode & 0o022) === 0;
+}
+
 function readEntry(path: string, key: string): Entry | undefined {
+  let fd: number | undefined;
   try {
-    const entry = JSON.parse(readFileSync(path, 'utf8')) as Entry;
+    fd = openSync(path, 'r');
+    if (!ownedPrivately(fstatSync(fd)) || !ownedPrivately(statSync(dirname(path)))) return undefined;
+    const entry = JSON.parse(readFileSync(fd, 'utf8')) as Entry;
     // A file cut short or written by something else is no entry: the text is parsed again.
     return entry?.key === key && Array.isArray(entry.warnings) && Array.isArray(entry.conf?.registries) && Array.isArray(entry.conf.aliases) ? entry : undefined;
   } catch {
     return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
@@ -62,6 +74,7 @@ function writeEntry(dir: string, path: string, entry: Entry): void {
   const temp = join(dir, `.${entry.key}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+    removeOld(dir);
     writeFileSync(temp, JSON.stringify(entry), { mode: 0o600 });
     renameSync(temp, path);
   } catch {
@@ -70,6 +83,17 @@ function writeEntry(dir: string, path: string, entry: Entry): void {
     } catch {
       // Nothing was written there either.
     }
+  }
+}
+
+const MAX_AGE_MS = 30 * 24 * 3600 * 1000;
+
+/** Entries (and temp files of writers that died) not written for MAX_AGE_MS: made by another build, or of a file that changed. */
+function removeOld(dir: string, now = Date.now()): void {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const info = statSync(path, { throwIfNoEntry: false });
+    if (info?.isFile() && now - info.mtimeMs > MAX_AGE_MS) rmSync(path, { force: true });
   }
 }
 

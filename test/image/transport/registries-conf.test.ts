@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { keyLines, loadRegistriesConf, parseRegistriesConf, registriesConfPaths } from '../../../lib/image/transport/registries-conf.js';
 import { UsageError } from '../../../lib/core/errors.js';
@@ -195,6 +195,29 @@ describe('the cache of checked files', () => {
     await writeFile(file, '[[registry]]\nlocation = "x.io"\ninsecure = maybe\n');
     for (let i = 0; i < 2; i++) await assert.rejects(load(), (err: Error) => err.message === `${file}:3: invalid value`);
     assert.equal((await entries()).length, 2);
+  });
+
+  test('an entry or a cache directory that another user could write is not believed; entries not written for 30 days go on a miss', async () => {
+    const { file, cacheDir, load, entries } = await setUp('cache-trust', 'unqualified-search-registries = ["a.io"]\n');
+    await load();
+    const [entry] = await entries();
+    const path = join(cacheDir, entry as string);
+    const cached = JSON.parse(await readFile(path, 'utf8'));
+    cached.conf.searchRegistries = ['planted.io'];
+    await writeFile(path, JSON.stringify(cached));
+    assert.deepEqual((await load()).conf.searchRegistries, ['planted.io'], 'the entry is read when it is private');
+    await chmod(path, 0o666);
+    assert.deepEqual((await load()).conf.searchRegistries, ['a.io'], 'a world-writable entry');
+    await writeFile(path, JSON.stringify(cached), { mode: 0o600 });
+    await chmod(path, 0o600);
+    await chmod(cacheDir, 0o777);
+    assert.deepEqual((await load()).conf.searchRegistries, ['a.io'], 'a world-writable cache directory');
+    await chmod(cacheDir, 0o700);
+    const old = new Date(Date.now() - 31 * 24 * 3600 * 1000);
+    await utimes(path, old, old);
+    await writeFile(file, 'unqualified-search-registries = ["b.io"]\n');
+    await load();
+    assert.deepEqual(await entries(), [(await entries()).find((n) => n !== entry)], 'the old entry went, the new one is there');
   });
 
   test('a cache that cannot be written is no error', async () => {
