@@ -34,18 +34,18 @@ for (const name of SCHEMA_NAMES) writeFileSync(new URL(`../dist/schema/${name}.v
   }
 }
 // The commands bundled by esbuild into dist/bin/ (bin entries, make install, the tests' PATH):
-// a command's start loads one file and the chunks it shares with others instead of ~40 modules
-// of tsc's output, each a resolve, read and compile (~0.4 ms apiece; img-fetch's start was 70 ms).
-// A transport loaded with import() stays a chunk of its own, loaded only when used. npm packages
-// stay outside (loaded from node_modules when needed). dist/lib/ stays: tests and Stryker use it.
+// a command's start loads one file instead of ~40 modules of tsc's output, each a resolve, read
+// and compile (~0.4 ms apiece; img-fetch's start was 70 ms). npm packages stay outside (loaded
+// from node_modules when needed). dist/lib/ stays: tests and Stryker use it.
 {
   const { build } = await import('esbuild');
   const { rmSync } = await import('node:fs');
   const bin = new URL('../dist/bin/', import.meta.url);
   rmSync(bin, { recursive: true, force: true });
   const entryPoints = readdirSync(tools).filter((f) => f.endsWith('.js')).map((f) => new URL(f, tools).pathname);
-  // One build per command: a build of all of them splits what two commands share into chunks,
-  // ~20 modules for ns-enter's start instead of one; only what a command loads with import() is a chunk.
-  await Promise.all(entryPoints.map((entry) => build({ entryPoints: [entry], outdir: bin.pathname, bundle: true, splitting: true, format: 'esm', platform: 'node', target: 'node20', packages: 'external', chunkNames: 'chunks/[name]-[hash]', logLevel: 'warning' })));
+  // One file per command, what it loads with import() inlined (still run only when used): a
+  // build of all of them splits what two commands share into chunks, each a module to resolve
+  // at start-up (ns-enter loaded 20; 3-7 ms of its start, ~10 ms of img-fetch's CPU).
+  await Promise.all(entryPoints.map((entry) => build({ entryPoints: [entry], outdir: bin.pathname, bundle: true, splitting: false, format: 'esm', platform: 'node', target: 'node20', packages: 'external', logLevel: 'warning' })));
   for (const file of readdirSync(bin)) if (file.endsWith('.js')) chmodSync(new URL(file, bin), 0o755);
 }
