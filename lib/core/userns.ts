@@ -134,22 +134,16 @@ export interface UnshareCommand {
 }
 
 /**
- * util-linux unshare for the given mappings (none: no user namespace): our own id as a one-id mapping is written by
+ * util-linux unshare making a user namespace with the given mappings: our own id as a one-id mapping is written by
  * unshare itself (--map-user/--map-group), the rest by newuidmap/newgidmap (--map-users,
  * --map-groups). As real root every mapping is written directly. `mount`: a new mount
  * namespace too, private, so what is mounted there never reaches the host.
  */
-export function unshareCommand(uidMappings: IdMapping[] | undefined, gidMappings: IdMapping[] | undefined, options: { mount: boolean }): UnshareCommand {
+export function unshareCommand(uidMappings: IdMapping[], gidMappings: IdMapping[], options: { mount: boolean }): UnshareCommand {
   const unshare = findProgram('unshare');
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
-  const args = [unshare];
-  if (uidMappings === undefined || gidMappings === undefined) {
-    // No user namespace (real root): a mount namespace alone.
-    args.push('--mount', '--propagation', 'private', '--');
-    return { argv: args, setgroups: true };
-  }
-  args.push('--user');
+  const args = [unshare, '--user'];
   const split = (mappings: IdMapping[], own: number) => {
     const self = uid !== 0 ? mappings.find((m) => m.hostID === own && m.size === 1) : undefined;
     return { self, others: mappings.filter((m) => m !== self) };

@@ -2,8 +2,9 @@
  * A runtime config as one command line: bubblewrap (the sandbox Flatpak uses) makes the
  * namespaces, the mounts and the pivot_root (detaching the old root), because node cannot
  * unshare(2) its own multithreaded process and has no mount(2) or pivot_root(2). Around it,
- * util-linux unshare makes a user namespace and a private mount namespace for the prelude's
- * mounts; ns-enter-exec after it (privileges.ts) sets the limits and credentials.
+ * util-linux unshare makes a user namespace (rootless) and ns-enter-prelude a private mount
+ * namespace for the mounts bwrap cannot make (mount-prelude.ts); ns-enter-exec after it
+ * (privileges.ts) sets the limits and credentials.
  */
 import { existsSync, statSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
@@ -90,13 +91,13 @@ export function planExecution(config: RuntimeConfig, options: PlanOptions): Exec
   const seccompFilter = linux.seccomp ? compiledSeccompFilter(linux.seccomp) : undefined;
   if (seccompFilter) args.push('--seccomp', String(FD_SECCOMP));
 
-  // A user namespace, and a mount namespace for the root overlay, are made around bwrap by
-  // util-linux unshare (bwrap 0.8 maps only one id, and cannot mount an overlay); bwrap then
-  // runs as that namespace's root and makes the rest as it does for real root.
+  // A user namespace is made around bwrap by util-linux unshare (bwrap 0.8 maps only one id),
+  // and the mounts bwrap cannot make (an overlay, noexec) by the prelude; bwrap then runs as
+  // that namespace's root and makes the rest as it does for real root.
   const rootOverlay = rootOverlayOf(config.mounts ?? []);
   const steps = [...(rootOverlay ? [overlayStep(rootOverlay, root, options.overlayDir)] : []), ...staged];
-  const outer = mapped || steps.length > 0 ? unshareCommand(mapped?.uidMappings, mapped?.gidMappings, { mount: true }) : undefined;
-  const prelude = steps.length > 0 ? mountPrelude(steps) : [];
+  const outer = mapped ? unshareCommand(mapped.uidMappings, mapped.gidMappings, { mount: true }) : undefined;
+  const prelude = steps.length > 0 ? mountPrelude(steps, outer === undefined) : [];
   const command = helperCommand(proc, { startFd: options.startGate ? FD_START : undefined, setgroups: outer?.setgroups ?? true, init: options.init === true, terminal: proc.terminal === true, terminalGid: devptsGid(config.mounts ?? []) });
   const argv = [...joinCommand(joined), ...(outer?.argv ?? []), ...prelude, bwrap, ...args, '--', ...command];
   return { argv, resources, cgroupsPath: linux.cgroupsPath, oomScoreAdj: proc.oomScoreAdj, terminal: proc.terminal === true, blocks: mustWait, staged: staged.length, cgroupNamespace: namespaces.has('cgroup'), seccompFilter, sysctls, userNamespace: mapped !== undefined, startGate: options.startGate === true };

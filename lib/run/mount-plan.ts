@@ -7,7 +7,6 @@ import { existsSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { UnsupportedError, UsageError } from '../core/errors.js';
 import { resolveInRoot } from '../core/root-resolver.js';
-import { shellQuote } from '../core/shell.js';
 import type { Stage } from './mount-prelude.js';
 import type { RuntimeMount } from './runtime-spec.js';
 
@@ -80,7 +79,7 @@ function translateMount(mount: RuntimeMount, { field, hasDev, root, stage, cgrou
     if (!mount.source) throw new UnsupportedError(`${field}.source: a bind mount needs a source`);
     if (!existsSync(mount.source)) throw new UsageError(`${field}.source: ${mount.source} does not exist`);
     const source = options.includes('noexec')
-      ? stage((at) => ({ what: `${field} (${destination})`, command: `mount --rbind ${shellQuote(mount.source as string)} ${shellQuote(at)} && mount -o remount,bind,noexec ${shellQuote(at)}` }))
+      ? stage((at) => ({ what: `${field} (${destination})`, kind: 'bind-noexec', source: mount.source as string, target: at, options: [] }))
       : mount.source;
     return { args: [readOnly ? '--ro-bind' : '--bind', source, destination], late: [] };
   }
@@ -143,8 +142,8 @@ function tmpfsArgs(mount: RuntimeMount, { field, root, stage }: Omit<MountContex
   const noexec = lastOf(options, 'noexec', 'exec');
   const dev = lastOf(options, 'dev', 'nodev');
   if (!noexec && !dev) return [...(size ? ['--size', String(parseSize(size, field))] : []), '--perms', mode, '--tmpfs', destination];
-  const flags = [noexec ? 'noexec' : 'exec', 'nosuid', dev ? 'dev' : 'nodev', `mode=${mode}`, ...(size ? [`size=${parseSize(size, field)}`] : [])].join(',');
-  const at = stage((at) => ({ what: `${field} (${destination})`, command: `mount -t tmpfs -o ${flags} tmpfs ${shellQuote(at)}` }));
+  const flags = [noexec ? 'noexec' : 'exec', 'nosuid', dev ? 'dev' : 'nodev', `mode=${mode}`, ...(size ? [`size=${parseSize(size, field)}`] : [])];
+  const at = stage((at) => ({ what: `${field} (${destination})`, kind: 'tmpfs', source: 'tmpfs', target: at, options: flags }));
   return [dev ? '--dev-bind' : '--bind', at, destination];
 }
 

@@ -13,11 +13,15 @@ import type { ProcessConfig } from './config-checks.js';
 import { ALL_CAPABILITIES } from './runflags.js';
 import { distPath } from '../core/paths.js';
 
-/** Where the build (scripts/postbuild.mjs) puts the helper: dist/native/, beside dist/lib/. */
-export function helperPath(): string {
-  const path = distPath(import.meta.url, 'native', 'ns-enter-exec');
+/** Where the build (scripts/postbuild.mjs) puts ns-enter's static helpers (native/NAME.c): dist/native/, beside dist/lib/. */
+export function nativeProgram(name: 'ns-enter-exec' | 'ns-enter-prelude'): string {
+  const path = distPath(import.meta.url, 'native', name);
   if (!existsSync(path)) throw new HostError(`${path} is missing: ns-enter's helper is built with the project`, { hint: 'npm run build (it needs gcc and libc6-dev: scripts/install-deps.sh)' });
   return path;
+}
+
+export function helperPath(): string {
+  return nativeProgram('ns-enter-exec');
 }
 
 export interface HelperOptions {

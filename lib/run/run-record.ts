@@ -191,10 +191,11 @@ export function makeStagingDir(): string {
 
 /**
  * The staged mounts lived in the container's private mount namespace and went with it; their
- * mount points are empty dirs here. rmdir, not a recursive remove: it can never delete content.
+ * mount points are empty dirs here (an empty file for a file's bind). rmdir, and unlink of an
+ * empty file, not a recursive remove: it can never delete content.
  */
 export function removeStagingDir(dir: string): void {
-  for (const entry of listDir(dir)) if (/^\d+$/.test(entry)) tryRmdir(join(dir, entry));
+  for (const entry of listDir(dir)) if (/^\d+$/.test(entry)) removeMountPoint(join(dir, entry));
   // The run's /etc files (etc-files.ts): only those names are removed, then the dir, with rmdir.
   for (const name of ETC_FILE_NAMES) rmSync(join(dir, STAGED_ETC, name), { force: true });
   tryRmdir(join(dir, STAGED_ETC));
@@ -208,6 +209,12 @@ function listDir(dir: string): string[] {
   } catch {
     return [];
   }
+}
+
+function removeMountPoint(path: string): void {
+  const info = lstatSync(path, { throwIfNoEntry: false });
+  if (info?.isFile() && info.size === 0) rmSync(path, { force: true });
+  else tryRmdir(path);
 }
 
 function tryRmdir(path: string): void {

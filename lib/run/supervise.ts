@@ -71,6 +71,10 @@ export function spawnAndWait(run: Supervision): Promise<ExitStatus> {
     const progress: Progress = { infoText: '', startupText: '', statusText: '' };
     (fds[2] as NodeJS.ReadableStream).on('data', (chunk: Buffer) => (progress.startupText += chunk.toString('utf8')));
     const forward = (signal: NodeJS.Signals) => {
+      // A blocking bwrap reports its container and waits: started() stops it then. Killed now, it
+      // can die between its clone(2) and the child's PR_SET_PDEATHSIG, and the child, orphaned,
+      // would wait on the block fd for ever, holding our pipes open.
+      if (progress.containerPid === undefined && run.plan.blocks) return;
       try {
         process.kill(progress.containerPid ?? (child.pid as number), signal);
       } catch {
@@ -142,6 +146,11 @@ type Gates = { progress: Progress; block: NodeJS.WritableStream | null; gate: No
 /** The container exists and waits on the block fd: its cgroup and oom_score_adj, then it may run (past the start gate once held). */
 function started(pid: number, { run, progress, block, gate }: { run: Supervision } & Gates): void {
   progress.containerPid = pid;
+  const signal = run.interrupted?.();
+  if (signal) {
+    stopStarting(pid, interrupted(signal, 'while the container was starting'), { progress, block, gate });
+    return;
+  }
   try {
     // bwrap itself (the container's parent) goes back where it came from: only the container's processes count in its cgroup.
     if (run.cgroup && run.plan.cgroupNamespace) run.cgroup.release(parentOf(pid));

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { assertOneLineError, exec, mustExec, tool } from '../helpers/exec.js';
 import { busyboxRootfs, mountsUnder, unmountLeftovers } from '../helpers/mounts.js';
@@ -49,9 +49,9 @@ async function runcSpecConfig(dir: string, args: string[]): Promise<RuntimeConfi
 }
 
 /** The bundle under runc and under ns-enter: both succeed with the same output, which is returned. */
-async function sameAsRunc(bundle: string, name: string): Promise<string> {
+async function sameAsRunc(bundle: string, name: string, env: Record<string, string> = {}): Promise<string> {
   const runc = await exec('runc', ['run', '-b', bundle, `cp-ns-${name}-${process.pid}`]);
-  const ours = await tool('ns-enter', ['--bundle', bundle]);
+  const ours = await tool('ns-enter', ['--bundle', bundle], { env });
   assert.equal(runc.status, 0, runc.stderr);
   assert.equal(ours.status, 0, ours.stderr);
   assert.equal(ours.stdout, runc.stdout);
@@ -212,18 +212,22 @@ describe('ns-enter', () => {
     assert.match(readOnly.stdout, /Read-only file system/);
   });
 
-  test('noexec is carried out: tmpfs mounts (--tmpfs, /dev/shm) and noexec binds refuse to run files, as under runc; nothing is left staged', async () => {
+  test('noexec is carried out: tmpfs mounts (--tmpfs, /dev/shm) and noexec binds of a dir or a file refuse to run files, as under runc; nothing is left staged', async () => {
     const shared = join(work.path, 'noexec-src');
     await mkdir(shared, { recursive: true });
     await writeFile(join(shared, 'tool'), '#!/bin/sh\necho ran\n', { mode: 0o755 });
     const bundle = join(work.path, 'noexec-bundle');
-    const script = 'for d in /scratch /dev/shm; do cp /src/tool $d/t; chmod +x $d/t; $d/t 2>/dev/null || echo "$d: refused"; done; /src/tool 2>/dev/null || echo "/src: refused"; grep -c noexec /proc/self/mountinfo >/dev/null && echo listed';
+    const script = 'for d in /scratch /dev/shm; do cp /src/tool $d/t; chmod +x $d/t; $d/t 2>/dev/null || echo "$d: refused"; done; /src/tool 2>/dev/null || echo "/src: refused"; /one-tool 2>/dev/null || echo "/one-tool: refused"; head -1 /one-tool; grep -c noexec /proc/self/mountinfo >/dev/null && echo listed';
     const config = await runcSpecConfig(bundle, ['sh', '-c', script]);
     config.root = { path: rootfs, readonly: false };
-    config.mounts = [...(config.mounts ?? []), { destination: '/scratch', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'noexec', 'mode=1777'] }, { destination: '/src', type: 'bind', source: shared, options: ['rbind', 'ro', 'noexec'] }];
+    const binds = [{ destination: '/src', type: 'bind', source: shared, options: ['rbind', 'ro', 'noexec'] }, { destination: '/one-tool', type: 'bind', source: join(shared, 'tool'), options: ['rbind', 'noexec'] }];
+    config.mounts = [...(config.mounts ?? []), { destination: '/scratch', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'noexec', 'mode=1777'] }, ...binds];
     await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
-    assert.equal(await sameAsRunc(bundle, 'noexec'), '/scratch: refused\n/dev/shm: refused\n/src: refused\nlisted\n');
-    assert.deepEqual(readdirSync(tmpdir()).filter((f) => f.startsWith('ns-enter-staging-')), []);
+    // A TMPDIR of this run's own: the staging dir ns-enter makes there must be gone after it.
+    const staging = join(work.path, 'noexec-tmp');
+    await mkdir(staging);
+    assert.equal(await sameAsRunc(bundle, 'noexec', { TMPDIR: staging }), '/scratch: refused\n/dev/shm: refused\n/src: refused\n/one-tool: refused\n#!/bin/sh\nlisted\n');
+    assert.deepEqual(readdirSync(staging), []);
   });
 
   test('--bundle: a runc spec config gives the same output under runc and ns-enter', async () => {

@@ -234,13 +234,15 @@ describe('state that outlives the runtime process', () => {
     const out = join(work.path, 'hooks-out');
     await mkdir(out, { recursive: true });
     const hook = (name: string) => ({ path: '/bin/sh', args: ['sh', '-c', `cat > ${out}/${name}`], timeout: 10 });
-    const bundle = await writeBundle(join(work.path, 'hooked'), rootfs, ['true'], (c) => {
+    // A container that runs until it is killed: poststart must see it running, whatever the timing.
+    const bundle = await writeBundle(join(work.path, 'hooked'), rootfs, ['sleep', '300'], (c) => {
       c.annotations = { k: 'v' };
       (c as unknown as { hooks: unknown }).hooks = { prestart: [hook('prestart')], createRuntime: [hook('createRuntime')], poststart: [hook('poststart')], poststop: [hook('poststop')] };
     });
     assert.equal((await ours.run(['create', '--bundle', bundle, 'hooked'])).status, 0);
     const pid = (await stateOf(ours, 'hooked'))?.pid;
     assert.equal((await ours.run(['start', 'hooked'])).status, 0);
+    assert.equal((await ours.run(['kill', 'hooked', 'KILL'])).status, 0);
     await waitForStatus(ours, 'hooked', 'stopped');
     assert.equal((await ours.run(['delete', 'hooked'])).status, 0);
     const seen = (name: string) => JSON.parse(readFileSync(join(out, name), 'utf8')) as Record<string, unknown>;
