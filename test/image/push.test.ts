@@ -239,6 +239,8 @@ describe('img-push', () => {
         const patches = crafted.requests.filter((r) => r.method === 'PATCH');
         const size = crafted.blobs.get(randomLayer)?.length ?? 0;
         assert.deepEqual(patches.map((p) => p.bodyBytes), [1 << 20, 1 << 20, 1 << 20, size - (3 << 20)], 'chunks of the registry\'s minimum, not of --chunk-size');
+        const posts = crafted.requests.filter((r) => r.method === 'POST');
+        assert.equal(posts.length, pushed.blobs.sent.length, 'one upload session per blob: the chunked layer goes on the session its POST opened');
         assert.equal(crafted.requests[crafted.requests.length - 1]?.method, 'PUT');
         assert.match(crafted.requests[crafted.requests.length - 1]?.path ?? '', /\/manifests\/1$/);
         assert.equal(crafted.manifests.get('c/min:1')?.type, pushed.manifest.mediaType);

@@ -76,12 +76,14 @@ async function uploadOnce(target: UploadTarget, blob: Descriptor, cursor: BlobCu
   }
   const started = await startSession(target, blob, options.signal);
   if (started === 'mounted') return 'mounted';
-  const chunk = chunkSize(target, started);
-  if (blob.size <= chunk) {
-    const whole = await putWhole(target, blob, cursor, started);
-    if (whole) return 'sent';
-    options.progress.note('the registry refused the blob in one request (413); sending it in chunks');
+  // A blob larger than a chunk goes in chunks on the session just opened (a second POST would
+  // leave this one behind in the registry, and cost a round trip).
+  if (blob.size > chunkSize(target, started)) {
+    await sendChunks(target, blob, cursor, started);
+    return 'sent';
   }
+  if (await putWhole(target, blob, cursor, started)) return 'sent';
+  options.progress.note('the registry refused the blob in one request (413); sending it in chunks');
   await sendChunks(target, blob, cursor, (await startSession(target, blob, options.signal, false)) as Session);
   return 'sent';
 }
