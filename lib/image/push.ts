@@ -12,8 +12,9 @@ import { formatReference, parseReference, type ImageReference } from './referenc
 import { writeImage } from './copy.js';
 import { OciLayout } from './store/oci-layout.js';
 import { UploadRecords } from './store/uploads.js';
+import { BlobSources } from './store/blob-sources.js';
 import { layoutImage, type LayoutImage } from './transport/oci-source.js';
-import { registrySink } from './transport/registry-push.js';
+import { registrySink, type RegistrySink } from './transport/registry-push.js';
 import type { Credentials } from './transport/auth.js';
 import type { RegistryPlan } from './transport/registry-pull.js';
 import type { BlobOutcome, ImageSink } from './image.js';
@@ -96,6 +97,11 @@ export async function pushImage(image: LayoutImage, destination: PushDestination
       signal: options.signal,
       onBlob: (blob, outcome) => blobs[outcome].push(blob.digest),
     });
+    if (destination.transport === 'docker') {
+      // The repository has them now: a later push to another repository of the registry mounts them from it.
+      const { config, layers } = image.manifest;
+      await new BlobSources(options.store).record([config.digest, ...layers.map((l) => l.digest)], (sink as RegistrySink).reference).catch(() => undefined);
+    }
     return { destination: destination.transport === 'docker' ? sink.path : formatDestination(destination), digest: written.stored.digest, manifest: written.stored, blobs };
   } finally {
     if ('close' in sink) (sink as { close(): void }).close();
@@ -114,6 +120,7 @@ async function openSink(destination: PushDestination, sourceName: string, option
         debug: options.debug,
         chunkBytes: options.chunkBytes,
         mountFrom: sourceReference(sourceName),
+        blobSources: (digest) => new BlobSources(options.store).read(digest),
         records: (registry, repository) => new UploadRecords(resolve(options.store, 'uploads'), registry, repository),
       });
     // Loaded when used: a push to a registry (the common, benchmarked case) starts without them.

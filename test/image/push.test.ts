@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assertOneLineError, exec, mustExec, tool, type ExecResult } from '../helpers/exec.js';
 import { tempDir, toolPath } from '../helpers/paths.js';
@@ -70,6 +70,25 @@ describe('img-push', () => {
     const other = pushOf(await push([`docker://${registry.host}/lab/copy:2`, '--tls-verify=false'], randomDoc));
     assert.notEqual(await skopeoDigest(`docker://${registry.host}/lab/copy:2`), pushed.digest);
     assert.equal(await skopeoDigest(`docker://${registry.host}/lab/copy:2`), other.digest);
+  });
+
+  test('a committed image (localhost/...) pushed to the registry its base came from: the base layers are mounted, the new layer and config sent', async () => {
+    const upper = join(work.path, 'upper-motd');
+    await mkdir(join(upper, 'etc'), { recursive: true });
+    await writeFile(join(upper, 'etc', 'motd'), 'hi\n');
+    const base = parseDocument(busyboxDoc).image as { reference: string; layers: Array<{ digest: string }> };
+    const committed = await tool('img-commit', ['--store', store, '--image', base.reference, '--upper', upper, '--name', 'localhost/lab/busybox-motd:1', '--timestamp', '0']);
+    assert.equal(committed.status, 0, committed.stderr);
+    const result = await tool('img-push', ['--store', store, '--image', 'localhost/lab/busybox-motd:1', `docker://${registry.host}/lab/busybox-motd:1`, '--tls-verify=false']);
+    const pushed = pushOf(result);
+    assert.deepEqual(pushed.blobs.mounted.sort(), base.layers.map((l) => l.digest).sort(), 'the base layers, mounted from lab/busybox');
+    assert.equal(pushed.blobs.sent.length, 2, 'the new layer and the config');
+    assert.match(result.stderr, /\d+ sent, 0 skipped, \d+ mounted/);
+    assert.equal(await skopeoDigest(`docker://${registry.host}/lab/busybox-motd:1`), pushed.digest);
+    // The negative twin: without the store's record of where the base layers came from, they are sent.
+    await rm(join(store, 'sources'), { recursive: true, force: true });
+    const unrecorded = pushOf(await tool('img-push', ['--store', store, '--image', 'localhost/lab/busybox-motd:1', `docker://${registry.host}/lab/busybox-motd2:1`, '--tls-verify=false']));
+    assert.deepEqual([unrecorded.blobs.mounted.length, unrecorded.blobs.sent.length], [0, base.layers.length + 2]);
   });
 
   test('to an empty registry: sent, then skipped; podman pulls it with the same digest', async () => {
