@@ -86,6 +86,10 @@ export async function pushImage(image: LayoutImage, destination: PushDestination
   const sourceName = image.named.annotations?.[REF_NAME_ANNOTATION] ?? image.defaultName;
   const sink = await openSink(destination, sourceName, options);
   const blobs: PushResult['blobs'] = { sent: [], skipped: [], mounted: [], resumed: [] };
+  // Each blob the repository has now is recorded as it gets there (not after the manifest, on
+  // the push's critical path): a later push to another repository of the registry mounts it.
+  const recording: Array<Promise<void>> = [];
+  const sources = destination.transport === 'docker' ? new BlobSources(options.store) : undefined;
   try {
     const name = destination.transport === 'oci' ? (destination.name ?? 'latest') : sourceName;
     const written = await writeImage(image, sink, {
@@ -95,13 +99,12 @@ export async function pushImage(image: LayoutImage, destination: PushDestination
       concurrency: options.concurrency,
       progress: options.progress,
       signal: options.signal,
-      onBlob: (blob, outcome) => blobs[outcome].push(blob.digest),
+      onBlob: (blob, outcome) => {
+        blobs[outcome].push(blob.digest);
+        if (sources) recording.push(sources.record([blob.digest], (sink as RegistrySink).reference).catch(() => undefined));
+      },
     });
-    if (destination.transport === 'docker') {
-      // The repository has them now: a later push to another repository of the registry mounts them from it.
-      const { config, layers } = image.manifest;
-      await new BlobSources(options.store).record([config.digest, ...layers.map((l) => l.digest)], (sink as RegistrySink).reference).catch(() => undefined);
-    }
+    await Promise.all(recording);
     return { destination: destination.transport === 'docker' ? sink.path : formatDestination(destination), digest: written.stored.digest, manifest: written.stored, blobs };
   } finally {
     if ('close' in sink) (sink as { close(): void }).close();

@@ -38,14 +38,19 @@ export class BlobSources {
     }
   }
 
-  /** Records that `origin`'s repository served these blobs (after they are in the store). */
+  /** Records that `origin`'s repository has these blobs (after they are in the store, or in it), all at once. */
   async record(digests: string[], origin: ImageReference): Promise<void> {
     const source: BlobSource = { registry: origin.registry, repository: origin.repository };
+    const same = (s: BlobSource) => s.registry === source.registry && s.repository === source.repository;
     await mkdir(this.dir, { recursive: true });
-    for (const digest of new Set(digests)) {
-      const known = (await this.read(digest)).filter((s) => s.registry !== source.registry || s.repository !== source.repository);
-      await writeFileAtomic(this.path(digest), `${JSON.stringify([source, ...known].slice(0, MAX_SOURCES))}\n`);
-    }
+    await Promise.all(
+      [...new Set(digests)].map(async (digest) => {
+        const known = await this.read(digest);
+        // A pull or push of the same image again: nothing to write.
+        if (known[0] && same(known[0])) return;
+        await writeFileAtomic(this.path(digest), `${JSON.stringify([source, ...known.filter((s) => !same(s))].slice(0, MAX_SOURCES))}\n`);
+      }),
+    );
   }
 
   /** Removes the records of blobs the store no longer keeps (the gc); returns their digests. */

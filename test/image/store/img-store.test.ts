@@ -157,6 +157,11 @@ describe('img-store', () => {
     }
     const otherOnly = await imageBlobs(path, 'lab/other:1');
     const appTrees = (await readdir(join(path, 'layers'))).length;
+    // Where blobs came from (img-push's mount hints): the record of a removed blob goes with it.
+    const source = `${JSON.stringify([{ registry: '127.0.0.1:5000', repository: 'lab/x' }])}\n`;
+    const appBlob = (await imageBlobs(path, 'lab/app:1'))[0] as string;
+    await mkdir(join(path, 'sources'), { recursive: true });
+    for (const digest of [otherOnly[0] as string, appBlob]) await writeFile(join(path, 'sources', `${digest.slice(7)}.json`), source);
     assert.equal((await store(['rm', 'lab/other:1'], path)).status, 0);
     const gc = await store(['gc', '--format', 'json'], path);
     assert.equal(gc.status, 0, gc.stderr);
@@ -166,6 +171,7 @@ describe('img-store', () => {
     await assertImageWhole(path, 'lab/app:1');
     assert.equal((await readdir(join(path, 'layers'))).length, appTrees - 2, 'the tree and its fingerprint');
     assert.equal((await readdir(join(path, 'rootfs'))).length, 2, "lab/app:1's flat tree and fingerprint stay");
+    assert.deepEqual(await readdir(join(path, 'sources')), [`${appBlob.slice(7)}.json`], 'the kept blob\'s source record stays, the removed one\'s goes');
     const again = JSON.parse((await store(['gc', '--format', 'json'], path)).stdout) as { blobs: string[]; removed: string[] };
     assert.deepEqual([again.blobs, again.removed], [[], []], 'a second gc finds nothing');
     assert.equal((await tool('img-unpack', ['--store', path, '--image', 'lab/app:1', '--layers'])).status, 0, 'the kept trees are reused');
