@@ -5,6 +5,7 @@ import { DOCUMENT_VERSION, type PipeDocument } from '../lib/cli/document.js';
 import { UsageError } from '../lib/core/errors.js';
 import { resolveStorePath } from '../lib/core/paths.js';
 import type { StoredImage } from '../lib/image/model.js';
+import { join, resolve } from 'node:path';
 
 export const imgCommit = defineCommand({
   name: 'img-commit',
@@ -30,7 +31,7 @@ export const imgCommit = defineCommand({
     const positional = args._.map(String);
     if (positional.length) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])} (the container comes from stdin or --upper)`);
     const doc = args.upper !== undefined && args.image !== undefined ? undefined : await ctx.document();
-    const { upper, base, container } = await commitInput(doc, args, ctx.io.env);
+    const { upper, lower, base, container } = await commitInput(doc, args, ctx.io.env);
     const name = args.name ?? (container ? `localhost/${container}:latest` : undefined);
     if (name === undefined) throw new UsageError('--upper without a container needs --name NAME');
     const changes = (args.change ?? []).map(String);
@@ -40,7 +41,7 @@ export const imgCommit = defineCommand({
     await checkUpperImage(upper, base);
     const { commitUpper } = await import('../lib/layer/commit.js');
     const meta = { createdBy: 'img-commit', message: args.message, author: args.author, changes };
-    const result = await commitUpper({ upper, base, name, compression: args.compression, format: args.format, timestamp, meta });
+    const result = await commitUpper({ upper, lower, base, name, compression: args.compression, format: args.format, timestamp, meta });
     for (const path of result.skipped) ctx.log.warn(`skipped ${path}: a socket cannot be in a layer`);
     ctx.log.info(`${name}: ${result.image.digest} (layer ${result.layer.digest}, ${result.layer.size} bytes)`);
     const out: PipeDocument = { documentVersion: DOCUMENT_VERSION, image: result.image, commit: { layer: result.layer, skipped: result.skipped } };
@@ -50,6 +51,8 @@ export const imgCommit = defineCommand({
 
 interface CommitInput {
   upper: string;
+  /** The overlay's lower dirs (the document's, or the container's record beside the upper dir). */
+  lower?: string[];
   base: StoredImage;
   container?: string;
 }
@@ -58,14 +61,16 @@ async function commitInput(doc: PipeDocument | undefined, args: { upper?: string
   if (args.image !== undefined) {
     if (args.upper === undefined) throw new UsageError('--image goes with --upper DIR');
     const { readStoredImage } = await import('../lib/layer/unpack.js');
-    return { upper: args.upper, base: await readStoredImage(resolveStorePath(args.store, env), args.image) };
+    const { readContainerRecord } = await import('../lib/mount/container.js');
+    const lower = readContainerRecord(join(resolve(args.upper), '..', 'container.json'))?.lower;
+    return { upper: args.upper, lower, base: await readStoredImage(resolveStorePath(args.store, env), args.image) };
   }
   if (!doc) throw new UsageError('no container: pipe in ovl-mount output (img-fetch … | img-unpack --layers | ovl-mount), or give --upper DIR --image REF');
   if (!doc.image) throw new UsageError('input: no image section: the document must come from img-fetch | img-unpack | ovl-mount');
   if (!doc.mount) throw new UsageError('input: no mount section: run ovl-mount on it first (img-unpack --layers | ovl-mount), then commit');
   const upper = args.upper ?? doc.mount.upper;
   if (upper === undefined) throw new UsageError(`input: the mount at ${doc.mount.target} is read-only: it has no changes to commit`);
-  return { upper, base: doc.image, container: doc.mount.container?.id };
+  return { upper, lower: doc.mount.lower, base: doc.image, container: doc.mount.container?.id };
 }
 
 function timestampOf(flag: number | undefined, sourceDateEpoch: string | undefined): number | undefined {

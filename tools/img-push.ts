@@ -34,8 +34,8 @@ export const imgPush = defineCommand({
     if (!store || !wanted) throw new UsageError('no image: pipe in img-fetch (or img-commit) output, or give --image REF (and --store)');
     if (args.image === undefined && doc?.image?.layout !== 'oci') throw new UsageError(`the piped image is in a dir: layout (${store}), not in the store: img-fetch it into the store first`);
     const registries = { certDir: args['cert-dir'], registriesConf: args['registries-conf'], tlsVerify: args['tls-verify'], env: ctx.io.env, warn: (m: string) => ctx.log.warn(m) };
-    const plan = destination.transport === 'docker' ? await planPull(destination.reference, registries) : undefined;
-    const image = await openStoreImage(store, wanted);
+    // Both read files (registries.conf, certs.d; index.json, the manifest): at once.
+    const [plan, image] = await Promise.all([destination.transport === 'docker' ? planPull(destination.reference, registries) : undefined, openStoreImage(store, wanted)]);
     if (args.explain) {
       const name = image.named.annotations?.['org.opencontainers.image.ref.name'] ?? wanted;
       return ctx.explain((await import('../lib/cli/explain.js')).explainPush({ store, name, digest: image.rawManifest.digest }, formatDestination(destination), { tlsVerify: args['tls-verify'], certDir: args['cert-dir'] }));

@@ -13,7 +13,7 @@ const ARITY: Record<Subcommand, [min: number, max: number, what: string]> = { ls
 
 export const imgStore = defineCommand({
   name: 'img-store',
-  purpose: 'Manage the store: ls lists its images (name, short id, created, size), tag gives an image another name, rm removes names (an id that several names share only with --force), gc removes what nothing names: blobs, cached layer dirs and flat trees, dead pulls\' staging dirs, dead containers\' dirs. Safe while other commands use the store.',
+  purpose: 'Manage the store: ls lists its images (name, short id, created, size), tag gives an image another name, rm removes names (an id that several names share, or an image a container uses, only with --force), gc removes what nothing names: blobs, cached layer dirs and flat trees, dead pulls\' staging dirs, dead containers\' dirs. Safe while other commands use the store.',
   usage: '$0 ls [--format table|json]\n$0 tag SOURCE NEW-NAME\n$0 rm [--force] NAME|ID...\n$0 gc [--format table|json]',
   examples: [
     ['$0 ls', 'the images, as podman images shows them'],
@@ -23,7 +23,7 @@ export const imgStore = defineCommand({
   options: (y) =>
     withStore(y)
       .option('format', { choices: ['table', 'json'] as const, default: 'table' as const, describe: 'ls and gc: a table for people, or JSON' })
-      .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'rm: remove every name of an image given by its id' }),
+      .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'rm: remove every name of an image given by its id, and an image a container still uses' }),
   async run(args, ctx) {
     const [subcommand, ...names] = args._.map(String);
     if (!SUBCOMMANDS.includes(subcommand as Subcommand)) throw new UsageError(subcommand === undefined ? `missing a subcommand: ${SUBCOMMANDS.join(', ')}` : `unknown subcommand ${JSON.stringify(subcommand)}: use ${SUBCOMMANDS.join(', ')}`);
@@ -41,7 +41,8 @@ export const imgStore = defineCommand({
       case 'tag':
         return ctx.log.info(`${names[0]} is also ${await tagImage(layout, names[0] as string, names[1] as string)}`);
       case 'rm': {
-        const removal = await removeImages(layout, names, { force: args.force });
+        const { imageUsers } = await import('../lib/runtime/image-users.js');
+        const removal = await removeImages(layout, names, { force: args.force, users: () => imageUsers(layout) });
         return out([...removal.untagged.map((n) => `Untagged: ${n}`), ...removal.deleted.map((d) => `Deleted: ${d}`)].join('\n') + '\n');
       }
       case 'gc': {

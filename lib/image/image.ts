@@ -9,6 +9,7 @@ import type { ItemProgress } from '../core/progress.js';
 import { formatPlatform, parseManifest, selectPlatform } from './manifest.js';
 import type { BlobWriter } from './store/blob-writer.js';
 import type { Descriptor, ImageConfig, ImageManifest, Platform } from './model.js';
+import type { ImageReference } from './reference.js';
 
 /** A manifest's bytes as the source has them, with its media type and digest. */
 export interface RawManifest {
@@ -32,6 +33,8 @@ export interface Image {
   readonly manifest: ImageManifest;
   /** The name the image gets in a store unless the user gives one. */
   readonly defaultName: string;
+  /** The registry repository its blobs come from (a registry source): the store records it, so a push to that registry mounts them. */
+  readonly origin?: ImageReference;
   /** The config, parsed and verified against its digest. */
   config(): Promise<ImageConfig>;
   /** A blob (a layer as stored, compressed or not; the config) as a stream of its bytes. */

@@ -12,11 +12,9 @@ import { formatReference, parseReference, type ImageReference } from './referenc
 import { writeImage } from './copy.js';
 import { OciLayout } from './store/oci-layout.js';
 import { UploadRecords } from './store/uploads.js';
-import { storeSink } from './store/store-sink.js';
-import { dirSink } from './transport/dir.js';
-import { archiveSink } from './transport/archive-sink.js';
+import { BlobSources } from './store/blob-sources.js';
 import { layoutImage, type LayoutImage } from './transport/oci-source.js';
-import { registrySink } from './transport/registry-push.js';
+import { registrySink, type RegistrySink } from './transport/registry-push.js';
 import type { Credentials } from './transport/auth.js';
 import type { RegistryPlan } from './transport/registry-pull.js';
 import type { BlobOutcome, ImageSink } from './image.js';
@@ -88,6 +86,10 @@ export async function pushImage(image: LayoutImage, destination: PushDestination
   const sourceName = image.named.annotations?.[REF_NAME_ANNOTATION] ?? image.defaultName;
   const sink = await openSink(destination, sourceName, options);
   const blobs: PushResult['blobs'] = { sent: [], skipped: [], mounted: [], resumed: [] };
+  // Each blob the repository has now is recorded as it gets there (not after the manifest, on
+  // the push's critical path): a later push to another repository of the registry mounts it.
+  const recording: Array<Promise<void>> = [];
+  const sources = destination.transport === 'docker' ? new BlobSources(options.store) : undefined;
   try {
     const name = destination.transport === 'oci' ? (destination.name ?? 'latest') : sourceName;
     const written = await writeImage(image, sink, {
@@ -97,8 +99,12 @@ export async function pushImage(image: LayoutImage, destination: PushDestination
       concurrency: options.concurrency,
       progress: options.progress,
       signal: options.signal,
-      onBlob: (blob, outcome) => blobs[outcome].push(blob.digest),
+      onBlob: (blob, outcome) => {
+        blobs[outcome].push(blob.digest);
+        if (sources) recording.push(sources.record([blob.digest], (sink as RegistrySink).reference).catch(() => undefined));
+      },
     });
+    await Promise.all(recording);
     return { destination: destination.transport === 'docker' ? sink.path : formatDestination(destination), digest: written.stored.digest, manifest: written.stored, blobs };
   } finally {
     if ('close' in sink) (sink as { close(): void }).close();
@@ -117,14 +123,16 @@ async function openSink(destination: PushDestination, sourceName: string, option
         debug: options.debug,
         chunkBytes: options.chunkBytes,
         mountFrom: sourceReference(sourceName),
+        blobSources: (digest) => new BlobSources(options.store).read(digest),
         records: (registry, repository) => new UploadRecords(resolve(options.store, 'uploads'), registry, repository),
       });
+    // Loaded when used: a push to a registry (the common, benchmarked case) starts without them.
     case 'oci':
-      return storeSink(resolve(destination.path));
+      return (await import('./store/store-sink.js')).storeSink(resolve(destination.path));
     case 'dir':
-      return dirSink(resolve(destination.path));
+      return (await import('./transport/dir.js')).dirSink(resolve(destination.path));
     case 'docker-archive':
-      return archiveSink(resolve(destination.path), destination.name ?? sourceName);
+      return (await import('./transport/archive-sink.js')).archiveSink(resolve(destination.path), destination.name ?? sourceName);
   }
 }
 

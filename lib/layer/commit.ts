@@ -15,6 +15,7 @@ import { layersOf } from '../image/copy.js';
 import { committedConfig, committedManifest, configMediaType, layerMediaType, type CommitMetadata, type ManifestFormat } from '../image/commit-image.js';
 import type { Descriptor, StoredImage } from '../image/model.js';
 import { upperLayer } from './upper-layer.js';
+import { mountPlaceholders } from './mount-placeholders.js';
 import { containerOwners } from './container-owners.js';
 import { rootlessMappings } from '../core/userns.js';
 import { parallelGzip } from './parallel-gzip.js';
@@ -23,6 +24,8 @@ export type Compression = 'gzip' | 'zstd' | 'none';
 
 export interface CommitRequest {
   upper: string;
+  /** The overlay's lower dirs, top first, when known: the runtime's empty mount points that the image lacks are left out. */
+  lower?: string[];
   base: StoredImage;
   /** The new image's name in the store. */
   name: string;
@@ -83,7 +86,8 @@ async function stageImage(txn: BlobTransaction, request: CommitRequest, how: { m
 /** The layer blob, staged in `txn`: its descriptor, its diff_id and what it left out. */
 async function writeLayer(txn: BlobTransaction, request: CommitRequest, mediaType: string): Promise<Descriptor & { diffID: string; skipped: string[] }> {
   const rootless = (process.getuid?.() ?? 0) !== 0;
-  const layer = await upperLayer(request.upper, { timestamp: request.timestamp, owners: rootless ? containerOwners(rootlessMappings()) : undefined });
+  const owners = rootless ? containerOwners(rootlessMappings()) : undefined;
+  const layer = await upperLayer(request.upper, { timestamp: request.timestamp, owners, leaveOut: mountPlaceholders(request.upper, request.lower) });
   const diffHash = createHash('sha256');
   const tap = new Transform({
     transform(chunk: Buffer, _encoding, done) {

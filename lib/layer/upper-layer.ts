@@ -20,6 +20,8 @@ export interface UpperLayerOptions {
   timestamp?: number;
   /** Rootless: the owner the container saw for a host owner (container-owners.ts); without it the host's ids are written. */
   owners?: OwnerMapper;
+  /** Paths (relative) not to put in the layer, nor anything under them: the runtime's mount points (mount-placeholders.ts). */
+  leaveOut?: Set<string>;
 }
 
 export interface UpperLayer {
@@ -41,13 +43,14 @@ interface Walk {
   xattrs: TreeXattrs;
   timestamp?: number;
   owners?: OwnerMapper;
+  leaveOut?: Set<string>;
   /** dev:ino → the first name of a file with several links. */
   links: Map<string, string>;
   skipped: string[];
 }
 
 export async function upperLayer(upper: string, options: UpperLayerOptions = {}): Promise<UpperLayer> {
-  const walk: Walk = { upper, xattrs: await readTreeXattrs(upper), timestamp: options.timestamp, owners: options.owners, links: new Map(), skipped: [] };
+  const walk: Walk = { upper, xattrs: await readTreeXattrs(upper), timestamp: options.timestamp, owners: options.owners, leaveOut: options.leaveOut, links: new Map(), skipped: [] };
   refuseRedirects(walk.xattrs);
   return { chunks: layerChunks(walk), skipped: walk.skipped };
 }
@@ -117,6 +120,7 @@ function directoryItems(walk: Walk, dir: string): Pending[] {
       whiteouts.push(name);
       continue;
     }
+    if (walk.leaveOut?.has(join(dir, name))) continue;
     const info = lstatSync(join(walk.upper, dir, name));
     if (info.isCharacterDevice() && info.rdev === 0) whiteouts.push(`.wh.${name}`);
     else others.push({ rel: join(dir, name), info });

@@ -63,8 +63,9 @@ describe('img-fetch from a real registry', () => {
     await mustExec('umoci', ['unpack', '--image', `${store}:${busyboxRef}`, bundle]);
     assert.ok((await stat(join(bundle, 'rootfs', 'bin', 'busybox'))).isFile());
     assert.match(await readFile(join(bundle, 'rootfs', 'etc', 'hostname'), 'utf8'), /lab-busybox/);
-    // Nothing but the layout itself: no temp files left behind.
-    assert.deepEqual((await readdir(store)).sort(), ['blobs', 'index.json', 'oci-layout']);
+    // Nothing but the layout itself and the record of where its blobs came from: no temp files left behind.
+    assert.deepEqual((await readdir(store)).sort(), ['blobs', 'index.json', 'oci-layout', 'sources']);
+    assert.ok((await readdir(join(store, 'sources'))).every((name) => /^[a-f0-9]{64}\.json$/.test(name)), 'only source records');
   });
 
   test('a blob already in the store is not fetched again; a pinned manifest costs no request', async () => {
@@ -283,7 +284,7 @@ describe('img-fetch when the network fails', () => {
       const range = /^bytes=(\d+)-$/.exec(gets[1]?.range ?? '');
       assert.ok(range && Number(range[1]) > 0, `second request resumes: ${gets[1]?.range}`);
       assert.equal(gets[1]?.status, 206);
-      assert.deepEqual((await readdir(store)).sort(), ['blobs', 'index.json', 'oci-layout']);
+      assert.deepEqual((await readdir(store)).sort(), ['blobs', 'index.json', 'oci-layout', 'sources'], 'the layout and the blobs\' source records, no temp files');
     } finally {
       await proxy.stop();
     }

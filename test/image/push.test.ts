@@ -1,13 +1,13 @@
 /**
- * img-push end to end: into Debian's docker-registry (skopeo, podman and img-fetch read what
- * we push), an OCI layout, a docker archive (podman load) and dir:, and into a crafted
+ * img-push end to end: into Debian's docker-registry (skopeo, podman on a private root, and
+ * img-fetch read what we push), an OCI layout, a docker archive (podman load) and dir:, and into a crafted
  * registry for what a real one does not do on demand (relative Locations, chunk minimums,
  * 413, a PATCH cut in the middle, 429, DENIED, a lying digest).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assertOneLineError, exec, mustExec, tool, type ExecResult } from '../helpers/exec.js';
 import { tempDir, toolPath } from '../helpers/paths.js';
@@ -16,6 +16,7 @@ import { writeRandomImage } from '../helpers/images.js';
 import { startProxy, type FaultProxy } from '../helpers/proxy.js';
 import { startPushRegistry } from '../helpers/push-registry.js';
 import { startTokenIssuer, TOKEN_ISSUER } from '../helpers/token-issuer.js';
+import { privatePodman } from '../helpers/podman.js';
 import { parseDocument } from '../../lib/cli/pipe.js';
 import type { PushResult } from '../../lib/image/push.js';
 
@@ -72,6 +73,25 @@ describe('img-push', () => {
     assert.equal(await skopeoDigest(`docker://${registry.host}/lab/copy:2`), other.digest);
   });
 
+  test('a committed image (localhost/...) pushed to the registry its base came from: the base layers are mounted, the new layer and config sent', async () => {
+    const upper = join(work.path, 'upper-motd');
+    await mkdir(join(upper, 'etc'), { recursive: true });
+    await writeFile(join(upper, 'etc', 'motd'), 'hi\n');
+    const base = parseDocument(busyboxDoc).image as { reference: string; layers: Array<{ digest: string }> };
+    const committed = await tool('img-commit', ['--store', store, '--image', base.reference, '--upper', upper, '--name', 'localhost/lab/busybox-motd:1', '--timestamp', '0']);
+    assert.equal(committed.status, 0, committed.stderr);
+    const result = await tool('img-push', ['--store', store, '--image', 'localhost/lab/busybox-motd:1', `docker://${registry.host}/lab/busybox-motd:1`, '--tls-verify=false']);
+    const pushed = pushOf(result);
+    assert.deepEqual(pushed.blobs.mounted.sort(), base.layers.map((l) => l.digest).sort(), 'the base layers, mounted from lab/busybox');
+    assert.equal(pushed.blobs.sent.length, 2, 'the new layer and the config');
+    assert.match(result.stderr, /\d+ sent, 0 skipped, \d+ mounted/);
+    assert.equal(await skopeoDigest(`docker://${registry.host}/lab/busybox-motd:1`), pushed.digest);
+    // The negative twin: without the store's record of where the base layers came from, they are sent.
+    await rm(join(store, 'sources'), { recursive: true, force: true });
+    const unrecorded = pushOf(await tool('img-push', ['--store', store, '--image', 'localhost/lab/busybox-motd:1', `docker://${registry.host}/lab/busybox-motd2:1`, '--tls-verify=false']));
+    assert.deepEqual([unrecorded.blobs.mounted.length, unrecorded.blobs.sent.length], [0, base.layers.length + 2]);
+  });
+
   test('to an empty registry: sent, then skipped; podman pulls it with the same digest', async () => {
     const second = await startRegistry();
     try {
@@ -80,14 +100,12 @@ describe('img-push', () => {
       assert.equal(first.blobs.sent.length, 3);
       const repeat = pushOf(await push([`docker://${ref}`, '--tls-verify=false'], busyboxDoc));
       assert.deepEqual([repeat.blobs.sent.length, repeat.blobs.skipped.length], [0, 3]);
-      const pulled = await exec('podman', ['pull', '-q', '--tls-verify=false', ref], { timeoutMs: 120_000 });
-      assert.equal(pulled.status, 0, pulled.stderr);
-      const digest = (await mustExec('podman', ['image', 'inspect', '--format', '{{.Digest}}', ref])).trim();
+      const podman = await privatePodman(join(work.path, 'podman-pull'));
+      await podman(['pull', '-q', '--tls-verify=false', ref]);
+      const digest = (await podman(['image', 'inspect', '--format', '{{.Digest}}', ref])).trim();
       assert.equal(digest, first.digest);
-      await exec('podman', ['rmi', '-f', ref]);
       // The negative twin: a tag that was never pushed is not there for podman either.
-      const missing = await exec('podman', ['pull', '-q', '--tls-verify=false', `${second.host}/x/busybox:never`], { timeoutMs: 120_000 });
-      assert.notEqual(missing.status, 0);
+      await assert.rejects(podman(['pull', '-q', '--tls-verify=false', `${second.host}/x/busybox:never`]));
     } finally {
       await second.stop();
     }
@@ -164,16 +182,15 @@ describe('img-push', () => {
     assert.equal(await skopeoDigest(`dir:${join(work.path, 'out-dir')}`), dir.digest);
     const archive = join(work.path, 'out.tar');
     pushOf(await push([`docker-archive:${archive}:localhost/cp-push-test:arch`], busyboxDoc));
-    const loaded = await exec('podman', ['load', '-q', '-i', archive], { timeoutMs: 120_000 });
-    assert.equal(loaded.status, 0, loaded.stderr);
-    const id = (await mustExec('podman', ['image', 'inspect', '--format', '{{.Id}}', 'localhost/cp-push-test:arch'])).trim();
+    const podman = await privatePodman(join(work.path, 'podman-load'));
+    await podman(['load', '-q', '-i', archive]);
+    const id = (await podman(['image', 'inspect', '--format', '{{.Id}}', 'localhost/cp-push-test:arch'])).trim();
     assert.equal(`sha256:${id}`, image?.configDigest);
     // The negative twin: an archive of another image loads as another image.
     pushOf(await push([`docker-archive:${join(work.path, 'other.tar')}:localhost/cp-push-test:other`], randomDoc));
-    assert.equal((await exec('podman', ['load', '-q', '-i', join(work.path, 'other.tar')], { timeoutMs: 120_000 })).status, 0);
-    const otherId = (await mustExec('podman', ['image', 'inspect', '--format', '{{.Id}}', 'localhost/cp-push-test:other'])).trim();
+    await podman(['load', '-q', '-i', join(work.path, 'other.tar')]);
+    const otherId = (await podman(['image', 'inspect', '--format', '{{.Id}}', 'localhost/cp-push-test:other'])).trim();
     assert.notEqual(otherId, id);
-    await exec('podman', ['rmi', '-f', 'localhost/cp-push-test:arch', 'localhost/cp-push-test:other']);
   });
 
   test('--image by a unique short id; an unknown one and a bad destination are one line', async () => {
@@ -239,6 +256,8 @@ describe('img-push', () => {
         const patches = crafted.requests.filter((r) => r.method === 'PATCH');
         const size = crafted.blobs.get(randomLayer)?.length ?? 0;
         assert.deepEqual(patches.map((p) => p.bodyBytes), [1 << 20, 1 << 20, 1 << 20, size - (3 << 20)], 'chunks of the registry\'s minimum, not of --chunk-size');
+        const posts = crafted.requests.filter((r) => r.method === 'POST');
+        assert.equal(posts.length, pushed.blobs.sent.length, 'one upload session per blob: the chunked layer goes on the session its POST opened');
         assert.equal(crafted.requests[crafted.requests.length - 1]?.method, 'PUT');
         assert.match(crafted.requests[crafted.requests.length - 1]?.path ?? '', /\/manifests\/1$/);
         assert.equal(crafted.manifests.get('c/min:1')?.type, pushed.manifest.mediaType);

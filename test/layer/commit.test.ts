@@ -251,6 +251,29 @@ describe('img-commit', () => {
     assert.notEqual(base.stdout, 'hello from the commit\n');
   });
 
+  test("ns-enter's empty mount points (/etc/hosts, /run/.containerenv, ...) that the image lacks are not committed; an /etc/hosts with content is (the twin)", async () => {
+    const c = await container('placeholders');
+    try {
+      const ran = await tool('ns-enter', ['--input', c.file, '--', 'sh', '-c', 'echo hi > /etc/motd; : > /empty']);
+      assert.equal(ran.status, 0, ran.stderr);
+      const upper = JSON.parse(c.doc).mount.upper as string;
+      const placeholders = ['etc/hosts', 'etc/hostname', 'etc/resolv.conf', 'run/.containerenv'];
+      const made = (await Promise.all(placeholders.map((p) => readFile(join(upper, p)).then((b) => (b.length === 0 ? p : undefined), () => undefined)))).filter(Boolean);
+      assert.ok(made.length >= 2, `ns-enter left empty mount points in the upper dir (${made.join(', ')})`);
+      const names = async (tag: string) => {
+        const { doc } = await commit(['--compression', 'none', '--name', `localhost/placeholders:${tag}`], c.doc);
+        return (await layerEntries(join(store, 'blobs', 'sha256', (doc.commit.layer.digest as string).slice(7)))).map((l) => l.split(' ')[0]);
+      };
+      const committed = await names('1');
+      assert.deepEqual(made.filter((p) => committed.includes(p as string)), [], 'no placeholder in the layer');
+      assert.ok(committed.includes('etc/motd') && committed.includes('empty'), 'the changes are, an empty file of the container\'s too');
+      await writeFile(join(upper, 'etc', 'hosts'), '10.0.0.1 db\n');
+      assert.ok((await names('2')).includes('etc/hosts'), 'an /etc/hosts with content is a change');
+    } finally {
+      await unmount(c.doc);
+    }
+  });
+
   test('bad input: no mount section, another image, a redirect xattr, a full disk: one line, the store as it was', async () => {
     assertOneLineError(await tool('img-commit', [], { input: fetched }), 'img-commit', 2, /no mount section: run ovl-mount/);
     const c = await container('bad');

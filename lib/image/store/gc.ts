@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import type { Descriptor } from '../model.js';
 import type { OciLayout } from './oci-layout.js';
 import { sweepStaging } from './transaction.js';
+import { BlobSources } from './blob-sources.js';
 
 /** What a user of the store keeps alive: images by manifest digest, and paths under the store (absolute, real). */
 export interface StorePins {
@@ -67,6 +68,7 @@ async function collectLocked(layout: OciLayout, users: StoreUser[]): Promise<GcR
   const live = await reachable(layout, index.manifests.concat(pinned).filter(isDescriptor));
   live.paths = pins.flatMap((p) => p.paths);
   const { removed: blobs, bytes } = await removeUnreachableBlobs(layout, live.blobs);
+  await new BlobSources(layout.root).sweep(live.blobs);
   const removed: string[] = [];
   for (const user of users) removed.push(...(await user.collect(live)));
   return { blobs, freedBytes: bytes, staging, removed };

@@ -88,7 +88,13 @@ export interface Removal {
  * several names share the image only with `force` (as podman refuses). All or nothing: every
  * argument is resolved before index.json is written once.
  */
-export async function removeImages(layout: OciLayout, wanted: string[], options: { force: boolean }): Promise<Removal> {
+export interface RemoveOptions {
+  force: boolean;
+  /** The containers using the store's images (runtime/image-users.ts): an image one uses is kept unless `force`, as podman rmi does. */
+  users?: () => Promise<Array<{ digest: string; container: string }>>;
+}
+
+export async function removeImages(layout: OciLayout, wanted: string[], options: RemoveOptions): Promise<Removal> {
   return layout.withIndexLock(async () => {
     const index = await layout.readIndex();
     const doomed = new Set<string>();
@@ -102,9 +108,19 @@ export async function removeImages(layout: OciLayout, wanted: string[], options:
     }
     const kept = index.manifests.filter((m) => !doomed.has(name(m) ?? ''));
     const deleted = [...new Set(index.manifests.filter((m) => doomed.has(name(m) ?? '')).map((m) => m.digest))].filter((d) => !kept.some((m) => m.digest === d));
+    if (!options.force) await refuseUsed(deleted, index.manifests, options.users);
     await layout.writeIndex({ ...index, manifests: kept });
     return { untagged: [...doomed], deleted };
   });
+}
+
+/** An image about to lose its last name while a container uses it: one line naming the container. */
+async function refuseUsed(deleted: string[], entries: Descriptor[], users: RemoveOptions['users']): Promise<void> {
+  if (deleted.length === 0 || !users) return;
+  const user = (await users()).find((u) => deleted.includes(u.digest));
+  if (!user) return;
+  const names = entries.filter((m) => m.digest === user.digest).map(name).filter((n): n is string => n !== undefined);
+  throw new UsageError(`image ${names.join(', ') || user.digest} is in use by ${user.container}: remove the container first, or give --force to remove the name anyway`);
 }
 
 /** The name a store gives: the reference normalised, `localhost/` for a name without a registry (podman's rule for local names). */

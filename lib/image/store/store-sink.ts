@@ -6,7 +6,8 @@
 import { isDockerManifest, toOciManifest } from '../manifest.js';
 import { MEDIA_TYPES } from '../model.js';
 import { OciLayout } from './oci-layout.js';
-import type { LocalSink } from '../image.js';
+import { BlobSources } from './blob-sources.js';
+import type { Image, LocalSink } from '../image.js';
 
 export async function storeSink(path: string): Promise<LocalSink & { layout: 'oci' }> {
   const layout = await OciLayout.open(path, { create: true });
@@ -17,9 +18,11 @@ export async function storeSink(path: string): Promise<LocalSink & { layout: 'oc
     blobPath: layout.blobPath.bind(layout),
     async begin() {
       const txn = await layout.begin();
+      let source: Image | undefined;
       return {
         ...txn.blobAccess('already in the store'),
         stageManifest(image, name) {
+          source = image;
           const raw = image.rawManifest;
           const docker = isDockerManifest(raw.mediaType);
           const body = docker ? Buffer.from(JSON.stringify(toOciManifest(image.manifest, name))) : raw.body;
@@ -27,6 +30,11 @@ export async function storeSink(path: string): Promise<LocalSink & { layout: 'oc
         },
         async commit(descriptor, name, platform) {
           await layout.commitAndTag(txn, { name, descriptor: { ...descriptor, platform } }, (placed) => placed.filter((digest) => digest === descriptor.digest));
+          if (source?.origin) {
+            const { config, layers } = source.manifest;
+            // A hint for img-push's mounts: the image is in the store whether or not it could be written.
+            await new BlobSources(layout.root).record([config.digest, ...layers.map((l) => l.digest)], source.origin).catch(() => undefined);
+          }
         },
         abort: () => txn.abort(),
       };

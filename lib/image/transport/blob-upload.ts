@@ -1,6 +1,7 @@
 /**
  * One blob into a registry's repository, as distribution-spec says: a HEAD says whether it is
- * there; a blob another repository of the registry has is mounted (`?mount=&from=`); else an
+ * there; a blob another repository of the registry has is mounted (`?mount=&from=`; a mount the
+ * registry refuses opens an upload session all the same, so a wrong guess costs nothing); else an
  * upload session (POST) takes it in one PUT, or, when it is larger than a chunk (or the
  * registry refuses it whole, 413), in PATCH chunks of at least OCI-Chunk-Min-Length. After each
  * chunk the session's URL is recorded in the store, so that a push killed mid-blob asks the
@@ -23,8 +24,8 @@ export const DEFAULT_CHUNK_BYTES = 32 << 20;
 export interface UploadTarget {
   registry: Registry;
   repository: string;
-  /** A repository of the same registry the image came from, to mount blobs from. */
-  mountFrom?: string;
+  /** The repository of the same registry to mount a blob from (where the store says it came from), if any. */
+  mountFrom?: (digest: string) => Promise<string | undefined>;
   records?: UploadRecords;
   chunkBytes?: number;
   retries?: number;
@@ -76,12 +77,14 @@ async function uploadOnce(target: UploadTarget, blob: Descriptor, cursor: BlobCu
   }
   const started = await startSession(target, blob, options.signal);
   if (started === 'mounted') return 'mounted';
-  const chunk = chunkSize(target, started);
-  if (blob.size <= chunk) {
-    const whole = await putWhole(target, blob, cursor, started);
-    if (whole) return 'sent';
-    options.progress.note('the registry refused the blob in one request (413); sending it in chunks');
+  // A blob larger than a chunk goes in chunks on the session just opened (a second POST would
+  // leave this one behind in the registry, and cost a round trip).
+  if (blob.size > chunkSize(target, started)) {
+    await sendChunks(target, blob, cursor, started);
+    return 'sent';
   }
+  if (await putWhole(target, blob, cursor, started)) return 'sent';
+  options.progress.note('the registry refused the blob in one request (413); sending it in chunks');
   await sendChunks(target, blob, cursor, (await startSession(target, blob, options.signal, false)) as Session);
   return 'sent';
 }
@@ -106,7 +109,8 @@ async function resumeSession(target: UploadTarget, blob: Descriptor, options: Bl
 
 /** POST: a mount when the blob may be in `mountFrom` (201), else a new session (202). */
 async function startSession(target: UploadTarget, blob: Descriptor, signal: AbortSignal, mount = true): Promise<Session | 'mounted'> {
-  const from = mount && target.mountFrom && target.mountFrom !== target.repository ? target.mountFrom : undefined;
+  const candidate = mount ? await target.mountFrom?.(blob.digest) : undefined;
+  const from = candidate !== target.repository ? candidate : undefined;
   const query = from ? `?mount=${encodeURIComponent(blob.digest)}&from=${encodeURIComponent(from)}` : '';
   const res = await target.registry.request(target.repository, `blobs/uploads/${query}`, { what: `upload of blob ${blob.digest}`, method: 'POST', signal }).catch((err) => {
     // A token for this repository does not cover pulling from the other one: upload instead.

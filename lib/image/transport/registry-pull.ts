@@ -111,6 +111,11 @@ export class RegistryPull {
     return (this.chosen?.candidate ?? (this.plan.candidates[0] as PullCandidate)).reference;
   }
 
+  /** The endpoint (location or mirror) that served the top manifest: where the image's blobs come from. */
+  get origin(): ImageReference | undefined {
+    return this.chosen?.source.reference;
+  }
+
   /** The manifest the reference's tag or digest names: from the first endpoint of the first candidate that has it. */
   async topManifest(accept: readonly string[]): Promise<FetchedManifest> {
     if (this.plan.shortName) this.options.debug?.(this.plan.shortName);

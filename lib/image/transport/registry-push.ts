@@ -12,14 +12,17 @@ import { discardBody } from './http.js';
 import { blobExists, uploadBlob, type UploadTarget } from './blob-upload.js';
 import { describeSource, registryClient, type PullOptions, type RegistryPlan } from './registry-pull.js';
 import type { UploadRecords } from '../store/uploads.js';
+import type { BlobSource } from '../store/blob-sources.js';
 import type { Image, ImageSink, SinkWrite } from '../image.js';
 import type { Descriptor } from '../model.js';
 
 export interface RegistrySinkOptions extends PullOptions {
   /** The destination, planned as a pull's would be (its location; mirrors are not pushed to). */
   plan: RegistryPlan;
-  /** A repository of the destination's registry the image came from: its blobs are mounted, not sent. */
+  /** A repository of the destination's registry the image came from (its name): its blobs are mounted, not sent. */
   mountFrom?: ImageReference;
+  /** The repositories a blob was pulled from (the store's record): one on the destination's registry is mounted from first. */
+  blobSources?: (digest: string) => Promise<BlobSource[]>;
   /** The store's record of interrupted uploads to this repository. */
   records?: (registry: string, repository: string) => UploadRecords;
   chunkBytes?: number;
@@ -41,7 +44,10 @@ export function registrySink(options: RegistrySinkOptions): RegistrySink {
   const target: UploadTarget = {
     registry,
     repository: reference.repository,
-    mountFrom: options.mountFrom?.registry === reference.registry ? options.mountFrom.repository : undefined,
+    mountFrom: async (digest) => {
+      const sources = [...((await options.blobSources?.(digest)) ?? []), ...(options.mountFrom ? [options.mountFrom] : [])];
+      return sources.find((s) => s.registry === reference.registry && s.repository !== reference.repository)?.repository;
+    },
     records: options.records?.(reference.registry, reference.repository),
     chunkBytes: options.chunkBytes,
     retries: options.retries,

@@ -50,6 +50,7 @@ export async function openRegistryImage(reference: ImageReference, options: Regi
       rawManifest: resolved.raw,
       manifest: resolved.manifest,
       defaultName: formatReference(registry.reference),
+      origin: registry.origin,
       copyBlob: (descriptor, writer, copy) => registry.blob(descriptor.digest, writer, copy),
       openBlob: (descriptor, signal) => downloaded(image, descriptor, signal),
       config: async () => parseConfig(await readAll(await image.openBlob(resolved.manifest.config)), `config ${resolved.manifest.config.digest}`),

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { assertOneLineError, exec, mustExec, tool } from '../../helpers/exec.js';
 import { tempDir } from '../../helpers/paths.js';
 import { writeRandomImage } from '../../helpers/images.js';
-import { mountsUnder, unmountAll } from '../../helpers/mounts.js';
+import { busyboxRootfs, mountsUnder, unmountAll } from '../../helpers/mounts.js';
 import { OciLayout } from '../../../lib/image/store/oci-layout.js';
 import { collectGarbage } from '../../../lib/image/store/gc.js';
 import { cachedTrees } from '../../../lib/layer/store-trees.js';
@@ -157,6 +157,11 @@ describe('img-store', () => {
     }
     const otherOnly = await imageBlobs(path, 'lab/other:1');
     const appTrees = (await readdir(join(path, 'layers'))).length;
+    // Where blobs came from (img-push's mount hints): the record of a removed blob goes with it.
+    const source = `${JSON.stringify([{ registry: '127.0.0.1:5000', repository: 'lab/x' }])}\n`;
+    const appBlob = (await imageBlobs(path, 'lab/app:1'))[0] as string;
+    await mkdir(join(path, 'sources'), { recursive: true });
+    for (const digest of [otherOnly[0] as string, appBlob]) await writeFile(join(path, 'sources', `${digest.slice(7)}.json`), source);
     assert.equal((await store(['rm', 'lab/other:1'], path)).status, 0);
     const gc = await store(['gc', '--format', 'json'], path);
     assert.equal(gc.status, 0, gc.stderr);
@@ -166,6 +171,7 @@ describe('img-store', () => {
     await assertImageWhole(path, 'lab/app:1');
     assert.equal((await readdir(join(path, 'layers'))).length, appTrees - 2, 'the tree and its fingerprint');
     assert.equal((await readdir(join(path, 'rootfs'))).length, 2, "lab/app:1's flat tree and fingerprint stay");
+    assert.deepEqual(await readdir(join(path, 'sources')), [`${appBlob.slice(7)}.json`], 'the kept blob\'s source record stays, the removed one\'s goes');
     const again = JSON.parse((await store(['gc', '--format', 'json'], path)).stdout) as { blobs: string[]; removed: string[] };
     assert.deepEqual([again.blobs, again.removed], [[], []], 'a second gc finds nothing');
     assert.equal((await tool('img-unpack', ['--store', path, '--image', 'lab/app:1', '--layers'])).status, 0, 'the kept trees are reused');
@@ -225,6 +231,48 @@ setInterval(() => {}, 1000);`;
     for (const name of ['lab/app:1', `lab/again:${rounds - 1}`]) await assertImageWhole(path, name);
   });
 
+  test('rm of an image an ovl-mount container uses is refused in one line naming it, as podman rmi; another name of it, an unused image and --force go', async () => {
+    const path = await freshStore();
+    const unpacked = await tool('img-unpack', ['--store', path, '--image', 'lab/other:1', '--layers']);
+    assert.equal(unpacked.status, 0, unpacked.stderr);
+    const name = `cp-user-${process.pid}-${counter}`;
+    const mounted = await tool('ovl-mount', ['--name', name], { input: unpacked.stdout });
+    assert.equal(mounted.status, 0, mounted.stderr);
+    try {
+      const before = await readFile(join(path, 'index.json'), 'utf8');
+      assertOneLineError(await store(['rm', 'lab/other:1'], path), 'img-store', 2, new RegExp(`image lab/other:1 is in use by container ${name} \\(ovl-mount.*--force`));
+      assert.equal(await readFile(join(path, 'index.json'), 'utf8'), before, 'nothing was removed');
+      assert.equal((await store(['tag', 'lab/other:1', 'lab/other:2'], path)).status, 0);
+      assert.equal((await store(['rm', 'localhost/lab/other:2'], path)).status, 0, 'a name whose image another name keeps may go');
+      // The negative twin: an image no container uses is removed.
+      assert.equal((await store(['rm', 'lab/app:1'], path)).status, 0);
+      const forced = await store(['rm', '--force', 'lab/other:1'], path);
+      assert.equal(forced.status, 0, forced.stderr);
+      assert.deepEqual(await rows(path), []);
+    } finally {
+      await tool('ovl-mount', ['--unmount'], { input: mounted.stdout });
+    }
+  });
+
+  test('rm of an image a detached container (ns-enter -d) runs on is refused naming it; once it is deleted, the image goes', async () => {
+    const path = join(work.path, `store-${counter++}`);
+    const { layout } = await busyboxRootfs(join(work.path, `bb-${counter}`));
+    await fetchInto(path, `oci:${layout}:busybox`, 'lab/bb:1');
+    const unpacked = await tool('img-unpack', ['--store', path, '--image', 'lab/bb:1']);
+    assert.equal(unpacked.status, 0, unpacked.stderr);
+    const id = `cp-rmi-${process.pid}`;
+    try {
+      const started = await tool('ns-enter', ['-d', '--name', id, '--', 'sleep', '300'], { input: unpacked.stdout });
+      assert.equal(started.status, 0, started.stderr);
+      assertOneLineError(await store(['rm', 'lab/bb:1'], path), 'img-store', 2, new RegExp(`image lab/bb:1 is in use by detached container ${id}`));
+    } finally {
+      await tool('oci-runtime', ['delete', '--force', id]);
+    }
+    // The negative twin: the same rm with the container gone.
+    const removed = await store(['rm', 'lab/bb:1'], path);
+    assert.equal(removed.status, 0, removed.stderr);
+  });
+
   test('gc keeps what containers and mounts use: a container of a removed image, a tree bound in another mount namespace; a dead container dir goes', async () => {
     const path = await freshStore();
     const unpacked = await tool('img-unpack', ['--store', path, '--image', 'lab/other:1', '--layers']);
@@ -243,7 +291,8 @@ setInterval(() => {}, 1000);`;
       await mkdir(join(path, 'containers', 'dead', 'upper'), { recursive: true });
       await mkdir(join(path, 'containers', 'unmounted', 'upper'), { recursive: true });
       await writeFile(join(path, 'containers', 'unmounted', 'container.json'), JSON.stringify({ lower: ['/nonexistent'] }));
-      assert.equal((await store(['rm', 'lab/other:1', 'lab/app:1'], path)).status, 0);
+      // --force: the container keeper uses lab/other:1 (rm refuses that without it).
+      assert.equal((await store(['rm', '--force', 'lab/other:1', 'lab/app:1'], path)).status, 0);
       const report = JSON.parse((await store(['gc', '--format', 'json'], path)).stdout) as { blobs: string[]; removed: string[] };
       assert.deepEqual(report.removed, [join(path, 'containers', 'dead')], 'only the dead container dir');
       assert.ok(existsSync(flatTree), 'the tree bound in the other namespace stays');
