@@ -45,4 +45,10 @@ for (const name of SCHEMA_NAMES) writeFileSync(new URL(`../dist/schema/${name}.v
   const entryPoints = readdirSync(tools).filter((f) => f.endsWith('.js')).map((f) => new URL(f, tools).pathname);
   await build({ entryPoints, outdir: bin.pathname, bundle: true, splitting: true, format: 'esm', platform: 'node', target: 'node20', packages: 'external', chunkNames: 'chunks/[name]-[hash]', logLevel: 'warning' });
   for (const file of readdirSync(bin)) if (file.endsWith('.js')) chmodSync(new URL(file, bin), 0o755);
+  // oci-runtime's supervisor, a program create spawns by file (lib/runtime/supervisor-path.ts):
+  // bundled too, beside dist/bin/ and not in it (not a command: make install links dist/bin/*.js).
+  const libexec = new URL('../dist/libexec/', import.meta.url);
+  rmSync(libexec, { recursive: true, force: true });
+  const supervisor = new URL('../dist/lib/runtime/supervisor-main.js', import.meta.url).pathname;
+  await build({ entryPoints: { 'oci-runtime-supervisor': supervisor }, outdir: libexec.pathname, bundle: true, splitting: true, format: 'esm', platform: 'node', target: 'node20', packages: 'external', chunkNames: 'chunks/[name]-[hash]', logLevel: 'warning' });
 }
