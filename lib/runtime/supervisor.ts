@@ -18,6 +18,7 @@ import { currentHolder, processStartTime } from '../core/holder.js';
 import { runContainer, type ExitStatus } from '../run/namespaces.js';
 import type { OverlayMount } from '../mount/model.js';
 import type { RuntimeConfig } from '../run/runtime-spec.js';
+import type { ClaimRequest } from './claim.js';
 import { serveControl } from './control.js';
 import { runHooks } from './hooks.js';
 import { RuntimeLog, type LogTarget } from './runtime-log.js';
@@ -27,6 +28,8 @@ import { configCopy, containerDir, ociState, readRecord, removeContainerDir, wri
 export interface SuperviseRequest {
   root: string;
   id: string;
+  /** What to claim the container from, when the supervisor claims it (create.ts); else it is claimed already. */
+  claim?: ClaimRequest;
   pidFile?: string;
   /**
    * What the pid file names: the container's first process (runc's), or under conmon (podman)
