@@ -11,6 +11,7 @@ import type { Argv } from 'yargs';
 import { recordOptions } from './argv.js';
 import { withCommonOptions, type CommonArgs, type RunContext } from './command.js';
 import { ContainerPartsError, UnsupportedError, UsageError } from '../core/errors.js';
+export { spawnEarlySupervisor } from '../runtime/early-supervisor.js';
 import { asFailure } from '../runtime/failure.js';
 import { RuntimeLog, type LogFormat } from '../runtime/runtime-log.js';
 import { stateRoot } from '../runtime/state.js';

@@ -6,9 +6,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { ContainerPartsError } from '../core/errors.js';
 import type { ExitStatus } from '../run/namespaces.js';
+import { takeEarlySupervisor } from './early-supervisor.js';
 import { asFailure } from './failure.js';
 import { runPoststopHooks } from './hooks.js';
 import { claimContainer, type ClaimRequest } from './claim.js';
@@ -39,9 +41,16 @@ export async function createContainer(options: CreateOptions): Promise<number> {
   const request = superviseRequest(options, true);
   // A detached container's output goes to a file in its dir: claimed here, to open it. Else the supervisor claims it.
   const claimed = options.stdio === 'log' ? await claimContainer(request) : undefined;
-  const stdio = claimed ? logStdio(claimed.dir) : (['inherit', 'inherit', 'inherit'] as const);
-  const child = spawn(process.execPath, [supervisorProgram(), JSON.stringify({ ...request, claim: claimed ? undefined : request.claim })], { detached: true, stdio: [...stdio, 'pipe'] });
-  if (claimed) for (const fd of new Set(stdio as number[])) closeSync(fd);
+  const early = claimed ? undefined : await takeEarlySupervisor();
+  let child: ChildProcess;
+  if (early) {
+    child = early;
+    (child.stdio[REPORT_FD] as Socket).write(`${JSON.stringify(request)}\n`);
+  } else {
+    const stdio = claimed ? logStdio(claimed.dir) : (['inherit', 'inherit', 'inherit'] as const);
+    child = spawn(process.execPath, [supervisorProgram(), JSON.stringify({ ...request, claim: claimed ? undefined : request.claim })], { detached: true, stdio: [...stdio, 'pipe'] });
+    if (claimed) for (const fd of new Set(stdio as number[])) closeSync(fd);
+  }
   const report = await reportOf(child);
   child.unref();
   if (report.created) return report.pid;
