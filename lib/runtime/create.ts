@@ -100,10 +100,12 @@ function underConmon(): boolean {
 /** run without -d: create and start with this process as the supervisor; the container's exit status, and it is deleted. */
 export async function runContainerHere(options: CreateOptions, warn: (message: string) => void): Promise<ExitStatus> {
   const request = superviseRequest(options, false);
+  // Loaded only here (the executor is what run needs, and state, kill or delete do not), while the claim writes.
+  const supervisor = import('./supervisor.js');
+  supervisor.catch(() => undefined);
   const { config } = await claimContainer(request);
   try {
-    // Loaded only here: the executor is what run needs, and state, kill or delete do not.
-    const { superviseContainer } = await import('./supervisor.js');
+    const { superviseContainer } = await supervisor;
     return await superviseContainer(request, () => undefined);
   } catch (err) {
     return asFailure(err);

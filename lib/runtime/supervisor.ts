@@ -84,6 +84,7 @@ class Supervision {
   private readonly config: RuntimeConfig;
   private readonly log: RuntimeLog;
   private record: ContainerRecord;
+  private readonly claimedBy: ContainerRecord['holder'];
   private readonly lifecycle = new Lifecycle();
   private reported = false;
 
@@ -91,12 +92,15 @@ class Supervision {
     this.dir = containerDir(request.root, request.id);
     this.config = JSON.parse(readFileSync(configCopy(this.dir), 'utf8')) as RuntimeConfig;
     this.log = new RuntimeLog(request.log);
-    this.record = { ...readRecord(request.root, request.id), holder: currentHolder() };
+    const claimed = readRecord(request.root, request.id);
+    this.claimedBy = claimed.holder;
+    this.record = { ...claimed, holder: currentHolder() };
   }
 
   async run(): Promise<ExitStatus> {
     const { request } = this;
-    await writeRecord(this.dir, this.record);
+    // The holder is the claimer's: rewritten only when that was another process (ns-enter -d's create).
+    if (this.record.holder.pid !== this.claimedBy.pid) await writeRecord(this.dir, this.record);
     const server = await serveControl(this.dir, async () => {
       await this.lifecycle.requestStart();
       await this.afterStart();
