@@ -42,10 +42,19 @@ for (const name of SCHEMA_NAMES) writeFileSync(new URL(`../dist/schema/${name}.v
   const { rmSync } = await import('node:fs');
   const bin = new URL('../dist/bin/', import.meta.url);
   rmSync(bin, { recursive: true, force: true });
-  const entryPoints = readdirSync(tools).filter((f) => f.endsWith('.js')).map((f) => new URL(f, tools).pathname);
+  const common = { bundle: true, format: 'esm', platform: 'node', target: 'node20', packages: 'external', logLevel: 'warning' };
+  const runtimeEntry = 'oci-runtime.js';
+  const entryPoints = readdirSync(tools).filter((f) => f.endsWith('.js') && f !== runtimeEntry).map((f) => new URL(f, tools).pathname);
   // One file per command, what it loads with import() inlined (still run only when used): a
   // build of all of them splits what two commands share into chunks, each a module to resolve
   // at start-up (ns-enter loaded 20; 3-7 ms of its start, ~10 ms of img-fetch's CPU).
-  await Promise.all(entryPoints.map((entry) => build({ entryPoints: [entry], outdir: bin.pathname, bundle: true, splitting: false, format: 'esm', platform: 'node', target: 'node20', packages: 'external', logLevel: 'warning' })));
+  await Promise.all(entryPoints.map((entry) => build({ ...common, splitting: false, entryPoints: [entry], outdir: bin.pathname })));
+  // oci-runtime is built apart, with the supervisor it spawns by file (lib/runtime/supervisor-path.ts; in
+  // dist/libexec/, not a command: make install links dist/bin/*.js), split: each of its commands is an
+  // import() of its own, and `state` must not parse the executor that `create` loads.
+  const dist = new URL('../dist/', import.meta.url);
+  rmSync(new URL('libexec/', dist), { recursive: true, force: true });
+  const runtimeEntries = { 'bin/oci-runtime': new URL(runtimeEntry, tools).pathname, 'libexec/oci-runtime-supervisor': new URL('lib/runtime/supervisor-main.js', dist).pathname };
+  await build({ ...common, splitting: true, entryPoints: runtimeEntries, outdir: dist.pathname, chunkNames: 'bin/chunks/runtime-[name]-[hash]' });
   for (const file of readdirSync(bin)) if (file.endsWith('.js')) chmodSync(new URL(file, bin), 0o755);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** oci-runtime: an OCI runtime with runc's command line (create, start, state, kill, delete, run, exec, list, ps, spec) on ns-enter's executor. */
 import { defineCommand, isMainModule, runCommand } from '../lib/cli/command.js';
-import { normalizeRuntimeArgv, runRuntimeCommand, runtimeOptions, type RuntimeArgs } from '../lib/cli/oci-runtime.js';
+import { normalizeRuntimeArgv, runRuntimeCommand, runtimeOptions, spawnEarlySupervisor, type RuntimeArgs } from '../lib/cli/oci-runtime.js';
 
 export const ociRuntime = defineCommand({
   name: 'oci-runtime',
@@ -21,6 +21,7 @@ export const ociRuntime = defineCommand({
 });
 
 if (isMainModule(import.meta.url)) {
+  spawnEarlySupervisor(process.argv.slice(2));
   runCommand(ociRuntime, normalizeRuntimeArgv(process.argv.slice(2))).then(
     (status) => {
       process.exitCode = status;

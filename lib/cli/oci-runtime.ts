@@ -11,11 +11,9 @@ import type { Argv } from 'yargs';
 import { recordOptions } from './argv.js';
 import { withCommonOptions, type CommonArgs, type RunContext } from './command.js';
 import { ContainerPartsError, UnsupportedError, UsageError } from '../core/errors.js';
-import { formatConfig, runcDefaultConfig } from '../run/spec.js';
-import { asFailure, createContainer, deleteContainer, killContainer, runContainerHere, startContainer, stateOf } from '../runtime/lifecycle.js';
-import { listing, processTable } from '../runtime/listing.js';
+export { spawnEarlySupervisor } from '../runtime/early-supervisor.js';
+import { asFailure } from '../runtime/failure.js';
 import { RuntimeLog, type LogFormat } from '../runtime/runtime-log.js';
-import { parseSignal } from '../runtime/signals.js';
 import { stateRoot } from '../runtime/state.js';
 
 export const RUNTIME_COMMANDS = ['create', 'start', 'state', 'kill', 'delete', 'run', 'exec', 'list', 'ps', 'spec'] as const;
@@ -120,18 +118,25 @@ export async function runRuntimeCommand(args: RuntimeArgs, ctx: RunContext): Pro
   }
 }
 
+/**
+ * Each command loads what it uses (import(): esbuild makes each a chunk of its own): a node start
+ * is most of what state, start, kill or delete cost, and the executor, the schema, child_process
+ * and crypto would add ~15 ms to each.
+ */
 function dispatch(command: RuntimeCommand, inv: Invocation): Promise<number | void> {
   const handlers: Record<RuntimeCommand, (inv: Invocation) => Promise<number | void>> = {
     create: async (i) => {
+      const { createContainer } = await import('../runtime/create.js');
       await createContainer({ root: i.root, id: idOf(i, 1), bundle: i.args.bundle ?? process.cwd(), pidFile: i.args.pidFile, consoleSocket: i.args.consoleSocket, log: i.log.options });
     },
-    start: async (i) => startContainer(i.root, idOf(i, 1)),
-    state: async (i) => void i.ctx.io.stdout.write(JSON.stringify(stateOf(i.root, idOf(i, 1)), null, 2)),
+    start: async (i) => (await import('../runtime/lifecycle.js')).startContainer(i.root, idOf(i, 1)),
+    state: async (i) => void i.ctx.io.stdout.write(JSON.stringify((await import('../runtime/lifecycle.js')).stateOf(i.root, idOf(i, 1)), null, 2)),
     kill: async (i) => {
       const id = idOf(i, 2);
+      const [{ killContainer }, { parseSignal }] = await Promise.all([import('../runtime/lifecycle.js'), import('../runtime/signals.js')]);
       killContainer(i.root, id, parseSignal(i.operands[1] ?? 'TERM'), i.args.all);
     },
-    delete: async (i) => deleteContainer(i.root, idOf(i, 1), { force: i.args.force, warn: (m) => warn(i, m) }),
+    delete: async (i) => (await import('../runtime/lifecycle.js')).deleteContainer(i.root, idOf(i, 1), { force: i.args.force, warn: (m) => warn(i, m) }),
     run: runCommandOf,
     exec: async (i) => {
       const { args } = i;
@@ -141,8 +146,8 @@ function dispatch(command: RuntimeCommand, inv: Invocation): Promise<number | vo
       for (const message of result.messages) i.ctx.io.stderr.write(`oci-runtime: ${message}\n`);
       return result.code;
     },
-    list: async (i) => void i.ctx.io.stdout.write(listing(i.root, { format: i.args.format, quiet: i.args.quiet })),
-    ps: async (i) => void i.ctx.io.stdout.write(await processTable(i.root, idOf(i, Infinity), { format: i.args.format, psArgs: i.operands.slice(1) })),
+    list: async (i) => void i.ctx.io.stdout.write((await import('../runtime/listing.js')).listing(i.root, { format: i.args.format, quiet: i.args.quiet })),
+    ps: async (i) => void i.ctx.io.stdout.write(await (await import('../runtime/listing.js')).processTable(i.root, idOf(i, Infinity), { format: i.args.format, psArgs: i.operands.slice(1) })),
     spec: async (i) => writeSpec(i),
   };
   return handlers[command](inv);
@@ -150,9 +155,10 @@ function dispatch(command: RuntimeCommand, inv: Invocation): Promise<number | vo
 
 async function runCommandOf(i: Invocation): Promise<number | void> {
   const options = { root: i.root, id: idOf(i, 1), bundle: i.args.bundle ?? process.cwd(), pidFile: i.args.pidFile, consoleSocket: i.args.consoleSocket, log: i.log.options };
+  const { createContainer, runContainerHere } = await import('../runtime/create.js');
   if (i.args.detach) {
     await createContainer(options);
-    await startContainer(i.root, options.id);
+    await (await import('../runtime/lifecycle.js')).startContainer(i.root, options.id);
     return;
   }
   const status = await runContainerHere(options, (m) => warn(i, m));
@@ -178,5 +184,6 @@ async function writeSpec(i: Invocation): Promise<void> {
   if (i.operands.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(i.operands[0])}`);
   const file = join(resolve(i.args.bundle ?? process.cwd()), 'config.json');
   if (existsSync(file)) throw new ContainerPartsError(`File ${file} exists. Remove it first`);
+  const { formatConfig, runcDefaultConfig } = await import('../run/spec.js');
   writeFileSync(file, formatConfig(runcDefaultConfig({ rootless: i.args.rootless !== undefined && i.args.rootless !== 'false' })), { flag: 'wx' });
 }

@@ -9,7 +9,8 @@ import { UsageError } from '../core/errors.js';
 import { readyPrepared, type PreparedRun } from '../run/container.js';
 import { runStateDir } from '../run/run-record.js';
 import type { RunFlags } from '../run/runflags.js';
-import { createContainer, startContainer } from './lifecycle.js';
+import { createContainer } from './create.js';
+import { startContainer } from './lifecycle.js';
 import { containerDir } from './state.js';
 
 /** Creates and starts the container; returns its id (podman run -d prints it). */

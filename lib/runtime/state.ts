@@ -9,7 +9,6 @@
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../core/atomic-write.js';
 import { ClobberError, NotFoundError, UsageError } from '../core/errors.js';
 import { currentHolder, holderLiveness, isStale, processStartTime, type HolderRecord } from '../core/holder.js';
 import { runStateDir } from '../run/run-record.js';
@@ -112,7 +111,9 @@ function isLeftover(dir: string): boolean {
   return record.status === 'creating' && holderLiveness(record.holder) === 'dead';
 }
 
-export function writeRecord(dir: string, record: ContainerRecord): Promise<void> {
+/** Written whole; the writer is loaded when first used (it loads node:crypto), as state, start, kill and delete only read. */
+export async function writeRecord(dir: string, record: ContainerRecord): Promise<void> {
+  const { writeFileAtomic } = await import('../core/atomic-write.js');
   return writeFileAtomic(recordFile(dir), JSON.stringify(record));
 }
 
@@ -129,6 +130,11 @@ export function readRecord(root: string, id: string): ContainerRecord {
   const record = tryReadRecord(containerDir(root, id));
   if (!record) throw new NotFoundError(`container ${id} does not exist`, { hint: `oci-runtime --root ${root} list shows the containers there` });
   return record;
+}
+
+/** The record of `id`, or undefined when there is none (gone, or not yet written). */
+export function findRecord(root: string, id: string): ContainerRecord | undefined {
+  return tryReadRecord(containerDir(root, id));
 }
 
 /** Whether the container's first process is the one recorded (not gone, not a reused pid). */

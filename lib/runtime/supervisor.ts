@@ -18,6 +18,7 @@ import { currentHolder, processStartTime } from '../core/holder.js';
 import { runContainer, type ExitStatus } from '../run/namespaces.js';
 import type { OverlayMount } from '../mount/model.js';
 import type { RuntimeConfig } from '../run/runtime-spec.js';
+import type { ClaimRequest } from './claim.js';
 import { serveControl } from './control.js';
 import { runHooks } from './hooks.js';
 import { RuntimeLog, type LogTarget } from './runtime-log.js';
@@ -27,6 +28,8 @@ import { configCopy, containerDir, ociState, readRecord, removeContainerDir, wri
 export interface SuperviseRequest {
   root: string;
   id: string;
+  /** What to claim the container from, when the supervisor claims it (create.ts); else it is claimed already. */
+  claim?: ClaimRequest;
   pidFile?: string;
   /**
    * What the pid file names: the container's first process (runc's), or under conmon (podman)
@@ -81,6 +84,7 @@ class Supervision {
   private readonly config: RuntimeConfig;
   private readonly log: RuntimeLog;
   private record: ContainerRecord;
+  private readonly claimedBy: ContainerRecord['holder'];
   private readonly lifecycle = new Lifecycle();
   private reported = false;
 
@@ -88,12 +92,15 @@ class Supervision {
     this.dir = containerDir(request.root, request.id);
     this.config = JSON.parse(readFileSync(configCopy(this.dir), 'utf8')) as RuntimeConfig;
     this.log = new RuntimeLog(request.log);
-    this.record = { ...readRecord(request.root, request.id), holder: currentHolder() };
+    const claimed = readRecord(request.root, request.id);
+    this.claimedBy = claimed.holder;
+    this.record = { ...claimed, holder: currentHolder() };
   }
 
   async run(): Promise<ExitStatus> {
     const { request } = this;
-    await writeRecord(this.dir, this.record);
+    // The holder is the claimer's: rewritten only when that was another process (ns-enter -d's create).
+    if (this.record.holder.pid !== this.claimedBy.pid) await writeRecord(this.dir, this.record);
     const server = await serveControl(this.dir, async () => {
       await this.lifecycle.requestStart();
       await this.afterStart();
