@@ -96,7 +96,7 @@ test('a manifest by digest is verified with its algorithm; a descriptor\'s size 
   await assert.rejects(client.manifest('lab/x', other, ACCEPT), (e: unknown) => e instanceof DigestMismatchError && e.message.startsWith(`${host}: manifest lab/x@${other}`));
   const before = api(seen).length;
   await assert.rejects(client.manifest('lab/x', 'bad tag!', ACCEPT), (e: unknown) => e instanceof UnsupportedError && e.message === `${host}: "bad tag!" is neither a tag nor a digest`);
-  await assert.rejects(client.manifest('lab/x', 'sha256:abc', ACCEPT), UnsupportedError);
+  await assert.rejects(client.manifest('lab/x', 'sha256:abc', ACCEPT), (e: unknown) => e instanceof UnsupportedError && e.message.startsWith(`${host}: manifest of lab/x: "sha256:abc" is not `));
   await assert.rejects(client.manifest('lab/x', { digest: digestOf(manifest), size: (4 << 20) + 1 }, ACCEPT), (e: unknown) => e instanceof UnsupportedError && e.message === `${host}: manifest lab/x@${digestOf(manifest)} is ${(4 << 20) + 1} bytes, more than the 4.0 MiB a manifest may have`);
   await assert.rejects(client.request('Lab/X', 'manifests/latest', { what: 'x' }), (e: unknown) => e instanceof UnsupportedError && e.message === `${host}: invalid repository name "Lab/X"`);
   assert.equal(api(seen).length, before, 'no request for any of these');
@@ -114,7 +114,7 @@ test('a manifest larger than the cap is refused, by its Content-Length or as it 
 });
 
 test('statuses: 404 and 403 at once, 5xx that mean "not now" retried with backoff up to --retries, 501 never, Retry-After obeyed', async (t) => {
-  const plan: Record<string, number[]> = { nf: [404], forbidden: [403], flaky: [503, 502, 200], down: [500, 500, 500, 500], never: [501, 200], busy: [429, 408, 200], slow: [504, 200] };
+  const plan: Record<string, number[]> = { multiple: [300], nf: [404], forbidden: [403], flaky: [503, 502, 200], down: [500, 500, 500, 500], never: [501, 200], busy: [429, 408, 200], slow: [504, 200] };
   const { client, seen, host } = await scripted(t, (req, res) => {
     const name = /manifests\/(\w+)/.exec(req.url ?? '')?.[1] ?? '';
     const n = api(seen).filter((s) => s.url === req.url).length - 1;
@@ -124,6 +124,7 @@ test('statuses: 404 and 403 at once, 5xx that mean "not now" retried with backof
   });
   const count = (name: string) => api(seen).filter((s) => s.url.endsWith(`/${name}`)).length;
   await assert.rejects(client.manifest('lab/x', 'nf', ACCEPT), (e: unknown) => e instanceof NotFoundError && e.message === `${host}: manifest lab/x:nf not found`);
+  await assert.rejects(client.manifest('lab/x', 'multiple', ACCEPT), (e: unknown) => e instanceof RegistryError && e.status === 300 && e.message === `${host}: manifest lab/x:multiple: HTTP 300`);
   await assert.rejects(client.manifest('lab/x', 'forbidden', ACCEPT), (e: unknown) => e instanceof AuthError && e.message === `${host}: access to manifest lab/x:forbidden denied`);
   assert.equal(count('nf') + count('forbidden'), 2, 'not retried');
   assert.equal((await client.manifest('lab/x', 'flaky', ACCEPT)).body.length, manifest.length);
@@ -308,14 +309,14 @@ interface Download {
 }
 
 /** Downloads the layer from a server answering with `handler` into a BlobWriter, and commits it. */
-async function download(t: TestContext, handler: Handler, options: Partial<RegistryOptions> = {}, size: number | undefined = layer.length): Promise<Download> {
+async function download(t: TestContext, handler: Handler, options: Partial<RegistryOptions> = {}, size: number | null = layer.length): Promise<Download> {
   const { client, seen, host } = await scripted(t, handler, options);
   const dir = await tempDir('cp-registry-blob-');
   t.after(() => dir.cleanup());
   const notes: string[] = [];
   let added = 0;
   const progress = { add: (n: number) => void (added += n), note: (m: string) => void notes.push(m), done() {}, failed() {} };
-  const writer = new BlobWriter({ digest: layerDigest, ...(size === undefined ? {} : { size }) }, join(dir.path, 'part'), join(dir.path, 'blob'));
+  const writer = new BlobWriter({ digest: layerDigest, ...(size === null ? {} : { size }) }, join(dir.path, 'part'), join(dir.path, 'blob'));
   let error: unknown;
   try {
     await client.blob('lab/x', layerDigest, writer, { progress });
@@ -375,6 +376,11 @@ test('a 206 that starts elsewhere, or has no Content-Range, is an error naming w
   assert.ok(none.error instanceof RegistryError && none.error.message === `${none.host}: blob ${layerDigest}: asked for the bytes from 0, got "no Content-Range"`, String(none.error));
   const star = await download(t, blobServer((_req, res) => (void send(res, 206, layer, { 'Content-Range': `bytes 0-${layer.length - 1}/*` }), true)));
   assert.equal(star.error, undefined, 'a 206 from 0 of an unknown total is the blob');
+  assert.deepEqual(star.notes, [], 'nothing resumed');
+  for (const range of [`bytes 0-${layer.length - 1}/${layer.length} and more`, `x bytes 0-${layer.length - 1}/${layer.length}`]) {
+    const odd = await download(t, blobServer((_req, res) => (void send(res, 206, layer, { 'Content-Range': range }), true)));
+    assert.ok(odd.error instanceof RegistryError && odd.error.message.endsWith(`asked for the bytes from 0, got ${JSON.stringify(range)}`), String(odd.error));
+  }
   assert.ok(star.blob?.equals(layer));
 });
 
@@ -387,7 +393,11 @@ test('sizes: a response of the wrong length is refused at once, a delimited body
   const closed = await download(t, blobServer((req, _res, n) => n === 0 && (void req.socket.end(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n'), layer.subarray(0, 1000)])), true)));
   assert.equal(closed.error, undefined, String(closed.error));
   assert.deepEqual(closed.ranges, ['', 'bytes=1000-']);
-  const unsized = await download(t, blobServer(() => false), {}, undefined);
+  assert.equal(closed.notes[0], `connection broke after 1000 bytes (connection closed after 1000 of ${layer.length} bytes); retrying`);
+  const over = await download(t, blobServer((req) => (void req.socket.end(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n'), layer, Buffer.from('more')])), true)));
+  assert.ok(over.error instanceof DigestMismatchError && over.error.message === `blob ${layerDigest}: more than the expected ${layer.length} bytes`, String(over.error));
+  assert.deepEqual(over.ranges, [''], 'our own error is not retried');
+  const unsized = await download(t, blobServer(() => false), {}, null);
   assert.ok(unsized.blob?.equals(layer), 'no size: the digest decides');
   const bad = await download(t, blobServer((_req, res) => (void send(res, 200, Buffer.alloc(layer.length)), true)));
   assert.ok(bad.error instanceof DigestMismatchError, 'the digest, at commit');
@@ -398,4 +408,67 @@ test('a blob digest is checked before it goes into a URL', async (t) => {
   const writer = new BlobWriter({ digest: layerDigest }, '/nonexistent/part', '/nonexistent/blob');
   await assert.rejects(client.blob('lab/x', '../../etc', writer), (e: unknown) => e instanceof UnsupportedError && e.message.startsWith(`${host}: blob of lab/x: "../../etc" is not a digest`));
   assert.deepEqual(api(seen), []);
+});
+
+test('without a progress to tell, a download resumes, starts over and is refused the same', async (t) => {
+  let n = 0;
+  const handler = blobServer((_req, res, _n, from) => {
+    n++;
+    if (n === 1) return cut(res, from, 1000);
+    if (n === 2) return cut(res, from, 1000);
+    if (n === 3) return (void send(res, 416), true);
+    if (n === 4) return cut(res, from, 1000);
+    return n === 5 && (void send(res, 200, layer), true);
+  });
+  const { client } = await scripted(t, handler, { retries: 5 });
+  const dir = await tempDir('cp-registry-blob-');
+  t.after(() => dir.cleanup());
+  const writer = new BlobWriter({ digest: layerDigest, size: layer.length }, join(dir.path, 'part'), join(dir.path, 'blob'));
+  await client.blob('lab/x', layerDigest, writer);
+  await writer.commit();
+  assert.ok(readFileSync(join(dir.path, 'blob')).equals(layer));
+});
+
+test('a resumed request refused otherwise than with 416, and a 416 to a request without Range, are errors, not fresh starts', async (t) => {
+  const notFound = await download(t, blobServer((_req, res, n, from) => (n === 0 ? cut(res, from, 1000) : (void send(res, 404), true))));
+  assert.ok(notFound.error instanceof NotFoundError, String(notFound.error));
+  assert.deepEqual(notFound.ranges, ['', 'bytes=1000-']);
+  const refused = await download(t, blobServer((_req, res) => (void send(res, 416), true)));
+  assert.ok(refused.error instanceof RegistryError && refused.error.status === 416, String(refused.error));
+  assert.deepEqual(refused.ranges, ['']);
+});
+
+test('a manifest whose body breaks: the network error in one line, not "too large"; stopped by the signal: the stop, in one line', async (t) => {
+  const stop = new AbortController();
+  const { client, host } = await scripted(t, (req, res) => {
+    res.writeHead(200, { 'Content-Length': 1000 });
+    if (req.url?.endsWith('/cut')) res.write('{"sch', () => res.destroy());
+    // Stopped once the head has had time to arrive (if it had not, the stop comes as it is).
+    else res.write('{"sch', () => setTimeout(() => stop.abort(new Error('--timeout')), 100));
+  }, { retries: 0, signal: stop.signal });
+  await assert.rejects(client.manifest('lab/x', 'cut', ACCEPT), (e: unknown) => e instanceof RegistryError && e.message === `${host}: manifest lab/x:cut: connection closed after 5 bytes of the body`);
+  await assert.rejects(client.manifest('lab/x', 'stalls', ACCEPT), (e: unknown) => (e instanceof RegistryError && e.message === `${host}: manifest lab/x:stalls: --timeout`) || (e instanceof Error && e.message === '--timeout'));
+});
+
+test('a blob download stopped by its signal ends with the stop itself, and is not retried', async (t) => {
+  const stop = new AbortController();
+  const reason = new Error('another blob failed');
+  let requests = 0;
+  const { client } = await scripted(t, (req, res) => {
+    if (!req.url?.includes('/blobs/')) return void send(res, 200, '{}');
+    requests++;
+    res.writeHead(200, { 'Content-Length': layer.length });
+    res.write(layer.subarray(0, 1000), () => stop.abort(reason));
+  }, { retries: 3 });
+  const dir = await tempDir('cp-registry-blob-');
+  t.after(() => dir.cleanup());
+  const writer = new BlobWriter({ digest: layerDigest, size: layer.length }, join(dir.path, 'part'), join(dir.path, 'blob'));
+  await assert.rejects(client.blob('lab/x', layerDigest, writer, { signal: stop.signal }), (e: unknown) => e === reason);
+  await writer.abort();
+  assert.equal(requests, 1);
+});
+
+test('the response time limits given to the client are its connections\' (a body that goes quiet: ETIMEDOUT, one line)', async (t) => {
+  const { client, host } = await scripted(t, (_req, res) => void res.writeHead(200, { 'Content-Length': 1000 }).write('{'), { retries: 0, idleTimeoutMs: 200 });
+  await assert.rejects(client.manifest('lab/x', 'quiet', ACCEPT), (e: unknown) => e instanceof RegistryError && e.message === `${host}: manifest lab/x:quiet: no data for 0.2 s`);
 });
