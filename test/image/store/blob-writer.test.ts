@@ -288,3 +288,11 @@ test('a read-only store: one line saying so, for an empty blob as for any other'
       await assert.rejects(new BlobWriter({ digest: digestOf(Buffer.alloc(0)), size: 0 }, join(disk, 'blob.part'), join(disk, 'blob')).commit(), readOnly);
       assert.throws(() => new BlobWriter({ digest: digestOf(Buffer.from('x')) }, join(disk, 'blob.part'), join(disk, 'blob')).append(Buffer.from('x')), readOnly);
     })));
+
+test('a store out of inodes: an empty blob fails with that, not with the rename that follows', () =>
+  withTemp((dir) =>
+    withDisk(dir, 'size=64k,nr_inodes=1', async (disk) => {
+      const full = (e: unknown) => e instanceof StoreWriteError && e.message === `cannot write ${join(disk, 'blob.part')}: no space left on device`;
+      await assert.rejects(new BlobWriter({ digest: digestOf(Buffer.alloc(0)), size: 0 }, join(disk, 'blob.part'), join(disk, 'blob')).commit(), full);
+      assert.deepEqual(readdirSync(disk), []);
+    })));
