@@ -5,9 +5,11 @@
  * is waited for; breakers take turns, and a turn left by a dead breaker is taken over once old.
  * (test/image/store/concurrency.test.ts has the same across processes and PID namespaces.)
  */
-import { test, mock } from 'node:test';
+import { test, mock, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+import fsPromises from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { link, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { withLock } from '../../lib/core/lock.js';
@@ -37,8 +39,9 @@ async function until(ready: () => boolean, what: string): Promise<void> {
   assert.ok(ready(), what);
 }
 
-test('one holder at a time: the lock holds its record while the work runs, and nothing else is left in the directory', () =>
+test('one holder at a time: the lock holds its record while the work runs, and nothing else is left in the directory (nor an fd open)', () =>
   withTemp(async (dir) => {
+    const fds = readdirSync('/proc/self/fd').length;
     const lock = join(dir, 'index.json.lock');
     const first = contender(lock);
     await until(first.started, 'the first takes the lock');
@@ -53,6 +56,7 @@ test('one holder at a time: the lock holds its record while the work runs, and n
     second.finish();
     await second.done;
     assert.deepEqual(readdirSync(dir), []);
+    assert.equal(readdirSync('/proc/self/fd').length, fds, 'every lock file read was closed');
   }));
 
 test('work that fails releases the lock and fails with its own error', () =>
@@ -90,6 +94,16 @@ test('a live holder\'s lock, and an unseen holder\'s with a fresh heartbeat, are
     await writeFile(lock, JSON.stringify({ ...currentHolder(), pidNamespace: 'pid:[1]' }));
     await utimes(lock, ago(120_000), ago(120_000));
     assert.equal(await withLock(lock, async () => 'broken'), 'broken');
+    // A holder we can see is judged by whether it lives, never by its heartbeat (which a stopped clock or a suspended process lets go stale).
+    await writeFile(lock, JSON.stringify(currentHolder()));
+    await utimes(lock, ago(120_000), ago(120_000));
+    const patient = contender(lock);
+    await settle(100);
+    assert.equal(patient.started(), false, 'a live holder with a stale heartbeat is waited for');
+    await rm(lock);
+    await until(patient.started, 'goes on once the lock is gone');
+    patient.finish();
+    await patient.done;
   }));
 
 test('breakers take turns: while another\'s turn is fresh the lock is left alone; a turn older than 10 s is taken over', () =>
@@ -150,4 +164,70 @@ test('the holder touches its lock every heartbeat while it holds, and no more af
     } finally {
       mock.timers.reset();
     }
+  }));
+
+/**
+ * Runs `before` when lock.ts calls node:fs/promises' `name` with a path that `matches`, once,
+ * then the real call (lock.ts imports it by name; syncBuiltinESMExports() makes the binding
+ * follow): how a test gets between two steps of the breaker, as another process could.
+ */
+function interpose(t: TestContext, name: 'writeFile' | 'link', matches: (path: string) => boolean, before: () => Promise<void>, after?: () => Promise<void>): void {
+  const fsp = fsPromises as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const real = fsp[name] as (...args: unknown[]) => Promise<unknown>;
+  let done = false;
+  fsp[name] = async (...args: unknown[]) => {
+    const path = String(name === 'link' ? args[1] : args[0]);
+    if (done || !matches(path)) return real(...args);
+    done = true;
+    await before();
+    try {
+      return await real(...args);
+    } finally {
+      await after?.();
+    }
+  };
+  syncBuiltinESMExports();
+  t.after(() => {
+    fsp[name] = real;
+    syncBuiltinESMExports();
+  });
+}
+
+test('a breaker removes only the very lock it judged: one that took its place meanwhile (a live holder\'s) stays', (t) =>
+  withTemp(async (dir) => {
+    const lock = join(dir, 'index.json.lock');
+    await writeFile(lock, JSON.stringify({ ...currentHolder(), startTime: 'a dead process' }));
+    const live = JSON.stringify(currentHolder());
+    // Between the judgement (dead) and the removal, the dead holder's lock goes and a live holder's takes its place.
+    interpose(t, 'writeFile', (path) => path.endsWith('.break'), async () => {
+      await rm(lock);
+      await writeFile(lock, live);
+    });
+    const waiter = contender(lock);
+    await settle(150);
+    assert.equal(waiter.started(), false, 'the new holder is waited for');
+    assert.equal(readFileSync(lock, 'utf8'), live, 'its lock is still there');
+    await rm(lock);
+    await until(waiter.started, 'goes on once it released');
+    waiter.finish();
+    await waiter.done;
+    assert.deepEqual(readdirSync(dir), []);
+  }));
+
+test('a lock that goes while it is being judged or broken is simply taken', (t) =>
+  withTemp(async (dir) => {
+    const lock = join(dir, 'index.json.lock');
+    await writeFile(lock, '');
+    interpose(t, 'writeFile', (path) => path.endsWith('.break'), () => rm(lock));
+    assert.equal(await withLock(lock, async () => 'taken after the breaker found it gone'), 'taken after the breaker found it gone');
+    assert.deepEqual(readdirSync(dir), []);
+  }));
+
+test('a lock released between our attempt and the judgement is simply taken', (t) =>
+  withTemp(async (dir) => {
+    const lock = join(dir, 'index.json.lock');
+    await writeFile(lock, JSON.stringify(currentHolder()));
+    interpose(t, 'link', (path) => path === lock, async () => undefined, () => rm(lock));
+    assert.equal(await withLock(lock, async () => 'taken'), 'taken');
+    assert.deepEqual(readdirSync(dir), []);
   }));
