@@ -231,3 +231,27 @@ test('a lock released between our attempt and the judgement is simply taken', (t
     assert.equal(await withLock(lock, async () => 'taken'), 'taken');
     assert.deepEqual(readdirSync(dir), []);
   }));
+
+test('a contender waits between its tries, more each time (no busy loop on a held lock)', (t) =>
+  withTemp(async (dir) => {
+    const lock = join(dir, 'index.json.lock');
+    await writeFile(lock, JSON.stringify(currentHolder()));
+    const fsp = fsPromises as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    const real = fsp.link as (...args: unknown[]) => Promise<unknown>;
+    let tries = 0;
+    fsp.link = (...args: unknown[]) => (tries++, real(...args));
+    syncBuiltinESMExports();
+    t.after(() => {
+      fsp.link = real;
+      syncBuiltinESMExports();
+    });
+    const waiter = contender(lock);
+    await settle(300);
+    // Waits of 10, 20, 30 … ms: about 8 tries in 300 ms, fewer on a loaded machine, never more.
+    assert.ok(tries >= 1 && tries <= 12, `${tries} tries in 300 ms`);
+    assert.equal(waiter.started(), false);
+    await rm(lock);
+    await until(waiter.started, 'goes on once the lock is gone');
+    waiter.finish();
+    await waiter.done;
+  }));
