@@ -153,6 +153,7 @@ test('the image is named by the candidate that served the top manifest; later ma
   second.statuses = [404];
   await pull.manifest(digest, ACCEPT);
   assert.equal(first.requests.length, 1, 'then the others of its candidate');
+  assert.equal(second.requests.length, 2, 'the chosen one once each time');
   assert.equal(debug.filter((m) => m.startsWith('location') || m.startsWith('mirror')).length, 3, 'each endpoint described once, at its first use');
 });
 
@@ -169,6 +170,10 @@ test('a mirror is asked once (no retries), the location with its retries; all fa
   const failing = new RegistryPull(planOf([{ name: 'x.test/lab/x:latest', sources: [source(a, 'mirror')] }, { name: 'y.test/lab/x:latest', sources: [source(b, 'location')] }]), { retries: 0 });
   t.after(() => failing.close());
   await assert.rejects(failing.topManifest(ACCEPT), (e: unknown) => e instanceof NotFoundError && e.message === `${b.host}: manifest lab/x:latest not found (also tried: ${a.host}/lab/x:latest: ${a.host}: manifest lab/x:latest not found)`);
+  const c = await endpoint(t, [404]);
+  const three = new RegistryPull(planOf([{ name: 'x.test/lab/x:latest', sources: [source(a, 'mirror'), source(b, 'mirror'), source(c, 'location')] }]), { retries: 0 });
+  t.after(() => three.close());
+  await assert.rejects(three.topManifest(ACCEPT), (e: unknown) => e instanceof NotFoundError && e.message === `${c.host}: manifest lab/x:latest not found (also tried: ${a.host}/lab/x:latest: ${a.host}: manifest lab/x:latest not found; ${b.host}/lab/x:latest: ${b.host}: manifest lab/x:latest not found)`);
   const alone = new RegistryPull(planOf([{ name: 'x.test/lab/x:latest', sources: [source(a, 'location')] }]), { retries: 0 });
   t.after(() => alone.close());
   await assert.rejects(alone.topManifest(ACCEPT), (e: unknown) => e instanceof NotFoundError && e.message === `${a.host}: manifest lab/x:latest not found`, 'one endpoint: its error as it is');
