@@ -70,6 +70,7 @@ test('a network failure as one line naming where, with a hint where one helps; o
   }
   const other = wrapNetworkError(errno('ECONNRESET', 'read ECONNRESET\nat somewhere'), where);
   assert.equal(other.message, `${where}: read ECONNRESET`, 'the first line only');
+  assert.equal((other as Error).cause instanceof Error && ((other as Error).cause as Error).message, 'read ECONNRESET\nat somewhere', 'the cause kept');
   assert.ok(other instanceof RegistryError);
   assert.equal(wrapNetworkError('a string', where).message, `${where}: a string`);
   const ours = new DigestMismatchError('blob: wrong');
