@@ -5,9 +5,10 @@
  * before its rename into place (seen by strace: a crash after the rename must not leave a
  * named blob whose bytes never reached the disk).
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import fs, { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { digestOf } from '../../../lib/core/digest.js';
@@ -128,3 +129,170 @@ test('a full disk fails the writer at once and every later call, in one line nam
       execFileSync('umount', ['-l', disk]);
     }
   }));
+
+/**
+ * Replaces a node:fs function for one test: blob-writer imports it by name, and those bindings
+ * follow node:fs once syncBuiltinESMExports() is called (how an fsync error or the writeback's
+ * calls are seen in this process, without a device that fails).
+ */
+function replaceFs<K extends 'fsync' | 'fdatasync'>(t: TestContext, name: K, fake: (typeof fs)[K]): void {
+  const real = fs[name];
+  fs[name] = fake;
+  syncBuiltinESMExports();
+  t.after(() => {
+    fs[name] = real;
+    syncBuiltinESMExports();
+  });
+}
+
+const MiB = 1 << 20;
+
+test('the writeback: an fdatasync of the file after each 16 MiB written, one at a time, none before', (t) =>
+  withTemp(async (dir) => {
+    const calls: number[] = [];
+    let release: (() => void) | undefined;
+    const w = writer(dir, Buffer.alloc(0));
+    // Each ends at once (a disk that keeps up), but the third, held until the test lets it end.
+    replaceFs(t, 'fdatasync', ((_fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => {
+      calls.push(w.written / MiB);
+      if (calls.length === 3) release = () => callback(null);
+      else callback(null);
+    }) as typeof fs.fdatasync);
+    const chunk = Buffer.alloc(MiB, 7);
+    const writeMiB = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        await w.write(chunk);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    await writeMiB(15);
+    assert.deepEqual(calls, [], 'nothing before 16 MiB');
+    await writeMiB(1);
+    assert.deepEqual(calls, [16], 'at 16 MiB');
+    await writeMiB(15);
+    assert.deepEqual(calls, [16], 'not before 16 MiB more');
+    await writeMiB(1);
+    assert.deepEqual(calls, [16, 32], 'and 16 MiB after the last one');
+    await writeMiB(36);
+    assert.deepEqual(calls, [16, 32, 48], 'not while one is running');
+    release?.();
+    await new Promise((resolve) => setImmediate(resolve));
+    await writeMiB(1);
+    assert.deepEqual(calls, [16, 32, 48, 69], 'the next one once it has ended');
+    await w.abort();
+  }));
+
+test('a blob of exactly 16 MiB starts a writeback at its last byte', (t) =>
+  withTemp(async (dir) => {
+    let calls = 0;
+    replaceFs(t, 'fdatasync', ((_fd: number, callback: () => void) => {
+      calls++;
+      callback();
+    }) as typeof fs.fdatasync);
+    const data = Buffer.alloc(16 * MiB, 3);
+    const w = writer(dir, data, data.length);
+    await w.write(data);
+    await w.commit();
+    assert.equal(calls, 1);
+  }));
+
+test('only commit syncs: a restart and an abort throw the bytes away without an fsync', (t) =>
+  withTemp(async (dir) => {
+    let syncs = 0;
+    const realSync = fs.fsync;
+    replaceFs(t, 'fsync', ((fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => {
+      syncs++;
+      realSync(fd, callback);
+    }) as typeof fs.fsync);
+    const w = writer(dir, 'kept');
+    await w.write(Buffer.from('thrown away'));
+    await w.restart();
+    assert.equal(syncs, 0, 'restart');
+    const dropped = writer(dir, 'dropped');
+    await dropped.write(Buffer.from('dropped'));
+    await dropped.abort();
+    assert.equal(syncs, 0, 'abort');
+    await w.write(Buffer.from('kept'));
+    await w.commit();
+    assert.equal(syncs, 1, 'commit');
+  }));
+
+test('an fsync that fails (EIO) fails the commit in one line naming the file, and nothing is kept', (t) =>
+  withTemp(async (dir) => {
+    replaceFs(t, 'fsync', ((_fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => {
+      callback(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO', errno: -5, syscall: 'fsync' }));
+    }) as typeof fs.fsync);
+    const w = writer(dir, 'lost');
+    await w.write(Buffer.from('lost'));
+    await assert.rejects(w.commit(), (e: unknown) => e instanceof StoreWriteError && e.message === `cannot write ${join(dir, 'blob.part')}: input/output error`);
+    assert.deepEqual(readdirSync(dir), []);
+  }));
+
+test('drain: at once when nothing is behind; with many waits, no listener is left on the file (no MaxListeners warning)', () =>
+  withTemp(async (dir) => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const data = Buffer.alloc(24 * MiB, 5);
+      const w = writer(dir, data, data.length);
+      await w.drain();
+      assert.equal(w.append(Buffer.alloc(0)), true);
+      await w.drain();
+      for (let i = 0; i < data.length; i += MiB) {
+        assert.equal(w.append(data.subarray(i, i + MiB)), false, 'a chunk of the stream\'s size fills it');
+        await w.drain();
+      }
+      await w.commit();
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(warnings.map((e) => e.name), []);
+      assert.ok(readFileSync(join(dir, 'blob')).equals(data));
+    } finally {
+      process.off('warning', onWarning);
+    }
+  }));
+
+/** A tmpfs of `options` at DIR/disk for the test; unmounted at its end (and at exit). */
+async function withDisk(dir: string, options: string, fn: (disk: string) => Promise<void>): Promise<void> {
+  const disk = join(dir, 'disk');
+  execFileSync('mkdir', [disk]);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', disk]);
+  const cancelUnmount = cleanUpAtExit(() => execFileSync('umount', ['-l', disk]));
+  try {
+    await fn(disk);
+  } finally {
+    cancelUnmount();
+    execFileSync('umount', ['-l', disk]);
+  }
+}
+
+test('a full disk: the write of a chunk the file cannot take fails itself, and so does a drain waiting for it', () =>
+  withTemp((dir) =>
+    withDisk(dir, 'size=256k', async (disk) => {
+      const data = Buffer.alloc(2 * MiB, 1);
+      const full = (e: unknown) => e instanceof StoreWriteError && e.message === `cannot write ${join(disk, 'blob.part')}: no space left on device`;
+      const w = new BlobWriter({ digest: digestOf(data) }, join(disk, 'blob.part'), join(disk, 'blob'));
+      await assert.rejects(w.write(data), full);
+      await w.abort();
+      const appended = new BlobWriter({ digest: digestOf(data) }, join(disk, 'blob.part'), join(disk, 'blob'));
+      assert.equal(appended.append(data), false);
+      await assert.rejects(appended.drain(), full);
+      await appended.abort();
+      assert.deepEqual(readdirSync(disk), []);
+    })));
+
+test('a read-only store: one line saying so, for an empty blob as for any other', () =>
+  withTemp((dir) =>
+    withDisk(dir, 'ro,size=64k', async (disk) => {
+      const readOnly = (e: unknown) => e instanceof StoreWriteError && e.message === `cannot write ${join(disk, 'blob.part')}: read-only file system`;
+      await assert.rejects(new BlobWriter({ digest: digestOf(Buffer.alloc(0)), size: 0 }, join(disk, 'blob.part'), join(disk, 'blob')).commit(), readOnly);
+      assert.throws(() => new BlobWriter({ digest: digestOf(Buffer.from('x')) }, join(disk, 'blob.part'), join(disk, 'blob')).append(Buffer.from('x')), readOnly);
+    })));
+
+test('a store out of inodes: an empty blob fails with that, not with the rename that follows', () =>
+  withTemp((dir) =>
+    withDisk(dir, 'size=64k,nr_inodes=1', async (disk) => {
+      const full = (e: unknown) => e instanceof StoreWriteError && e.message === `cannot write ${join(disk, 'blob.part')}: no space left on device`;
+      await assert.rejects(new BlobWriter({ digest: digestOf(Buffer.alloc(0)), size: 0 }, join(disk, 'blob.part'), join(disk, 'blob')).commit(), full);
+      assert.deepEqual(readdirSync(disk), []);
+    })));
