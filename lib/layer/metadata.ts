@@ -44,9 +44,14 @@ export class MetadataWriter {
     lutimesSync(host, stats.atimeMs / 1000, stats.mtimeMs / 1000);
   }
 
-  async applyXattrs(rel: string, host: string, header: TarHeader): Promise<void> {
+  /** The header's xattrs, those set before and no longer wanted removed; no promise when there is nothing to do. */
+  applyXattrs(rel: string, host: string, header: TarHeader): Promise<void> | undefined {
     // Nearly every entry: no xattrs wanted, none set before.
-    if (header.xattrs.size === 0 && !this.options.rootless && !this.options.xattrsSet.has(rel)) return;
+    if (header.xattrs.size === 0 && !this.options.rootless && !this.options.xattrsSet.has(rel)) return undefined;
+    return this.setXattrs(rel, host, header);
+  }
+
+  private async setXattrs(rel: string, host: string, header: TarHeader): Promise<void> {
     const wanted = this.wantedXattrs(rel, header);
     const previous = this.options.xattrsSet.get(rel) ?? [];
     if (wanted.size === 0 && previous.length === 0) return;

@@ -8,6 +8,7 @@
  * which replaces its bytes). Here PAX values stay bytes until a known text key is decoded.
  */
 import { UnsupportedError } from '../core/errors.js';
+import { BLOCK, checksumOk, cString, cStringAt, FIELDS, isUstar, printable, readNumber } from './tar-fields.js';
 
 export type EntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
 
@@ -41,7 +42,6 @@ export function layerCompression(mediaType: string): Compression {
   throw new UnsupportedError(`unsupported layer media type "${mediaType}"`);
 }
 
-const BLOCK = 512;
 /** The xattrs of every entry without a PAX header (most of them): one empty map, never written to. */
 const NO_XATTRS: ReadonlyMap<string, Buffer> = new Map();
 const XATTR_PREFIX = 'SCHILY.xattr.';
@@ -73,9 +73,42 @@ export class TarReader {
   /** `source`'s chunks may be reused once the next one is asked for: nothing here keeps a view past that. */
   constructor(private readonly source: AsyncIterator<Buffer>) {}
 
-  /** The next entry's header, or undefined at the end of the archive. */
-  async next(): Promise<TarHeader | undefined> {
+  /**
+   * The next entry's header, or undefined at the end of the archive: at once (no promise) when
+   * it is a plain header block in the chunk at hand, as nearly every entry of a layer of small
+   * files is (issue 18: a promise per entry is a cost of 100,000 of them).
+   */
+  next(): TarHeader | undefined | Promise<TarHeader | undefined> {
     if (this.ended) return undefined;
+    try {
+      const header = this.plainHeaderInChunk();
+      if (header) return header;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.readNext();
+  }
+
+  /**
+   * The next header when it is a plain header block (no extended headers before it, no global
+   * PAX records) wholly in this chunk, valid and decoded; else undefined with nothing consumed:
+   * the general path reads it again and says what is wrong with it.
+   */
+  private plainHeaderInChunk(): TarHeader | undefined {
+    const start = this.pos + this.bodyLeft + this.paddingLeft;
+    if (this.globals.size > 0 || start + BLOCK > this.chunk.length) return undefined;
+    const block = this.chunk.subarray(start, start + BLOCK);
+    if (TYPES[String.fromCharCode(block[156] as number)] === undefined || isZero(block) || !checksumOk(block)) return undefined;
+    const at = this.offset + (start - this.pos);
+    const header = this.decode(block, at, {});
+    this.pos = start + BLOCK;
+    this.offset = at + BLOCK;
+    this.begin(header, readNumber(block, FIELDS.size, at));
+    return header;
+  }
+
+  /** The next header, reading on into later chunks as needed. */
+  private async readNext(): Promise<TarHeader | undefined> {
     await this.skip(this.bodyLeft + this.paddingLeft);
     this.bodyLeft = this.paddingLeft = 0;
     let longName: string | undefined;
@@ -109,34 +142,50 @@ export class TarReader {
         throw new UnsupportedError(`layer: sparse file entries are not supported (entry at byte ${at}; the image-spec says layers SHOULD NOT use them)`);
       }
       const header = this.decode(block, at, { longName, longLink, pax: mergeRecords(this.globals, pax) });
-      const payload = header.type === 'file' ? header.size : 0;
-      // Hardlinks, symlinks, devices carry no data, but a size field on them is still skipped.
-      this.bodyLeft = header.type === 'file' ? payload : size;
-      this.paddingLeft = padding(this.bodyLeft);
-      if (header.type !== 'file') header.size = 0;
+      this.begin(header, size);
       return header;
     }
   }
 
-  /** Hands the current entry's data to `sink` in pieces (views into the stream's chunks; use them at once). */
-  async readBody(sink: (data: Buffer) => void): Promise<void> {
+  /** The entry `header` starts: its body (`size`, the header block's size field) comes next. */
+  private begin(header: TarHeader, size: number): void {
+    // Hardlinks, symlinks, devices carry no data, but a size field on them is still skipped.
+    this.bodyLeft = header.type === 'file' ? header.size : size;
+    this.paddingLeft = padding(this.bodyLeft);
+    if (header.type !== 'file') header.size = 0;
+  }
+
+  /**
+   * Hands the current entry's data to `sink` in pieces (views into the stream's chunks; use
+   * them at once). Done at once (no promise) when the rest of the body is in the chunk at hand.
+   */
+  readBody(sink: (data: Buffer) => void): Promise<void> | undefined {
+    const n = Math.min(this.bodyLeft, this.chunk.length - this.pos);
+    if (n > 0) this.pass(n, sink);
+    return this.bodyLeft > 0 ? this.readBodyOn(sink) : undefined;
+  }
+
+  private async readBodyOn(sink: (data: Buffer) => void): Promise<void> {
     while (this.bodyLeft > 0) {
       if (this.pos >= this.chunk.length && !(await this.fill())) throw new UnsupportedError('layer: tar archive is truncated (a file body ends early)');
-      const n = Math.min(this.bodyLeft, this.chunk.length - this.pos);
-      sink(this.chunk.subarray(this.pos, this.pos + n));
-      this.pos += n;
-      this.offset += n;
-      this.bodyLeft -= n;
+      this.pass(Math.min(this.bodyLeft, this.chunk.length - this.pos), sink);
     }
+  }
+
+  /** The next `n` bytes of the body (all in this chunk) to `sink`. */
+  private pass(n: number, sink: (data: Buffer) => void): void {
+    sink(this.chunk.subarray(this.pos, this.pos + n));
+    this.pos += n;
+    this.offset += n;
+    this.bodyLeft -= n;
   }
 
   private decode(block: Buffer, at: number, ext: { longName?: string; longLink?: string; pax?: Map<string, Buffer> }): TarHeader {
     const flag = String.fromCharCode(block[156] as number);
-    const magic = block.toString('latin1', 257, 263);
-    let name = cString(block.subarray(0, 100));
+    let name = cStringAt(block, 0, 100);
     // POSIX ustar splits long names into prefix/name; old GNU uses the prefix field for other things.
-    if (magic === 'ustar\0') {
-      const prefix = cString(block.subarray(345, 500));
+    if (isUstar(block)) {
+      const prefix = cStringAt(block, 345, 500);
       if (prefix) name = `${prefix}/${name}`;
     }
     let type = TYPES[flag];
@@ -159,7 +208,7 @@ export class TarReader {
       xattrs = found;
     }
     const atime = num('atime');
-    return {
+    const header: TarHeader = {
       name,
       type,
       mode: readNumber(block, FIELDS.mode, at) & 0o7777,
@@ -167,12 +216,13 @@ export class TarReader {
       gid: num('gid') ?? readNumber(block, FIELDS.gid, at),
       size: num('size') ?? readNumber(block, FIELDS.size, at),
       mtime: num('mtime') ?? readNumber(block, FIELDS.mtime, at),
-      ...(atime !== undefined ? { atime } : {}),
-      linkname: text('linkpath') ?? ext.longLink ?? cString(block.subarray(157, 257)),
+      linkname: text('linkpath') ?? ext.longLink ?? cStringAt(block, 157, 257),
       devmajor: type === 'char' || type === 'block' ? readNumber(block, FIELDS.devmajor, at) : 0,
       devminor: type === 'char' || type === 'block' ? readNumber(block, FIELDS.devminor, at) : 0,
       xattrs,
     };
+    if (atime !== undefined) header.atime = atime;
+    return header;
   }
 
   /** A metadata body (PAX, long name): read whole, so bounded. */
@@ -244,52 +294,6 @@ function isZero(block: Buffer): boolean {
   return true;
 }
 
-function checksumOk(block: Buffer): boolean {
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const byte = i >= 148 && i < 156 ? 32 : (block[i] as number);
-    unsigned += byte;
-    signed += byte > 127 ? byte - 256 : byte;
-  }
-  const stored = parseInt(cString(block.subarray(148, 156)).trim() || 'x', 8);
-  return stored === unsigned || stored === signed;
-}
-
-/** A numeric field of the header block: where it is, and its name for error messages. */
-interface NumberField {
-  name: string;
-  offset: number;
-  length: number;
-}
-
-const FIELDS = {
-  mode: { name: 'mode', offset: 100, length: 8 },
-  uid: { name: 'uid', offset: 108, length: 8 },
-  gid: { name: 'gid', offset: 116, length: 8 },
-  size: { name: 'size', offset: 124, length: 12 },
-  mtime: { name: 'mtime', offset: 136, length: 12 },
-  devmajor: { name: 'devmajor', offset: 329, length: 8 },
-  devminor: { name: 'devminor', offset: 337, length: 8 },
-} satisfies Record<string, NumberField>;
-
-/** An octal field (NUL or space terminated), or GNU base-256 when the high bit is set; `at` is the block's offset. */
-function readNumber(block: Buffer, { name: what, offset, length }: NumberField, at: number): number {
-  const field = block.subarray(offset, offset + length);
-  const first = field[0] as number;
-  if (first & 0x80) {
-    const negative = first === 0xff;
-    let value = negative ? -1 : first & 0x7f;
-    for (let i = 1; i < length; i++) value = value * 256 + (negative ? (field[i] as number) - 255 : (field[i] as number));
-    if (!Number.isSafeInteger(value)) throw new UnsupportedError(`layer: ${what} field out of range at byte ${at}`);
-    return value;
-  }
-  const text = field.toString('latin1').replace(/[\0 ].*$/s, '').trim();
-  if (text === '') return 0;
-  if (!/^[0-7]+$/.test(text)) throw new UnsupportedError(`layer: bad ${what} field "${printable(text)}" in the tar header at byte ${at}`);
-  return parseInt(text, 8);
-}
-
 /** PAX records `LEN KEY=VALUE\n`; values kept as bytes (xattr values are binary). */
 function parsePax(body: Buffer, at: number): Map<string, Buffer> {
   const records = new Map<string, Buffer>();
@@ -317,11 +321,3 @@ function mergeRecords(globals: Map<string, Buffer>, local: Map<string, Buffer> |
   return merged;
 }
 
-function cString(buf: Buffer): string {
-  const end = buf.indexOf(0);
-  return buf.toString('utf8', 0, end < 0 ? buf.length : end);
-}
-
-function printable(text: string): string {
-  return text.replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}

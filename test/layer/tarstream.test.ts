@@ -75,6 +75,39 @@ test('numbers: GNU base-256, octal with space or NUL ends, empty fields are 0', 
   assert.equal((await readAll(patchHeader(ustar, 0, 116, '\0\0\0\0\0\0\0\0')))[0]?.gid, 0);
 });
 
+/** The header block at `at` with its checksum field set to `field` (8 bytes), as `sum` computes it over the block. */
+function withChecksum(archive: Buffer, at: number, field: (sum: { unsigned: number; signed: number }) => string): Buffer {
+  const patched = Buffer.from(archive);
+  patched.fill(0x20, at + 148, at + 156);
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < 512; i++) {
+    const byte = patched[at + i] as number;
+    unsigned += byte;
+    signed += byte > 127 ? byte - 256 : byte;
+  }
+  patched.write(field({ unsigned, signed }), at + 148, 'latin1');
+  return patched;
+}
+
+test('numbers and checksums read from the bytes mean what the general reading says: leading spaces, tabs, signed sums', async () => {
+  const ustar = await writeTar([{ name: 'a', content: '' }], 'gnu');
+  // A field cut at its first NUL or space: a leading space makes it empty (0); other whitespace is trimmed.
+  assert.equal((await readAll(patchHeader(ustar, 0, 116, '  17   ')))[0]?.gid, 0);
+  assert.equal((await readAll(patchHeader(ustar, 0, 116, '\t17\0\0\0\0\0')))[0]?.gid, 15);
+  assert.equal((await readAll(patchHeader(ustar, 0, 116, '00000017')))[0]?.gid, 15, 'all eight bytes digits');
+  await refusedWith(patchHeader(ustar, 0, 116, '0017x\0\0\0'), /^layer: bad gid field "0017x" in the tar header at byte 0$/);
+  const octal = (n: number, width: number) => n.toString(8).padStart(width, '0');
+  for (const form of [(s: { unsigned: number }) => `${octal(s.unsigned, 6)}\0 `, (s: { unsigned: number }) => `  ${octal(s.unsigned, 5)}\0`, (s: { unsigned: number }) => `${octal(s.unsigned, 7)} `, (s: { unsigned: number }) => `\t${octal(s.unsigned, 6)}\0`]) {
+    assert.equal((await readAll(withChecksum(ustar, 0, form)))[0]?.name, 'a');
+  }
+  // Old tars summed signed bytes: accepted when a byte is over 127 (here in the name), refused when it is off by one.
+  const high = patchHeader(ustar, 0, 1, Buffer.from([0xe9]));
+  assert.equal((await readAll(withChecksum(high, 0, (s) => `${octal(s.signed, 6)}\0 `)))[0]?.name, `a${Buffer.from([0xe9]).toString()}`);
+  await refusedWith(withChecksum(high, 0, (s) => `${octal(s.signed + 1, 6)}\0 `), /^layer: not a tar archive \(bad header checksum at byte 0\)$/);
+  await refusedWith(withChecksum(ustar, 0, (s) => `${octal(s.unsigned - 256, 6)}\0 `), /^layer: not a tar archive \(bad header checksum at byte 0\)$/);
+});
+
 test('PAX: a malformed record, a record without =, a global header; an old-style directory', async () => {
   const pax = await writeTar([{ name: 'x'.repeat(120), content: 'body' }], 'pax');
   // The PAX body is the block after the first header: "NN path=xxx…\n".
