@@ -7,8 +7,7 @@
  */
 import { test, mock, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import fsPromises from 'node:fs/promises';
+import fs, { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { link, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -167,28 +166,29 @@ test('the holder touches its lock every heartbeat while it holds, and no more af
   }));
 
 /**
- * Runs `before` when lock.ts calls node:fs/promises' `name` with a path that `matches`, once,
- * then the real call (lock.ts imports it by name; syncBuiltinESMExports() makes the binding
- * follow): how a test gets between two steps of the breaker, as another process could.
+ * Runs `before` when lock.ts calls node:fs's `name` with a path that `matches`, once, then the
+ * real call (lock.ts imports it by name; syncBuiltinESMExports() makes the binding follow): how a
+ * test gets between two steps of the breaker, as another process could. lock.ts's calls are
+ * synchronous (no thread-pool round trip on the uncontended path), so are these.
  */
-function interpose(t: TestContext, name: 'writeFile' | 'link', matches: (path: string) => boolean, before: () => Promise<void>, after?: () => Promise<void>): void {
-  const fsp = fsPromises as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
-  const real = fsp[name] as (...args: unknown[]) => Promise<unknown>;
+function interpose(t: TestContext, name: 'writeFileSync' | 'linkSync', matches: (path: string) => boolean, before: () => void, after?: () => void): void {
+  const fsSync = fs as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const real = fsSync[name] as (...args: unknown[]) => unknown;
   let done = false;
-  fsp[name] = async (...args: unknown[]) => {
-    const path = String(name === 'link' ? args[1] : args[0]);
+  fsSync[name] = (...args: unknown[]) => {
+    const path = String(name === 'linkSync' ? args[1] : args[0]);
     if (done || !matches(path)) return real(...args);
     done = true;
-    await before();
+    before();
     try {
-      return await real(...args);
+      return real(...args);
     } finally {
-      await after?.();
+      after?.();
     }
   };
   syncBuiltinESMExports();
   t.after(() => {
-    fsp[name] = real;
+    fsSync[name] = real;
     syncBuiltinESMExports();
   });
 }
@@ -199,9 +199,9 @@ test('a breaker removes only the very lock it judged: one that took its place me
     await writeFile(lock, JSON.stringify({ ...currentHolder(), startTime: 'a dead process' }));
     const live = JSON.stringify(currentHolder());
     // Between the judgement (dead) and the removal, the dead holder's lock goes and a live holder's takes its place.
-    interpose(t, 'writeFile', (path) => path.endsWith('.break'), async () => {
-      await rm(lock);
-      await writeFile(lock, live);
+    interpose(t, 'writeFileSync', (path) => path.endsWith('.break'), () => {
+      rmSync(lock);
+      writeFileSync(lock, live);
     });
     const waiter = contender(lock);
     await settle(150);
@@ -218,7 +218,7 @@ test('a lock that goes while it is being judged or broken is simply taken', (t) 
   withTemp(async (dir) => {
     const lock = join(dir, 'index.json.lock');
     await writeFile(lock, '');
-    interpose(t, 'writeFile', (path) => path.endsWith('.break'), () => rm(lock));
+    interpose(t, 'writeFileSync', (path) => path.endsWith('.break'), () => rmSync(lock));
     assert.equal(await withLock(lock, async () => 'taken after the breaker found it gone'), 'taken after the breaker found it gone');
     assert.deepEqual(readdirSync(dir), []);
   }));
@@ -227,7 +227,7 @@ test('a lock released between our attempt and the judgement is simply taken', (t
   withTemp(async (dir) => {
     const lock = join(dir, 'index.json.lock');
     await writeFile(lock, JSON.stringify(currentHolder()));
-    interpose(t, 'link', (path) => path === lock, async () => undefined, () => rm(lock));
+    interpose(t, 'linkSync', (path) => path === lock, () => undefined, () => rmSync(lock));
     assert.equal(await withLock(lock, async () => 'taken'), 'taken');
     assert.deepEqual(readdirSync(dir), []);
   }));
@@ -236,13 +236,13 @@ test('a contender waits between its tries, more each time (no busy loop on a hel
   withTemp(async (dir) => {
     const lock = join(dir, 'index.json.lock');
     await writeFile(lock, JSON.stringify(currentHolder()));
-    const fsp = fsPromises as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
-    const real = fsp.link as (...args: unknown[]) => Promise<unknown>;
+    const fsSync = fs as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const real = fsSync.linkSync as (...args: unknown[]) => unknown;
     let tries = 0;
-    fsp.link = (...args: unknown[]) => (tries++, real(...args));
+    fsSync.linkSync = (...args: unknown[]) => (tries++, real(...args));
     syncBuiltinESMExports();
     t.after(() => {
-      fsp.link = real;
+      fsSync.linkSync = real;
       syncBuiltinESMExports();
     });
     const waiter = contender(lock);
