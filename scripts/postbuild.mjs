@@ -16,12 +16,12 @@ for (const file of readdirSync(tools)) {
 const { SCHEMA_NAMES, standaloneValidatorSource } = await import(new URL('../dist/lib/core/schema.js', import.meta.url));
 mkdirSync(new URL('../dist/schema/', import.meta.url), { recursive: true });
 for (const name of SCHEMA_NAMES) writeFileSync(new URL(`../dist/schema/${name}.validate.cjs`, import.meta.url), standaloneValidatorSource(name));
-// ns-enter's helpers (native/*.c: ns-enter-exec, ns-enter-prelude): static, so they run in any image; rebuilt when their source changed.
+// ns-enter's helpers (native/*.c: ns-enter-exec, ns-enter-prelude, ns-enter-sysctl): static, so they run in any image; rebuilt when their source changed.
 {
   const { execFileSync } = await import('node:child_process');
   const { existsSync, statSync } = await import('node:fs');
   mkdirSync(new URL('../dist/native/', import.meta.url), { recursive: true });
-  for (const name of ['ns-enter-exec', 'ns-enter-prelude']) {
+  for (const name of ['ns-enter-exec', 'ns-enter-prelude', 'ns-enter-sysctl']) {
     const source = new URL(`../native/${name}.c`, import.meta.url);
     const binary = new URL(`../dist/native/${name}`, import.meta.url);
     if (existsSync(binary) && statSync(binary).mtimeMs >= statSync(source).mtimeMs) continue;

@@ -14,7 +14,7 @@ import { ALL_CAPABILITIES } from './runflags.js';
 import { distPath } from '../core/paths.js';
 
 /** Where the build (scripts/postbuild.mjs) puts ns-enter's static helpers (native/NAME.c): dist/native/, beside dist/lib/. */
-export function nativeProgram(name: 'ns-enter-exec' | 'ns-enter-prelude'): string {
+export function nativeProgram(name: 'ns-enter-exec' | 'ns-enter-prelude' | 'ns-enter-sysctl'): string {
   const path = distPath(import.meta.url, 'native', name);
   if (!existsSync(path)) throw new HostError(`${path} is missing: ns-enter's helper is built with the project`, { hint: 'npm run build (it needs gcc and libc6-dev: scripts/install-deps.sh)' });
   return path;

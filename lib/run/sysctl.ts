@@ -2,13 +2,14 @@
  * linux.sysctl: only the namespaced ones, as runc checks (libcontainer/configs/validate): the
  * IPC ones (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*) with an ipc namespace, net.*
  * with a network namespace, kernel.hostname and kernel.domainname with a uts namespace. They
- * are set while the container waits on bwrap's block fd: nsenter joins the container's
- * namespaces (not its mount namespace: the host's /proc/sys shows the joiner's namespaces) and
- * writes /proc/sys, before the command runs and before anything of the container's could.
+ * are set while the container waits on bwrap's block fd: native/ns-enter-sysctl.c joins the
+ * container's namespaces (not its mount namespace: the host's /proc/sys shows the joiner's
+ * namespaces) and writes /proc/sys, before the command runs and before anything of the
+ * container's could.
  */
 import { execFileSync } from 'node:child_process';
 import { UnsupportedError } from '../core/errors.js';
-import { findProgram } from '../core/host.js';
+import { nativeProgram } from './privileges.js';
 
 const IPC_SYSCTLS = ['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced'];
 
@@ -31,13 +32,10 @@ export function checkSysctls(sysctl: Record<string, string>, namespaces: Set<str
   });
 }
 
-const WRITE_ALL = 'while [ $# -gt 0 ]; do printf "%s\\n" "$2" > "$1" || exit 1; shift 2; done';
-
 /** Writes the sysctls in the namespaces of the container's first process (`pid`); `user`: join its user namespace too. */
 export function applySysctls(pid: number, entries: Array<[string, string]>, user: boolean): void {
-  const joins = ['--net', '--ipc', '--uts', ...(user ? ['--user', '--preserve-credentials'] : [])];
   try {
-    execFileSync(findProgram('nsenter'), ['--target', String(pid), ...joins, '--', '/bin/sh', '-c', WRITE_ALL, 'sh', ...entries.flat()], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+    execFileSync(nativeProgram('ns-enter-sysctl'), [String(pid), ...(user ? ['--user'] : []), '--', ...entries.flat()], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
   } catch (err) {
     const said = String((err as { stderr?: Buffer }).stderr ?? '').trim().split('\n').pop();
     throw new UnsupportedError(`linux.sysctl: cannot set ${entries.map(([p]) => p.slice('/proc/sys/'.length).replace(/\//g, '.')).join(', ')}${said ? `: ${said}` : ''}`, { cause: err });

@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostsFile } from '../../lib/run/etc-files.js';
-import { exec, tool } from '../helpers/exec.js';
+import { assertOneLineError, exec, tool } from '../helpers/exec.js';
 import { busyboxRootfs } from '../helpers/mounts.js';
 import { tempDir } from '../helpers/paths.js';
 
@@ -84,5 +84,15 @@ describe('sysctl', () => {
     const shared = await tool('ns-enter', ['--rootfs', box.rootfs, '--net', 'host', '--sysctl', 'net.ipv4.ip_forward=1', '--', 'true']);
     assert.equal(shared.status, 2);
     assert.equal(shared.stderr, "ns-enter: --sysctl net.ipv4.ip_forward: the container shares the host's network namespace, so it would change the host\n");
+  });
+
+  test('sysctls of the network, IPC and UTS namespaces are set in the container only; a value the kernel refuses is one line naming the file and the reason, exit 1', async () => {
+    const host = ['/proc/sys/net/ipv4/ip_forward', '/proc/sys/kernel/msgmax', '/proc/sys/kernel/domainname'].map((f) => readFileSync(f, 'utf8'));
+    const set = ['--sysctl', 'net.ipv4.ip_forward=1', '--sysctl', 'kernel.msgmax=4242', '--sysctl', 'kernel.domainname=cp.test'];
+    const result = await tool('ns-enter', ['--rootfs', box.rootfs, ...set, '--', 'cat', '/proc/sys/net/ipv4/ip_forward', '/proc/sys/kernel/msgmax', '/proc/sys/kernel/domainname'], { timeoutMs: 60_000 });
+    assert.equal(result.stdout, '1\n4242\ncp.test\n', result.stderr);
+    assert.deepEqual(['/proc/sys/net/ipv4/ip_forward', '/proc/sys/kernel/msgmax', '/proc/sys/kernel/domainname'].map((f) => readFileSync(f, 'utf8')), host);
+    const refused = await tool('ns-enter', ['--rootfs', box.rootfs, '--sysctl', 'net.ipv4.ping_group_range=abc', '--', 'echo', 'ran'], { timeoutMs: 60_000 });
+    assertOneLineError(refused, 'ns-enter', 1, /^ns-enter: linux\.sysctl: cannot set net\.ipv4\.ping_group_range: \/proc\/sys\/net\/ipv4\/ping_group_range: Invalid argument\n$/);
   });
 });
