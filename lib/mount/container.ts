@@ -18,6 +18,7 @@ import { namespaceUsing } from './mountinfo.js';
 import { isRootless, rootlessNamespace, unpackedTrees } from './owners.js';
 import { HostError, UsageError } from '../core/errors.js';
 import { removeRangeOwnedTree, type UserNamespaceMap } from '../core/userns.js';
+import { listDir } from '../core/paths.js';
 
 export interface ContainerDirs {
   id: string;
@@ -137,6 +138,14 @@ export function readContainerRecord(file: string): ContainerRecord | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Each container dir of the store (containers/NAME), with its record when it has one that can be read. */
+export function storeContainers(store: OciLayout): Array<{ name: string; dir: string; record?: ContainerRecord }> {
+  return listDir(store.areaPath('containers')).map((name) => {
+    const dir = store.areaPath('containers', name);
+    return { name, dir, record: readContainerRecord(join(dir, 'container.json')) };
+  });
 }
 
 function sameImage(a: ContainerRecord, b: ContainerRecord): boolean {

@@ -13,7 +13,7 @@ import { join, relative, sep } from 'node:path';
 import { listDir, realPathOrResolved } from '../core/paths.js';
 import type { OciLayout } from '../image/store/oci-layout.js';
 import type { StorePins, StoreUser } from '../image/store/gc.js';
-import { overlayStateRoot, readContainerRecord, removeContainerDir } from './container.js';
+import { overlayStateRoot, removeContainerDir, storeContainers } from './container.js';
 import { withMountLock } from './lock.js';
 import { lowerNamesOf, otherNamespaceMounts, readMountInfo, type MountInfoEntry } from './mountinfo.js';
 import { readMountRecord } from './record.js';
@@ -32,8 +32,7 @@ function allMountTables(): MountInfoEntry[][] {
 
 function storePins(layout: OciLayout, tables: MountInfoEntry[][]): StorePins {
   const pins: StorePins = { manifests: [], paths: [] };
-  for (const name of listDir(layout.areaPath('containers'))) {
-    const record = readContainerRecord(join(layout.areaPath('containers', name), 'container.json'));
+  for (const { record } of storeContainers(layout)) {
     if (record?.image) pins.manifests.push(record.image);
     pins.paths.push(...(record?.lower ?? []));
   }
@@ -73,9 +72,8 @@ function boundFrom(layout: OciLayout, tables: MountInfoEntry[][]): string[] {
 
 async function collectDeadContainers(layout: OciLayout, tables: MountInfoEntry[][]): Promise<string[]> {
   const removed: string[] = [];
-  for (const name of listDir(layout.areaPath('containers'))) {
-    const dir = layout.areaPath('containers', name);
-    if (readContainerRecord(join(dir, 'container.json')) || mountedOn(realPathOrResolved(dir), tables)) continue;
+  for (const { dir, record } of storeContainers(layout)) {
+    if (record || mountedOn(realPathOrResolved(dir), tables)) continue;
     await removeContainerDir(dir);
     removed.push(dir);
   }

@@ -4,11 +4,10 @@
  * names the image's manifest digest), and detached containers (ns-enter -d, under the default
  * state dir) whose root is in this store and whose record names the image by one of its names.
  */
-import { join } from 'node:path';
-import { listDir, realPathOrResolved } from '../core/paths.js';
+import { realPathOrResolved } from '../core/paths.js';
 import type { OciLayout } from '../image/store/oci-layout.js';
 import { REF_NAME_ANNOTATION } from '../image/model.js';
-import { readContainerRecord } from '../mount/container.js';
+import { storeContainers } from '../mount/container.js';
 import { runStateDir } from '../run/run-record.js';
 import { listRecords } from './state.js';
 
@@ -22,9 +21,8 @@ export interface ImageUser {
 /** Every container that uses an image of the store, by the image's manifest digest. */
 export async function imageUsers(layout: OciLayout, stateRoot = runStateDir()): Promise<ImageUser[]> {
   const users: ImageUser[] = [];
-  for (const name of listDir(layout.areaPath('containers'))) {
-    const image = readContainerRecord(join(layout.areaPath('containers', name), 'container.json'))?.image;
-    if (image) users.push({ digest: image, container: `container ${name} (ovl-mount, ${layout.areaPath('containers', name)})` });
+  for (const { name, dir, record } of storeContainers(layout)) {
+    if (record?.image) users.push({ digest: record.image, container: `container ${name} (ovl-mount, ${dir})` });
   }
   const byName = new Map((await layout.readIndex()).manifests.map((m) => [m.annotations?.[REF_NAME_ANNOTATION], m.digest]));
   const store = `${realPathOrResolved(layout.root)}/`;
