@@ -3,6 +3,7 @@
  * and is renamed over it. A temp file a failed write leaves (ENOSPC, kill -9) is removed by the
  * writer when it can, and by sweepTempFiles() once it is older than any write can take.
  */
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
@@ -14,7 +15,7 @@ const TEMP_FILE = /^\.(.*\.)?[0-9a-f]{12}\.tmp$/;
 
 /** Write to a temp file and rename, so readers never see half a file. */
 export async function writeFileAtomic(path: string, data: string | Buffer, options: { onlyIfMissing?: boolean } = {}): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = tempPathFor(path);
   try {
     await writeFile(temp, data);
     if (options.onlyIfMissing && (await exists(path))) {
@@ -26,6 +27,26 @@ export async function writeFileAtomic(path: string, data: string | Buffer, optio
     await rm(temp, { force: true }).catch(() => undefined);
     throw err;
   }
+}
+
+/** writeFileAtomic's synchronous twin, for the small files of a command's start (a cache entry), with the file's mode. */
+export function writeFileAtomicSync(path: string, data: string | Buffer, mode = 0o666): void {
+  const temp = tempPathFor(path);
+  try {
+    writeFileSync(temp, data, { mode });
+    renameSync(temp, path);
+  } catch (err) {
+    try {
+      rmSync(temp, { force: true });
+    } catch {
+      // swept later (sweepTempFiles)
+    }
+    throw err;
+  }
+}
+
+function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
 /** Removes the temp files of writes that died (untouched for STALE_TEMP_MS): a full disk's 0-byte ones too. */

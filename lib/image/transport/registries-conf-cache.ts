@@ -11,9 +11,10 @@
  * send pulls to another registry); entries not rewritten for 30 days are removed on a miss.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeFileAtomicSync } from '../../core/atomic-write.js';
 import type { ConfFile } from './registries-conf.js';
 
 export interface CacheOptions {
@@ -71,18 +72,12 @@ function readEntry(path: string, key: string): Entry | undefined {
 
 /** Written whole to a temp file and renamed into place: a concurrent reader sees all of an entry or none. */
 function writeEntry(dir: string, path: string, entry: Entry): void {
-  const temp = join(dir, `.${entry.key}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     removeOld(dir);
-    writeFileSync(temp, JSON.stringify(entry), { mode: 0o600 });
-    renameSync(temp, path);
+    writeFileAtomicSync(path, JSON.stringify(entry), 0o600);
   } catch {
-    try {
-      rmSync(temp, { force: true });
-    } catch {
-      // Nothing was written there either.
-    }
+    // No cache this time: the file was parsed, as without one.
   }
 }
 
