@@ -12,7 +12,8 @@
  *   record is stale (a live owner refreshes the record's mtime every minute). A tree with no record (an unpack from before
  *   records) is swept once it is stale by its own mtime.
  */
-import { readdirSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { listDir } from '../core/paths.js';
 import { chmod, mkdir, mkdtemp, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { removeTree } from './tree.js';
@@ -61,12 +62,7 @@ export function discardTempTree(temp: string, rootless: boolean): void {
 /** Removes the temp trees in `dir` whose owner is dead (see the top of this file). */
 export function sweepTempTrees(dir: string, now = Date.now()): string[] {
   const swept: string[] = [];
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return swept;
-  }
+  const names = listDir(dir);
   for (const name of names) {
     const tree = RECORD_NAME.exec(name)?.[1];
     if (tree && !names.includes(tree)) unlinkQuietly(join(dir, name));

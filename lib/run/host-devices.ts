@@ -4,7 +4,8 @@
  * a config's device from the host (bubblewrap cannot mknod with a given major:minor), so it
  * carries out only devices that are on the host at the same path with the same type and number.
  */
-import { lstatSync, readdirSync, statSync, type Stats } from 'node:fs';
+import { lstatSync, statSync, type Stats } from 'node:fs';
+import { listDir } from '../core/paths.js';
 import { join } from 'node:path';
 import { UnsupportedError } from '../core/errors.js';
 import type { RuntimeLinux } from './runtime-spec.js';
@@ -28,13 +29,7 @@ function deviceOf(path: string, info: Stats): Device | undefined {
 /** Every character and block device under the host's /dev (symlinks not followed), sorted by path. */
 export function hostDevices(dir = '/dev'): Device[] {
   const devices: Device[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync(dir);
-  } catch {
-    return devices;
-  }
-  for (const name of entries) {
+  for (const name of listDir(dir)) {
     const path = join(dir, name);
     if (SKIPPED.has(path)) continue;
     let info: Stats;

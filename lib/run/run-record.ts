@@ -6,11 +6,11 @@
  * private mkdtemp dir whose name carries the owner. A run whose owner is gone (killed with -9)
  * is swept by the next one: its cgroups, its staging dir, its record. A live run is never swept.
  */
-import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../core/errors.js';
-import { dataHome } from '../core/paths.js';
+import { dataHome, listDir } from '../core/paths.js';
 import { removeCgroupDirs } from './cgroups.js';
 import { currentHolder, holderLiveness, processStartTime, type HolderRecord } from '../core/holder.js';
 import { ETC_FILE_NAMES, STAGED_ETC } from './etc-files.js';
@@ -200,15 +200,6 @@ export function removeStagingDir(dir: string): void {
   for (const name of ETC_FILE_NAMES) rmSync(join(dir, STAGED_ETC, name), { force: true });
   tryRmdir(join(dir, STAGED_ETC));
   tryRmdir(dir);
-}
-
-/** A dir's entries; none when it is not there (or not readable). */
-function listDir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
 }
 
 function removeMountPoint(path: string): void {
