@@ -72,3 +72,19 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
 export async function pushBusybox(workDir: string, destinations: string[], env: NodeJS.ProcessEnv = {}): Promise<void> {
   await mustExec(join(SCRIPTS, 'build-busybox-image.sh'), [workDir, ...destinations], { env });
 }
+
+/** A registry of its own with the lab busybox image at lab/busybox:latest (built in a temp dir, removed after): the registry and the image's docker:// name. */
+export async function registryWithBusybox(): Promise<{ registry: TestRegistry; image: string }> {
+  const registry = await startRegistry();
+  const image = `docker://${registry.host}/lab/busybox:latest`;
+  const work = await tempDir('cp-busybox-build-');
+  try {
+    await pushBusybox(work.path, [image]);
+  } catch (err) {
+    await registry.stop();
+    throw err;
+  } finally {
+    await work.cleanup();
+  }
+  return { registry, image };
+}

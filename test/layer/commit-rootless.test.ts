@@ -11,8 +11,8 @@ import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mustExec } from '../helpers/exec.js';
 import { createTestUser, type TestUser } from '../helpers/users.js';
-import { toolPath, tempDir } from '../helpers/paths.js';
-import { pushBusybox, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { toolPath } from '../helpers/paths.js';
+import { registryWithBusybox, type TestRegistry } from '../helpers/registry.js';
 import { subordinateRanges } from '../../lib/core/userns.js';
 import { shellQuote } from '../../lib/core/shell.js';
 import { containerOwners, decodeRootlessOwner } from '../../lib/layer/container-owners.js';
@@ -54,14 +54,7 @@ describe('rootless img-commit as users made with useradd', () => {
   let image: string;
 
   before(async () => {
-    registry = await startRegistry();
-    const work = await tempDir('cp-commit-rootless-');
-    try {
-      await pushBusybox(work.path, [`docker://${registry.host}/lab/busybox:latest`]);
-    } finally {
-      await work.cleanup();
-    }
-    image = `docker://${registry.host}/lab/busybox:latest`;
+    ({ registry, image } = await registryWithBusybox());
   });
   after(async () => {
     await registry?.stop();

@@ -16,7 +16,7 @@ import { mustExec, type ExecResult } from '../helpers/exec.js';
 import { createTestUser, type TestUser } from '../helpers/users.js';
 import { runOnPty } from '../helpers/pty.js';
 import { REPO, toolPath, tempDir } from '../helpers/paths.js';
-import { pushBusybox, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { registryWithBusybox, type TestRegistry } from '../helpers/registry.js';
 import { checkUserNamespaces, subordinateRanges } from '../../lib/core/userns.js';
 import { HostError } from '../../lib/core/errors.js';
 import { shellQuote } from '../../lib/core/shell.js';
@@ -59,14 +59,7 @@ describe('rootless: the pipeline as a user made with useradd', () => {
   let image: string;
 
   before(async () => {
-    registry = await startRegistry();
-    const work = await tempDir('cp-rootless-');
-    try {
-      await pushBusybox(work.path, [`docker://${registry.host}/lab/busybox:latest`]);
-    } finally {
-      await work.cleanup();
-    }
-    image = `docker://${registry.host}/lab/busybox:latest`;
+    ({ registry, image } = await registryWithBusybox());
     user = await createTestUser(RANGED);
   });
 
