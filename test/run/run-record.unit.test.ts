@@ -133,3 +133,17 @@ test('staging dirs: private, named after their owner; a sweep removes only dead 
     assert.equal(existsSync(mine), false);
     sweepStagingDirs(join(dir, 'missing'));
   }));
+
+test('a staging dir\'s file mount point (a noexec bind of a file) goes when it is empty; a numbered file with content stays, and so does its dir', () =>
+  withDir(async (dir) => {
+    const emptyPoint = join(dir, 'empty');
+    mkdirSync(emptyPoint);
+    writeFileSync(join(emptyPoint, '0'), '');
+    removeStagingDir(emptyPoint);
+    assert.equal(existsSync(emptyPoint), false);
+    const withContent = join(dir, 'content');
+    mkdirSync(withContent);
+    writeFileSync(join(withContent, '0'), 'not a mount point');
+    removeStagingDir(withContent);
+    assert.equal(readFileSync(join(withContent, '0'), 'utf8'), 'not a mount point');
+  }));
